@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Generate the CATS XML Schemas (schemas/ncts, schemas/cats, schemas/admin).
+
+Run from the repository root:  python3 tools/schemagen/schemagen.py
+The NCTS P5 reference is read from $P5_REF (default /work/shared/reference/ncts-p5).
+Standard library only.
+"""
+
+import copy
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from p5model import P5, Elem, Simple  # noqa: E402
+import xsdwriter  # noqa: E402
+import catsdefs  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(HERE))
+P5_REF = os.environ.get("P5_REF", "/work/shared/reference/ncts-p5")
+VERSION = "1.0"
+
+NCTS_NS = "http://ncts.dgtaxud.ec"
+
+# External-domain messages taken from the P5 XSDs as they are.
+P5_MESSAGES = [
+    "CC004C", "CC007C", "CC009C", "CC013C", "CC014C", "CC015C", "CC019C", "CC025C",
+    "CC028C", "CC029C", "CC043C", "CC044C", "CC045C", "CC051C", "CC055C", "CC056C",
+    "CC057C", "CC060C", "CC170C", "CC906C", "CC917C", "CC928C",
+]
+
+
+def header(p5, message_type="MessageTypes"):
+    """The P5 MESSAGE group, inlined; messageType may be narrowed."""
+    out = []
+    for e in p5.message_group:
+        e = copy.deepcopy(e)
+        if e.name == "messageType":
+            e.type = message_type
+        # TIS: the header fields are required, the correlation identifier dependent.
+        e.optionality = "R" if e.min == "1" else "D"
+        out.append(e)
+    return out
+
+
+# ---------------------------------------------------------------- TIS rules
+
+def read_tis(msg):
+    """Rows (depth, rules) of derived/tis_message_tables/IExxx.tsv, or None."""
+    path = os.path.join(P5_REF, "derived", "tis_message_tables", "IE" + msg[2:5] + ".tsv")
+    if not os.path.exists(path):
+        return None
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            line = line.rstrip("\n")
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            name = cols[0]
+            depth = (len(name) - len(name.lstrip(" "))) // 2
+            rules = cols[4].split() if len(cols) > 4 else []
+            rows.append((depth, cols[1], rules))
+    return rows
+
+
+def flatten(p5_complex, root_elems, msg_header):
+    """Depth-first (depth, owner, index) list matching the TIS table layout.
+
+    The TIS tables put the MESSAGE row at depth 0 and both the header fields
+    and the message's top-level groups at depth 1.
+
+    owner is ("ROOT", None) for root-level elements, ("HEADER", None) for the
+    header group, or ("TYPE", type name).
+    """
+    out = []
+
+    def walk(type_name, depth):
+        for i, e in enumerate(p5_complex[type_name]):
+            out.append((depth, ("TYPE", type_name), i))
+            if e.type in p5_complex:
+                walk(e.type, depth + 1)
+
+    for i, e in enumerate(root_elems):
+        if e is None:
+            out.append((0, ("GROUP", None), None))
+            for j, _ in enumerate(msg_header):
+                out.append((1, ("HEADER", None), j))
+        else:
+            out.append((1, ("ROOT", None), i))
+            if e.type in p5_complex:
+                walk(e.type, 2)
+    return out
+
+
+def opt_of(root, hdr, p5_complex, kind, tname, i):
+    if kind == "ROOT":
+        return root[i].optionality
+    if kind == "TYPE":
+        return p5_complex[tname][i].optionality
+    return ""
+
+
+# ---------------------------------------------------------------- closure
+
+def closure(roots, complex_all, simple_all):
+    """Named types reachable from the given root element lists."""
+    cx, sx = {}, {}
+
+    def simple(n):
+        if n.startswith("xs:") or n in sx:
+            return
+        s = simple_all[n]
+        sx[n] = s
+        simple(s.base)
+
+    def visit(t):
+        if t in complex_all:
+            if t in cx:
+                return
+            cx[t] = complex_all[t]
+            for e in cx[t]:
+                visit(e.type)
+        else:
+            simple(t)
+
+    for elems in roots:
+        for e in elems:
+            visit(e.type)
+    return cx, sx
+
+
+# ---------------------------------------------------------------- ncts
+
+def build_ncts(p5):
+    messages = {}
+    rule_sets = {}  # (type, index) -> {msg: rules}
+    conflicts = []
+    for msg in P5_MESSAGES:
+        root = p5.load_root(msg)
+        hdr = header(p5)
+        tis = read_tis(msg)
+        flat = flatten(p5.complex, root, hdr)
+        if tis is not None:
+            # The tables list the fields in XSD order; their indentation has
+            # a few slips, so rows are matched by position and checked by count
+            # and optionality.
+            prio = [pr for _, pr, _ in tis]
+            mine = [opt_of(root, hdr, p5.complex, k, t, i) for _, (k, t), i in flat]
+            bad = [k for k, (a, b) in enumerate(zip(prio, mine)) if b and a != b]
+            if len(flat) != len(tis) or bad:
+                print(f"warning: {msg}: TIS table does not line up with the XSD "
+                      f"({len(flat)} vs {len(tis)} rows, {len(bad)} optionality mismatches); "
+                      "rules left out", file=sys.stderr)
+            else:
+                for (depth, (kind, tname), i), (_, _, rules) in zip(flat, tis):
+                    if kind == "ROOT":
+                        root[i].rules = rules
+                    elif kind == "HEADER":
+                        hdr[i].rules = rules
+                    elif kind == "TYPE":
+                        rule_sets.setdefault((tname, i), {})[msg] = rules
+        elems = []
+        for e in root:
+            elems.extend(hdr if e is None else [e])
+        messages[msg] = (elems, True, None)
+
+    for msg, elems in catsdefs.ncts_extra(header(p5)).items():
+        messages[msg] = (elems, True, catsdefs.DOCS.get(msg))
+
+    cx, sx = closure([m[0] for m in messages.values()], p5.complex, p5.simple)
+    sx["phaseIDtype"] = p5.simple["phaseIDtype"]
+    cx = copy.deepcopy(cx)
+    # A complexType is shared by several messages, and TIS sometimes gives
+    # the same field different rules in different messages: cm:rules holds
+    # the rules that apply in every message using the type, and
+    # cm:rulesByMessage the message-specific rest ("CC015C:E1104 ...").
+    for (tname, i), per_msg in rule_sets.items():
+        if tname not in cx:
+            continue
+        common = set.intersection(*(set(r) for r in per_msg.values()))
+        e = cx[tname][i]
+        e.rules = sorted(common)
+        extra = sorted(f"{m}:{r}" for m, rs in per_msg.items() for r in rs if r not in common)
+        e.rules_by_message = extra
+        if extra:
+            conflicts.append((tname, e.name, extra))
+    return messages, cx, sx, conflicts
+
+
+def main():
+    p5 = P5(P5_REF)
+    messages, cx, sx, conflicts = build_ncts(p5)
+    xsdwriter.write_namespace(os.path.join(REPO, "schemas", "ncts"), NCTS_NS, VERSION,
+                              sx, cx, catsdefs.DOCS, messages)
+    if "--conflicts" in sys.argv:
+        for c in conflicts:
+            print(c)
+    catsdefs.build_common_and_admin(p5, header, closure, REPO, VERSION)
+
+
+if __name__ == "__main__":
+    main()
