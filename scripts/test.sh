@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs every CATS test, the way CI does: installs and starts what the tests need when it is
+# missing (Debian packages via apt-get, as root), checks formatting and lints, then runs the
+# whole workspace test suite against real services: PostgreSQL, a RabbitMQ node configured with
+# the project's own TLS + SASL EXTERNAL configuration, real TLS and real sockets.
+#
+#   bash scripts/test.sh            # everything
+#   CATS_SKIP_LINT=1 bash scripts/test.sh   # tests only (faster local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------------------------
+# 1. Packages the tests use. Nothing is skipped when a tool is missing: it is installed.
+# ---------------------------------------------------------------------------------------------
+need_pkgs=()
+command -v xmllint >/dev/null 2>&1 || need_pkgs+=(libxml2-utils)
+command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
+command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+if ((${#need_pkgs[@]})); then
+  log "installing ${need_pkgs[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing packages (${need_pkgs[*]}) and not root: install them with apt-get" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 2. PostgreSQL on 127.0.0.1:5432 (trust auth on the machines CATS is developed on).
+# ---------------------------------------------------------------------------------------------
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  log "starting PostgreSQL"
+  for v in $(ls /etc/postgresql 2>/dev/null); do
+    pg_ctlcluster --skip-systemctl-redirect "$v" main start || true
+  done
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+export CATS_TEST_DATABASE_URL=${CATS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+
+# ---------------------------------------------------------------------------------------------
+# 3. Formatting and lints.
+# ---------------------------------------------------------------------------------------------
+if [[ -z ${CATS_SKIP_LINT:-} ]]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets --all-features -- -D warnings
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 4. Development PKI and the project's own RabbitMQ node (TLS + EXTERNAL) on other ports, so
+#    the machine's own RabbitMQ is left as it is.
+# ---------------------------------------------------------------------------------------------
+log "building"
+cargo build --workspace --all-targets --all-features
+test_pki="$root/target/test-pki"
+./target/debug/cats certs init --dir "$test_pki" >/dev/null
+export CATS_TEST_PKI="$test_pki"
+if [[ -x deploy/rabbitmq/start-node.sh ]]; then
+  log "starting the CATS RabbitMQ test node"
+  bash deploy/rabbitmq/start-node.sh --certs "$test_pki" --state "$root/target/rabbitmq-test"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 5. Every test of the workspace, ignored ones included.
+# ---------------------------------------------------------------------------------------------
+log "cargo test"
+cargo test --workspace --all-features --no-fail-fast -- --include-ignored
