@@ -1,1 +1,149 @@
-fn main() {}
+//! `cats`: the one command line of CATS.
+//!
+//! Arguments are parsed in two stages (ripgrep's habit): clap turns the words into the raw
+//! [`Cli`] values, then each command resolves and checks what it was given before it does
+//! anything. Exit codes: 0 success, 1 "the input is not valid" (validate, mrn check), 2 a usage or
+//! I/O error.
+
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// CATS, the CAREC Advanced Transit System.
+#[derive(Debug, Parser)]
+#[command(name = "cats", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate message files: exit 0 when every file is valid, 1 when any is not, 2 on error.
+    Validate {
+        /// How far to check: `xml` stops after the typed decode, `rules` adds code lists,
+        /// rules and conditions.
+        #[arg(long, value_enum, default_value = "rules")]
+        level: cli::validate::Level,
+        /// `text` (one line a file, one indented line an error), `json`, or `xml` (the NACK
+        /// message itself).
+        #[arg(long, value_enum, default_value = "text")]
+        format: cli::validate::Format,
+        /// Largest document accepted, in bytes.
+        #[arg(long, default_value_t = 8 * 1024 * 1024)]
+        max_bytes: usize,
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Decode a message and print its canonical re-encoding (exit 1 with the errors if it does
+    /// not decode).
+    Normalize {
+        /// The message file.
+        file: PathBuf,
+    },
+    /// Movement reference numbers.
+    Mrn {
+        #[command(subcommand)]
+        command: MrnCommand,
+    },
+    /// The development PKI.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MrnCommand {
+    /// Print a new, valid MRN.
+    New {
+        /// The customs office of departure (its country is positions 3-4 of the MRN).
+        #[arg(long)]
+        office: String,
+        /// The procedure letter: J (transit), K (transit + exit summary), L (transit + entry
+        /// summary), M (security only).
+        #[arg(long, default_value = "J")]
+        procedure: String,
+        /// Two-digit year (default: this year).
+        #[arg(long)]
+        year: Option<u8>,
+        /// The office's sequence number (default: derived from the clock).
+        #[arg(long)]
+        sequence: Option<u64>,
+    },
+    /// Check MRNs: exit 0 when all are valid, 1 otherwise, naming the bad ones.
+    Check {
+        /// The MRNs.
+        mrns: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// Create the CATS development CA and every certificate signed by it (keeps an existing CA
+    /// unless --force).
+    Init {
+        /// Where to write the certificates and keys (never commit it).
+        #[arg(long, default_value = "certs/dev")]
+        dir: PathBuf,
+        /// The countries that get a node and a signing certificate.
+        #[arg(long, value_delimiter = ',', default_value = "KZ,AZ,GE")]
+        countries: Vec<String>,
+        /// Replace the existing CA and every certificate.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cats: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate {
+            level,
+            format,
+            max_bytes,
+            files,
+        } => cli::validate::validate(&files, level, format, max_bytes),
+        Command::Normalize { file } => cli::validate::normalize(&file),
+        Command::Mrn { command } => match command {
+            MrnCommand::New {
+                office,
+                procedure,
+                year,
+                sequence,
+            } => cli::mrn::new(&office, &procedure, year, sequence),
+            MrnCommand::Check { mrns } => cli::mrn::check(&mrns),
+        },
+        Command::Certs { command } => match command {
+            CertsCommand::Init {
+                dir,
+                countries,
+                force,
+            } => cli::certs::init(&dir, &countries, force),
+        },
+    }
+}
