@@ -193,12 +193,14 @@ def build_ncts(p5):
 def main():
     p5 = P5(P5_REF)
     messages, cx, sx, conflicts = build_ncts(p5)
-    xsdwriter.write_namespace(os.path.join(REPO, "schemas", "ncts"), NCTS_NS, VERSION,
+    # CATS_SCHEMA_OUT lets check.py generate into a scratch directory.
+    out = os.environ.get("CATS_SCHEMA_OUT", REPO)
+    xsdwriter.write_namespace(os.path.join(out, "schemas", "ncts"), NCTS_NS, VERSION,
                               sx, cx, catsdefs.DOCS, messages)
     if "--conflicts" in sys.argv:
         for c in conflicts:
             print(c)
-    catsdefs.build_common_and_admin(p5, header, closure, REPO, VERSION)
+    catsdefs.build_common_and_admin(p5, header, closure, out, VERSION)
 
 
 if __name__ == "__main__":
