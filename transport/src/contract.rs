@@ -31,19 +31,8 @@ use std::future::Future;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
+pub use cats_trust::identity::PeerIdentity;
 pub use message_catalog::ids::CountryCode;
-
-/// Who is at the other end of a link, as its certificate says.
-///
-/// Placeholder with the same shape as `cats_trust::identity::PeerIdentity`, which replaces it
-/// (as a re-export under this same path) as soon as `cats-trust` publishes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PeerIdentity {
-    /// The hub.
-    Hub,
-    /// The node of one country.
-    Node(CountryCode),
-}
 
 /// Where a message goes.
 ///
