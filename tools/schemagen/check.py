@@ -229,6 +229,47 @@ def check_mutants(sample_files):
           f"{disagreements} disagreements")
 
 
+def check_code_lists():
+    """Valid cases use codes the catalogue's complete code lists hold (the
+    codec enforces those at decode, xmllint cannot see them)."""
+    cl_dir = os.path.join(REPO, "message-catalog", "data", "codelists")
+    if not os.path.isdir(cl_dir):
+        print("code lists: message-catalog/data/codelists not present, skipped")
+        return
+    lists = {}
+    for f in os.listdir(cl_dir):
+        if not f.endswith(".tsv"):
+            continue
+        complete, values = False, set()
+        for line in open(os.path.join(cl_dir, f), encoding="utf-8"):
+            if line.startswith("# complete: yes"):
+                complete = True
+            if line.strip() and not line.startswith("#"):
+                values.add(line.split("\t")[0].strip())
+        lists[f[:-4]] = (complete, values)
+    checked = 0
+    for nsdir, msgs in MESSAGES.items():
+        ns = Namespace(os.path.join(SCHEMAS, nsdir))
+        for msg in msgs:
+            for f in sorted(os.listdir(os.path.join(DATA, msg.lower()))):
+                if not (f.startswith("valid") and f.endswith(".xml")):
+                    continue
+                path = os.path.join(DATA, msg.lower(), f)
+
+                def walk(el, t):
+                    nonlocal checked
+                    for c in el:
+                        d = next(x for x in ns.complex[t] if x.name == c.tag)
+                        if d.code_list and lists.get(d.code_list, (False,))[0]:
+                            checked += 1
+                            if c.text not in lists[d.code_list][1]:
+                                fail(f"{rel(path)}: {c.tag}={c.text!r} is not in {d.code_list}")
+                        if d.type in ns.complex:
+                            walk(c, d.type)
+                walk(ET.parse(path).getroot(), ns.roots[msg])
+    print(f"code lists: {checked} coded values in valid cases are in the catalogue's complete lists")
+
+
 def rel(f):
     return os.path.relpath(f, REPO)
 
@@ -238,6 +279,7 @@ def main():
     check_corpus()
     samples = check_samples()
     check_hostile()
+    check_code_lists()
     check_mutants(samples)
     if failures:
         print(f"{len(failures)} failure(s)")

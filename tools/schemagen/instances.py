@@ -260,6 +260,7 @@ NAMED = {
     "terms": "Comprehensive guarantee for road and ferry transit on the Trans-Caspian corridor.",
     "hsCodePrefix": "9301",
     "rate": "0.0021",
+    "exchangeRate": "0.0021",
 }
 
 # Some element names mean different things in different groups.
