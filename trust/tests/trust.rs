@@ -710,3 +710,28 @@ mod hostile {
         }
     }
 }
+
+#[test]
+fn envelope_md_lists_every_error_code() {
+    // The format document is where operators look up a code: it must not drift.
+    let doc = include_str!("../ENVELOPE.md");
+    for code in [
+        "envelope.malformed",
+        "envelope.unsigned",
+        "envelope.signer-chain",
+        "envelope.signer-usage",
+        "envelope.signer-revoked",
+        "envelope.sender-mismatch",
+        "envelope.transport-mismatch",
+        "envelope.recipient-mismatch",
+        "envelope.body-hash",
+        "envelope.signature",
+        "envelope.stale",
+    ] {
+        assert!(
+            doc.contains(&format!("`{code}`")),
+            "{code} missing from ENVELOPE.md"
+        );
+    }
+    assert!(doc.contains("CATS-ENVELOPE-V1"));
+}
