@@ -6,3 +6,6 @@
 //!   at-least-once delivery with explicit acknowledgement, order per partition key, dead letters
 //!   instead of poison loops, sender identity taken from the channel.
 pub mod contract;
+pub mod direct;
+pub mod shutdown;
+pub mod store;
