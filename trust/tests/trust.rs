@@ -735,3 +735,150 @@ fn envelope_md_lists_every_error_code() {
     }
     assert!(doc.contains("CATS-ENVELOPE-V1"));
 }
+
+// --- the certificates in a real rustls handshake ----------------------------------------------
+
+mod tls {
+    use super::*;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection};
+    use std::sync::Arc;
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    fn roots(fx: &Fixture) -> Arc<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        for ca in load_certs(&fx.files.ca.cert).expect("CA") {
+            roots.add(ca).expect("root");
+        }
+        Arc::new(roots)
+    }
+
+    fn hub_server(fx: &Fixture) -> Arc<ServerConfig> {
+        let verifier = WebPkiClientVerifier::builder_with_provider(roots(fx), provider())
+            .build()
+            .expect("client verifier");
+        let config = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                load_certs(&fx.files.hub_server.cert).expect("cert"),
+                load_private_key(&fx.files.hub_server.key).expect("key"),
+            )
+            .expect("server config");
+        Arc::new(config)
+    }
+
+    fn client(fx: &Fixture, identity: Option<(Vec<u8>, Vec<u8>)>) -> Arc<ClientConfig> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots(fx));
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from(cert)],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+                )
+                .expect("client config"),
+        };
+        Arc::new(config)
+    }
+
+    fn files_identity(files: &cats_trust::CertFiles) -> (Vec<u8>, Vec<u8>) {
+        let key = match load_private_key(&files.key).expect("key") {
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key) => key.secret_pkcs8_der().to_vec(),
+            _ => panic!("rcgen writes PKCS#8"),
+        };
+        (cert_of(&files.cert), key)
+    }
+
+    /// Runs a handshake in memory; the server's view of the client certificate, or why it
+    /// failed.
+    fn handshake(
+        client: Arc<ClientConfig>,
+        server: Arc<ServerConfig>,
+    ) -> Result<Vec<CertificateDer<'static>>, String> {
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut c = ClientConnection::new(client, name).map_err(|e| e.to_string())?;
+        let mut s = ServerConnection::new(server).map_err(|e| e.to_string())?;
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            c.write_tls(&mut buf).map_err(|e| e.to_string())?;
+            s.read_tls(&mut buf.as_slice()).map_err(|e| e.to_string())?;
+            s.process_new_packets()
+                .map_err(|e| format!("server: {e}"))?;
+            let mut buf = Vec::new();
+            s.write_tls(&mut buf).map_err(|e| e.to_string())?;
+            c.read_tls(&mut buf.as_slice()).map_err(|e| e.to_string())?;
+            c.process_new_packets()
+                .map_err(|e| format!("client: {e}"))?;
+            if !s.is_handshaking() && !c.is_handshaking() {
+                return Ok(s
+                    .peer_certificates()
+                    .map(|certs| certs.iter().map(|c| c.clone().into_owned()).collect())
+                    .unwrap_or_default());
+            }
+        }
+        Err("handshake did not finish".to_owned())
+    }
+
+    /// The hub server, not the client or the test's plumbing, ended the handshake.
+    fn refused_by_server(result: Result<Vec<CertificateDer<'static>>, String>) {
+        match result {
+            Ok(_) => panic!("handshake succeeded"),
+            Err(why) => assert!(why.starts_with("server: "), "{why}"),
+        }
+    }
+
+    #[test]
+    fn node_certificate_authenticates_to_the_hub_server() {
+        let fx = Fixture::new();
+        let peer = handshake(
+            client(&fx, Some(files_identity(&fx.files.nodes[&KZ]))),
+            hub_server(&fx),
+        )
+        .expect("handshake");
+        let first = peer.first().expect("client certificate");
+        assert_eq!(
+            fx.trust().check_peer(first).expect("allowed"),
+            PeerIdentity::Node(KZ)
+        );
+    }
+
+    #[test]
+    fn no_client_certificate_is_refused_at_the_handshake() {
+        let fx = Fixture::new();
+        refused_by_server(handshake(client(&fx, None), hub_server(&fx)));
+    }
+
+    #[test]
+    fn client_from_another_ca_is_refused_at_the_handshake() {
+        let fx = Fixture::new();
+        let rogue = DevPki::generate_ca(cats_trust::pki::DEV_CA_COMMON_NAME).expect("CA");
+        let cert = rogue.issue_node(KZ).expect("cert");
+        let identity = (cert.cert_der.to_vec(), cert.key_pkcs8_der.clone());
+        refused_by_server(handshake(client(&fx, Some(identity)), hub_server(&fx)));
+    }
+
+    #[test]
+    fn expired_client_is_refused_at_the_handshake() {
+        let fx = Fixture::new();
+        let pki = DevPki::load_dir(fx.path()).expect("CA");
+        let cert = pki.issue_expired(&LeafProfile::Node(KZ)).expect("cert");
+        let identity = (cert.cert_der.to_vec(), cert.key_pkcs8_der.clone());
+        refused_by_server(handshake(client(&fx, Some(identity)), hub_server(&fx)));
+    }
+
+    #[test]
+    fn a_signing_certificate_cannot_be_a_tls_client() {
+        let fx = Fixture::new();
+        let identity = files_identity(&fx.files.signers[&KZ]);
+        refused_by_server(handshake(client(&fx, Some(identity)), hub_server(&fx)));
+    }
+}
