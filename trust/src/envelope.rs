@@ -69,6 +69,10 @@
 //! 10. the body hashes to the header's SHA-256 (`envelope.body-hash`);
 //! 11. the preparation time is within the window of now, either way (`envelope.stale`).
 //!
+//! [`Verifier::open_redelivered`] is the same for envelopes re-delivered from the hub journal
+//! after an outage: no freshness window, and the signer certificate judged at the preparation
+//! time.
+//!
 //! Steps 3 and 4 run once per signer certificate: the result is cached by fingerprint, so a
 //! steady stream costs one ECDSA verification and two SHA-256 per message.
 
@@ -404,6 +408,15 @@ fn put_party(out: &mut Vec<u8>, party: &PeerIdentity) {
     }
 }
 
+/// Which time the signer certificate and the preparation time are judged against.
+#[derive(Debug, Clone, Copy)]
+enum Freshness {
+    /// Live traffic: the certificate valid now, the preparation time within the window.
+    Now(DateTime<Utc>),
+    /// Journal re-delivery: the certificate valid when the envelope was prepared.
+    AsPrepared,
+}
+
 /// What the verifier remembers about a signer certificate it has checked.
 #[derive(Debug, Clone)]
 struct CheckedSigner {
@@ -470,6 +483,28 @@ impl Verifier {
         transport: &PeerIdentity,
         now: DateTime<Utc>,
     ) -> Result<Opened<'a>, EnvelopeError> {
+        self.open_checked(wire, transport, Freshness::Now(now))
+    }
+
+    /// Verifies an envelope re-delivered from the hub journal (a node catching up after an
+    /// outage, a reconciliation): every check of [`Verifier::open`] except the freshness
+    /// window, and the signer certificate must have been valid at the envelope's preparation
+    /// time rather than now. The allow-list is still today's: a revoked signer stays revoked.
+    /// Replays are the inbox's business (deduplication by sender and message id).
+    pub fn open_redelivered<'a>(
+        &self,
+        wire: &'a [u8],
+        transport: &PeerIdentity,
+    ) -> Result<Opened<'a>, EnvelopeError> {
+        self.open_checked(wire, transport, Freshness::AsPrepared)
+    }
+
+    fn open_checked<'a>(
+        &self,
+        wire: &'a [u8],
+        transport: &PeerIdentity,
+        freshness: Freshness,
+    ) -> Result<Opened<'a>, EnvelopeError> {
         let ParsedEnvelope {
             header,
             signed_bytes,
@@ -485,7 +520,11 @@ impl Verifier {
             ));
         }
         let trust = self.trust_store();
-        let signer = self.checked_signer(&trust, header.signer_cert, cert_fp, now)?;
+        let at = match freshness {
+            Freshness::Now(now) => now,
+            Freshness::AsPrepared => header.fields.prepared_at,
+        };
+        let signer = self.checked_signer(&trust, header.signer_cert, cert_fp, at)?;
         if !trust.is_allowed(&signer.identity, &cert_fp) {
             return Err(EnvelopeError::SignerRevoked {
                 signer: signer.identity,
@@ -519,7 +558,9 @@ impl Verifier {
         if ring::digest::digest(&ring::digest::SHA256, body).as_ref() != header.body_sha256 {
             return Err(EnvelopeError::BodyHash);
         }
-        if (now - fields.prepared_at).abs() > self.window {
+        if let Freshness::Now(now) = freshness
+            && (now - fields.prepared_at).abs() > self.window
+        {
             return Err(EnvelopeError::Stale {
                 prepared_at: fields.prepared_at,
                 now,

@@ -882,3 +882,42 @@ mod tls {
         refused_by_server(handshake(client(&fx, Some(identity)), hub_server(&fx)));
     }
 }
+
+#[test]
+fn a_redelivered_envelope_opens_long_after_its_window() {
+    let fx = Fixture::new();
+    let mut f = kz_to_az();
+    // Half an hour ago: well outside the five-minute window, but inside the validity of the
+    // signer certificate (issued an hour back).
+    f.prepared_at = now() - TimeDelta::minutes(30);
+    let wire = fx.signer(KZ).seal(&f, BODY).expect("seal");
+    let verifier = fx.verifier();
+    assert_eq!(
+        code(verifier.open(&wire, &PeerIdentity::Hub, now())),
+        "envelope.stale"
+    );
+    assert_eq!(
+        code(verifier.open_redelivered(&wire, &PeerIdentity::Hub)),
+        "ok"
+    );
+    // Everything else is still checked.
+    let mut tampered = wire.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert_eq!(
+        code(verifier.open_redelivered(&tampered, &PeerIdentity::Hub)),
+        "envelope.body-hash"
+    );
+    assert_eq!(
+        code(verifier.open_redelivered(&wire, &PeerIdentity::Node(GE))),
+        "envelope.transport-mismatch"
+    );
+    // Prepared before the signer certificate existed: not vouched for.
+    let mut f = kz_to_az();
+    f.prepared_at = now() - TimeDelta::days(3);
+    let early = fx.signer(KZ).seal(&f, BODY).expect("seal");
+    assert_eq!(
+        code(verifier.open_redelivered(&early, &PeerIdentity::Hub)),
+        "envelope.signer-chain"
+    );
+}
