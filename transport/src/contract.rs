@@ -87,7 +87,7 @@ pub trait Transport: Send + Sync {
 
 /// Settles one delivery; implemented by each transport. Users call [`Delivery::ack`] and
 /// [`Delivery::reject`] instead.
-pub trait Acknowledger: Send + fmt::Debug {
+pub trait Acknowledger: Send + Sync + fmt::Debug {
     /// The receiver committed the effect: the message is no longer owed.
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), TransportError>>;
     /// The message is dead-lettered with `reason`.

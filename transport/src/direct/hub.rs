@@ -68,7 +68,7 @@ pub struct DirectHub {
     inner: Arc<HubInner>,
     local_addr: SocketAddr,
     trigger: ShutdownTrigger,
-    accept_task: Option<tokio::task::JoinHandle<()>>,
+    accept_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -126,7 +126,7 @@ impl DirectHub {
             inner,
             local_addr,
             trigger,
-            accept_task: Some(accept_task),
+            accept_task: Mutex::new(Some(accept_task)),
         })
     }
 
@@ -167,9 +167,10 @@ impl DirectHub {
 
     /// Stops accepting, closes every connection cleanly (waiting at most
     /// [`LinkConfig::shutdown_grace`]) and makes `receive` return [`TransportError::Closed`].
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.trigger.trigger();
-        if let Some(task) = self.accept_task.take() {
+        let task = self.accept_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
             let grace = self.inner.config.shutdown_grace * 2;
             if tokio::time::timeout(grace, task).await.is_err() {
                 tracing::warn!("direct hub: shutdown grace exceeded");
@@ -178,12 +179,20 @@ impl DirectHub {
     }
 }
 
-impl Drop for DirectHub {
-    fn drop(&mut self) {
+impl DirectHub {
+    /// Stops everything at once, as a crash would: no acks are sent, connections are cut,
+    /// unacked messages will be sent again by the nodes. Also done on drop.
+    pub fn abort(&self) {
         self.trigger.trigger();
-        if let Some(task) = self.accept_task.take() {
+        if let Some(task) = self.accept_task.lock().ok().and_then(|mut t| t.take()) {
             task.abort();
         }
+    }
+}
+
+impl Drop for DirectHub {
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 

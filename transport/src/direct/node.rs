@@ -65,7 +65,7 @@ impl NodeTls {
 pub struct DirectNode {
     inner: Arc<NodeInner>,
     trigger: ShutdownTrigger,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -164,7 +164,7 @@ impl DirectNode {
         Ok(DirectNode {
             inner,
             trigger,
-            task: Some(task),
+            task: Mutex::new(Some(task)),
         })
     }
 
@@ -196,20 +196,28 @@ impl DirectNode {
     }
 
     /// Closes the link cleanly; pending `send`s fail with [`TransportError::Closed`].
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         self.trigger.trigger();
-        if let Some(task) = self.task.take() {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
             let _ = tokio::time::timeout(self.inner.config.shutdown_grace, task).await;
+        }
+    }
+}
+
+impl DirectNode {
+    /// Stops the link at once, as a crash would (no acks, no clean close). Also done on drop.
+    pub fn abort(&self) {
+        self.trigger.trigger();
+        if let Some(task) = self.task.lock().ok().and_then(|mut t| t.take()) {
+            task.abort();
         }
     }
 }
 
 impl Drop for DirectNode {
     fn drop(&mut self) {
-        self.trigger.trigger();
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.abort();
     }
 }
 

@@ -1,0 +1,2 @@
+//! Benchmark of the direct link (being written).
+fn main() {}
