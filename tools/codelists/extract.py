@@ -173,8 +173,13 @@ def main():
     for list_id, name in DERIVED_FROM_CL008.items():
         written[list_id] = write_list(args.out, list_id, name,
                                       f"{src}, CountryCodesFullList (superset of this list)", True, countries)
+    # The P5 LanguageCodeType accepts [A-Za-z]{2}; CS/RD2 writes the codes in capitals, messages
+    # carry either case, so both are listed.
+    languages = ents["LanguageCodes"]
+    languages = languages + [(code.lower(), desc) for code, desc in languages]
     written["CL192"] = write_list(args.out, "CL192", "LanguageByCustoms",
-                                  f"{src}, LanguageCodes (superset of this list)", True, ents["LanguageCodes"])
+                                  f"{src}, LanguageCodes (superset of this list; capitals and small letters)",
+                                  True, languages)
 
     for list_id, (name, entries) in tcl_lists(os.path.join(ref, "xsd", "tcl.xsd")).items():
         written[list_id] = write_list(args.out, list_id, name, "P5 XSD tcl.xsd", True, entries)
