@@ -7,8 +7,9 @@
 3. Every P5 sample and every external-domain corpus case gets the same
    verdict from our schema as from the P5 XSD.
 4. Mutants of the valid P5 samples and of our valid external-domain cases
-   (each element dropped, each element duplicated, each leaf given a
-   36-character value) get the same verdict from both.
+   (each element dropped, duplicated, swapped with its next sibling; each
+   leaf given a 36-character value and an empty one) get the same verdict
+   from both.
 5. Every message has a valid case and at least three invalid ones.
 """
 
@@ -270,10 +271,19 @@ def mutants(path):
         p.insert(i + 1, dup)
         emit(f"dup-{k}-{e.tag}")
         p.remove(dup)
+        if i + 1 < len(p) and p[i + 1].tag != e.tag:
+            nxt = p[i + 1]
+            p.remove(nxt)
+            p.insert(i, nxt)
+            emit(f"swap-{k}-{e.tag}")
+            p.remove(nxt)
+            p.insert(i + 1, nxt)
         if len(e) == 0:
             old = e.text
             e.text = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
             emit(f"long-{k}-{e.tag}")
+            e.text = ""
+            emit(f"empty-{k}-{e.tag}")
             e.text = old
     return out
 
@@ -295,9 +305,18 @@ def check_mutants(sample_files):
                 with open(name, "wb") as f:
                     f.write(data)
                 by_msg.setdefault(msg, []).append(name)
-        for msg, files in sorted(by_msg.items()):
-            ours = validate(os.path.join(SCHEMAS, "ncts", msg + ".xsd"), files)
-            theirs = validate(os.path.join(P5_XSD, msg + ".xsd"), files)
+        from concurrent.futures import ThreadPoolExecutor
+        jobs = {}
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            for msg, files in by_msg.items():
+                for k in range(0, len(files), 250):
+                    chunk = files[k:k + 250]
+                    jobs[(msg, k)] = (
+                        chunk,
+                        pool.submit(validate, os.path.join(SCHEMAS, "ncts", msg + ".xsd"), chunk),
+                        pool.submit(validate, os.path.join(P5_XSD, msg + ".xsd"), chunk))
+        for (msg, _), (files, ours_f, theirs_f) in sorted(jobs.items()):
+            ours, theirs = ours_f.result(), theirs_f.result()
             for f in files:
                 total += 1
                 if ours[f][0] != theirs[f][0]:
