@@ -86,6 +86,9 @@ def check_generated():
             have = sorted(f for f in os.listdir(b) if f.endswith(".xsd"))
             if names != have:
                 fail(f"schemas/{nsdir}: files differ from the generator's: {set(names) ^ set(have)}")
+            if nsdir == "ncts":
+                names.append("rules.tsv")
+                have.append("rules.tsv")
             for f in names:
                 if f in have and not filecmp.cmp(os.path.join(a, f), os.path.join(b, f), shallow=False):
                     fail(f"schemas/{nsdir}/{f} is not what schemagen.py generates")
@@ -164,7 +167,22 @@ def check_dialect():
                 for x in r:
                     if x.tag.replace(XS, "") not in FACET_TAGS:
                         fail(f"{where}: {st.get('name')}: facet {x.tag} not in the dialect")
-    print(f"dialect: {n_files} schema files checked")
+    ns = Namespace(os.path.join(SCHEMAS, "ncts"))
+    rows = 0
+    for line in open(os.path.join(SCHEMAS, "ncts", "rules.tsv"), encoding="utf-8"):
+        if line.startswith("#"):
+            continue
+        msg, ptr, rules = line.rstrip("\n").split("\t")
+        rows += 1
+        names = ptr.strip("/").split("/")
+        t = ns.roots.get(names[0])
+        for n in names[1:]:
+            d = next((x for x in ns.complex.get(t, []) if x.name == n), None)
+            if d is None:
+                fail(f"schemas/ncts/rules.tsv: {ptr} is not a path of {msg}")
+                break
+            t = d.type
+    print(f"dialect: {n_files} schema files checked; rules.tsv: {rows} paths resolve")
 
 
 # ---------------------------------------------------------------- 2, 3, 5

@@ -73,25 +73,25 @@ def flatten(p5_complex, root_elems, msg_header):
     and the message's top-level groups at depth 1.
 
     owner is ("ROOT", None) for root-level elements, ("HEADER", None) for the
-    header group, or ("TYPE", type name).
+    header group, or ("TYPE", type name); path is the element names below the root.
     """
     out = []
 
-    def walk(type_name, depth):
+    def walk(type_name, depth, path):
         for i, e in enumerate(p5_complex[type_name]):
-            out.append((depth, ("TYPE", type_name), i))
+            out.append((depth, ("TYPE", type_name), i, path + [e.name]))
             if e.type in p5_complex:
-                walk(e.type, depth + 1)
+                walk(e.type, depth + 1, path + [e.name])
 
     for i, e in enumerate(root_elems):
         if e is None:
-            out.append((0, ("GROUP", None), None))
-            for j, _ in enumerate(msg_header):
-                out.append((1, ("HEADER", None), j))
+            out.append((0, ("GROUP", None), None, []))
+            for j, h in enumerate(msg_header):
+                out.append((1, ("HEADER", None), j, [h.name]))
         else:
-            out.append((1, ("ROOT", None), i))
+            out.append((1, ("ROOT", None), i, [e.name]))
             if e.type in p5_complex:
-                walk(e.type, 2)
+                walk(e.type, 2, [e.name])
     return out
 
 
@@ -136,7 +136,8 @@ def closure(roots, complex_all, simple_all):
 
 def build_ncts(p5):
     messages = {}
-    rule_sets = {}  # (type, index) -> {msg: rules}
+    rule_sets = {}  # (type, index) -> [(msg, rules)] for every place it occurs
+    rule_rows = []  # (msg, pointer without indices, rules): exact, per place
     conflicts = []
     for msg in P5_MESSAGES:
         root = p5.load_root(msg)
@@ -148,20 +149,22 @@ def build_ncts(p5):
             # a few slips, so rows are matched by position and checked by count
             # and optionality.
             prio = [pr for _, pr, _ in tis]
-            mine = [opt_of(root, hdr, p5.complex, k, t, i) for _, (k, t), i in flat]
+            mine = [opt_of(root, hdr, p5.complex, k, t, i) for _, (k, t), i, _ in flat]
             bad = [k for k, (a, b) in enumerate(zip(prio, mine)) if b and a != b]
             if len(flat) != len(tis) or bad:
                 print(f"warning: {msg}: TIS table does not line up with the XSD "
                       f"({len(flat)} vs {len(tis)} rows, {len(bad)} optionality mismatches); "
                       "rules left out", file=sys.stderr)
             else:
-                for (depth, (kind, tname), i), (_, _, rules) in zip(flat, tis):
+                for (depth, (kind, tname), i, path), (_, _, rules) in zip(flat, tis):
+                    if rules and path:
+                        rule_rows.append((msg, "/" + "/".join([msg] + path), rules))
                     if kind == "ROOT":
                         root[i].rules = rules
                     elif kind == "HEADER":
                         hdr[i].rules = rules
                     elif kind == "TYPE":
-                        rule_sets.setdefault((tname, i), {})[msg] = rules
+                        rule_sets.setdefault((tname, i), []).append((msg, rules))
         elems = []
         for e in root:
             elems.extend(hdr if e is None else [e])
@@ -173,30 +176,42 @@ def build_ncts(p5):
     cx, sx = closure([m[0] for m in messages.values()], p5.complex, p5.simple)
     sx["phaseIDtype"] = p5.simple["phaseIDtype"]
     cx = copy.deepcopy(cx)
-    # A complexType is shared by several messages, and TIS sometimes gives
-    # the same field different rules in different messages: cm:rules holds
-    # the rules that apply in every message using the type, and
-    # cm:rulesByMessage the message-specific rest ("CC015C:E1104 ...").
-    for (tname, i), per_msg in rule_sets.items():
+    # A complexType is shared by several messages and places, and TIS
+    # sometimes gives the same field different rules at different places:
+    # cm:rules holds the rules that apply wherever the element occurs (in the
+    # messages that have a TIS table), cm:rulesByMessage the rest as
+    # "CC015C:E1104" (applies somewhere in that message); rules.tsv has
+    # the exact rules per message and path.
+    for (tname, i), uses in rule_sets.items():
         if tname not in cx:
             continue
-        common = set.intersection(*(set(r) for r in per_msg.values()))
+        common = set.intersection(*(set(r) for _, r in uses))
         e = cx[tname][i]
         e.rules = sorted(common)
-        extra = sorted(f"{m}:{r}" for m, rs in per_msg.items() for r in rs if r not in common)
+        extra = sorted({f"{m}:{r}" for m, rs in uses for r in rs if r not in common})
         e.rules_by_message = extra
         if extra:
             conflicts.append((tname, e.name, extra))
-    return messages, cx, sx, conflicts
+    return messages, cx, sx, conflicts, rule_rows
+
+
+def write_rules(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("# Generated by tools/schemagen/schemagen.py from the TIS message tables.\n"
+                "# The TIS rules and conditions of every element, per message and place\n"
+                "# (pointer without [n] indices). Columns: message, pointer, rule ids.\n")
+        for msg, ptr, rules in rows:
+            f.write(f"{msg}\t{ptr}\t{' '.join(rules)}\n")
 
 
 def main():
     p5 = P5(P5_REF)
-    messages, cx, sx, conflicts = build_ncts(p5)
+    messages, cx, sx, conflicts, rule_rows = build_ncts(p5)
     # CATS_SCHEMA_OUT lets check.py generate into a scratch directory.
     out = os.environ.get("CATS_SCHEMA_OUT", REPO)
     xsdwriter.write_namespace(os.path.join(out, "schemas", "ncts"), NCTS_NS, VERSION,
                               sx, cx, catsdefs.DOCS, messages)
+    write_rules(os.path.join(out, "schemas", "ncts", "rules.tsv"), rule_rows)
     if "--conflicts" in sys.argv:
         for c in conflicts:
             print(c)
