@@ -987,6 +987,14 @@ mod tests {
     }
 
     #[test]
+    fn signer_and_verifier_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Signer>();
+        shared::<Verifier>();
+        shared::<crate::TrustStore>();
+    }
+
+    #[test]
     fn empty_and_short_inputs_are_malformed() {
         for wire in [&b""[..], b"CATS", b"CATS\x01", b"XXXX\x01\0\0\0\0"] {
             assert_eq!(
