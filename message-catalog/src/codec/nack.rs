@@ -1,0 +1,1 @@
+//! Rendering a [`super::Rejection`] as a NACK message (placeholder, filled below).

@@ -1,0 +1,1582 @@
+//! Runtime support for the generated code: schema tables, simple-type checking, the streaming
+//! decoder state and the writer.
+//!
+//! The generated decoders (see `build.rs`) call into [`Decoder`] for every child element and
+//! every text value, and into the `to_*` functions to turn a text into a typed value after its
+//! facets have been checked against a [`SimpleType`]. Nothing here allocates on the happy path
+//! except the values themselves.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::reader::Reader;
+use rust_decimal::Decimal;
+
+use super::error::XmlError;
+
+// ---------------------------------------------------------------------------------------------
+// Schema tables
+// ---------------------------------------------------------------------------------------------
+
+/// The XSD built-in type at the bottom of a simple type's derivation chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `xs:string`
+    String,
+    /// `xs:normalizedString`
+    NormalizedString,
+    /// `xs:token`
+    Token,
+    /// `xs:decimal`
+    Decimal,
+    /// `xs:integer`
+    Integer,
+    /// `xs:date`
+    Date,
+    /// `xs:dateTime`
+    DateTime,
+    /// `xs:gYear`
+    GYear,
+}
+
+/// The XSD `whiteSpace` facet in force for a simple type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteSpace {
+    /// Keep the text as it is.
+    Preserve,
+    /// Tab, line feed and carriage return become spaces.
+    Replace,
+    /// Replace, then trim and squeeze runs of spaces.
+    Collapse,
+}
+
+/// The facets of one restriction step.
+#[derive(Debug)]
+pub struct Facets {
+    /// Patterns of this step: the value must match one of them (when any).
+    pub patterns: &'static [&'static Pattern],
+    /// `length`, in characters.
+    pub length: Option<u32>,
+    /// `minLength`, in characters.
+    pub min_length: Option<u32>,
+    /// `maxLength`, in characters.
+    pub max_length: Option<u32>,
+    /// `totalDigits`.
+    pub total_digits: Option<u32>,
+    /// `fractionDigits`.
+    pub fraction_digits: Option<u32>,
+    /// `minInclusive`, lexical.
+    pub min_inclusive: Option<&'static str>,
+    /// `maxInclusive`, lexical.
+    pub max_inclusive: Option<&'static str>,
+    /// `minExclusive`, lexical.
+    pub min_exclusive: Option<&'static str>,
+    /// `maxExclusive`, lexical.
+    pub max_exclusive: Option<&'static str>,
+    /// `enumeration` values (whitespace-normalised); empty when the step has none.
+    pub enumeration: &'static [&'static str],
+}
+
+/// A named simple type: its built-in base, whitespace rule and every restriction step, most
+/// derived first. All steps apply.
+#[derive(Debug)]
+pub struct SimpleType {
+    /// XSD name.
+    pub name: &'static str,
+    /// Built-in base.
+    pub builtin: Builtin,
+    /// Whitespace handling.
+    pub ws: WhiteSpace,
+    /// Restriction steps, most derived first.
+    pub levels: &'static [Facets],
+}
+
+/// One element of a complex type's sequence.
+#[derive(Debug)]
+pub struct ElementInfo {
+    /// Element name.
+    pub name: &'static str,
+    /// `minOccurs`.
+    pub min: u32,
+    /// `maxOccurs` (`u32::MAX` for unbounded).
+    pub max: u32,
+    /// The element's complex type, when it has one.
+    pub complex: Option<&'static TypeInfo>,
+    /// The element's simple type, when it has one.
+    pub simple: Option<&'static SimpleType>,
+    /// `cm:codeList` (e.g. `CL231`).
+    pub code_list: Option<&'static str>,
+    /// `cm:optionality` (`R`, `O` or `D`).
+    pub optionality: Option<&'static str>,
+    /// `cm:rules` (rule and condition ids).
+    pub rules: &'static [&'static str],
+}
+
+/// An attribute of a complex type.
+#[derive(Debug)]
+pub struct AttributeInfo {
+    /// Attribute name.
+    pub name: &'static str,
+    /// Its simple type.
+    pub simple: &'static SimpleType,
+    /// `use="required"`.
+    pub required: bool,
+}
+
+/// The schema table of a complex type.
+#[derive(Debug)]
+pub struct TypeInfo {
+    /// XSD name.
+    pub name: &'static str,
+    /// Target namespace of the family the type belongs to.
+    pub namespace: &'static str,
+    /// The sequence, in order.
+    pub elements: &'static [ElementInfo],
+    /// Attributes.
+    pub attributes: &'static [AttributeInfo],
+}
+
+impl TypeInfo {
+    /// The element called `name` in this type's sequence.
+    pub fn element(&self, name: &str) -> Option<&'static ElementInfo> {
+        self.elements.iter().find(|e| e.name == name)
+    }
+}
+
+/// A type with no content (used only when no schema was found at build time).
+pub static EMPTY_TYPE: TypeInfo = TypeInfo {
+    name: "",
+    namespace: "",
+    elements: &[],
+    attributes: &[],
+};
+
+// ---------------------------------------------------------------------------------------------
+// Patterns
+// ---------------------------------------------------------------------------------------------
+
+/// A character class usable by the fast pattern path.
+#[derive(Debug)]
+pub enum Class {
+    /// `.`: anything but line feed and carriage return.
+    Dot,
+    /// `\d`.
+    Digit,
+    /// `\P{Z}`: not a separator.
+    NotZ,
+    /// `[...]`: inclusive ranges.
+    Ranges(&'static [(char, char)]),
+    /// `[^...]`.
+    NotRanges(&'static [(char, char)]),
+}
+
+impl Class {
+    /// `None` when the fast path cannot decide (non-ASCII digits).
+    fn matches(&self, c: char) -> Option<bool> {
+        Some(match self {
+            Class::Dot => c != '\n' && c != '\r',
+            Class::Digit => {
+                if c.is_ascii() {
+                    c.is_ascii_digit()
+                } else {
+                    return None;
+                }
+            }
+            Class::NotZ => !is_separator(c),
+            Class::Ranges(r) => r.iter().any(|(a, b)| *a <= c && c <= *b),
+            Class::NotRanges(r) => !r.iter().any(|(a, b)| *a <= c && c <= *b),
+        })
+    }
+}
+
+/// Unicode category Z (Zs, Zl, Zp).
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
+}
+
+/// A class repeated `min..=max` times.
+#[derive(Debug)]
+pub struct Atom {
+    /// The class.
+    pub class: Class,
+    /// Minimum count.
+    pub min: u32,
+    /// Maximum count (`u32::MAX` for unbounded).
+    pub max: u32,
+}
+
+/// Directly checkable pattern shapes.
+#[derive(Debug)]
+pub enum Fast {
+    /// A sequence of atoms, at most one with a variable count.
+    Atoms(&'static [Atom]),
+    /// `E(M*E)?`: a non-empty value whose first and last characters are in `ends` and the rest
+    /// in `middle` (the P5 "no leading or trailing blanks" shape).
+    Trimmed {
+        /// Class of the first and last character.
+        ends: Class,
+        /// Class of the characters between.
+        middle: Class,
+    },
+}
+
+impl Fast {
+    fn matches(&self, s: &str) -> Option<bool> {
+        match self {
+            Fast::Atoms(atoms) => {
+                let n = if s.is_ascii() {
+                    s.len()
+                } else {
+                    s.chars().count()
+                } as u64;
+                let fixed: u64 = atoms
+                    .iter()
+                    .filter(|a| a.min == a.max)
+                    .map(|a| u64::from(a.min))
+                    .sum();
+                let var = atoms.iter().find(|a| a.min != a.max);
+                let var_count = match var {
+                    None if n == fixed => 0,
+                    None => return Some(false),
+                    Some(v) => {
+                        let Some(k) = n.checked_sub(fixed) else {
+                            return Some(false);
+                        };
+                        if k < u64::from(v.min) || k > u64::from(v.max) {
+                            return Some(false);
+                        }
+                        k
+                    }
+                };
+                let mut chars = s.chars();
+                for a in *atoms {
+                    let count = if a.min == a.max {
+                        u64::from(a.min)
+                    } else {
+                        var_count
+                    };
+                    for _ in 0..count {
+                        let c = chars.next()?;
+                        if !a.class.matches(c)? {
+                            return Some(false);
+                        }
+                    }
+                }
+                Some(true)
+            }
+            Fast::Trimmed { ends, middle } => {
+                let mut it = s.chars();
+                let Some(first) = it.next() else {
+                    return Some(false);
+                };
+                if !ends.matches(first)? {
+                    return Some(false);
+                }
+                let Some(last) = it.next_back() else {
+                    return Some(true);
+                };
+                if !ends.matches(last)? {
+                    return Some(false);
+                }
+                for c in it {
+                    if !middle.matches(c)? {
+                        return Some(false);
+                    }
+                }
+                Some(true)
+            }
+        }
+    }
+}
+
+/// An XSD pattern facet: a direct check when the shape allows, otherwise a lazily compiled
+/// `regex::Regex` (anchored translation of the XSD regex).
+#[derive(Debug)]
+pub struct Pattern {
+    /// The XSD regex as written in the schema.
+    pub xsd: &'static str,
+    /// Its translation into `regex` syntax, anchored.
+    pub regex: &'static str,
+    /// The direct check, when the shape allows one.
+    pub fast: Option<Fast>,
+    /// The compiled regex, built on first use.
+    pub cell: OnceLock<Option<regex::Regex>>,
+}
+
+impl Pattern {
+    /// Whether `s` matches the whole pattern.
+    pub fn matches(&self, s: &str) -> bool {
+        if let Some(f) = &self.fast
+            && let Some(b) = f.matches(s)
+        {
+            return b;
+        }
+        // The translation was compiled once at build time; `None` cannot happen, but if it did
+        // the value is rejected rather than accepted.
+        self.cell
+            .get_or_init(|| regex::Regex::new(self.regex).ok())
+            .as_ref()
+            .is_some_and(|r| r.is_match(s))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simple-type checking
+// ---------------------------------------------------------------------------------------------
+
+/// Why a value does not satisfy its simple type.
+#[derive(Debug)]
+pub struct FacetError {
+    /// Stable label.
+    pub error: XmlError,
+    /// Human-readable detail.
+    pub reason: String,
+}
+
+fn needs_collapse(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
+        return true;
+    }
+    let mut prev_space = false;
+    for &c in b {
+        match c {
+            b'\t' | b'\n' | b'\r' => return true,
+            b' ' if prev_space => return true,
+            b' ' => prev_space = true,
+            _ => prev_space = false,
+        }
+    }
+    false
+}
+
+/// Applies an XSD whitespace rule.
+pub fn normalize_whitespace(ws: WhiteSpace, s: Cow<'_, str>) -> Cow<'_, str> {
+    match ws {
+        WhiteSpace::Preserve => s,
+        WhiteSpace::Replace => {
+            if s.bytes().any(|c| matches!(c, b'\t' | b'\n' | b'\r')) {
+                Cow::Owned(s.replace(['\t', '\n', '\r'], " "))
+            } else {
+                s
+            }
+        }
+        WhiteSpace::Collapse => {
+            if needs_collapse(&s) {
+                let mut out = String::with_capacity(s.len());
+                for part in s.split([' ', '\t', '\n', '\r']).filter(|p| !p.is_empty()) {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(part);
+                }
+                Cow::Owned(out)
+            } else {
+                s
+            }
+        }
+    }
+}
+
+fn short(s: &str) -> String {
+    if s.chars().count() > 60 {
+        let mut t: String = s.chars().take(57).collect();
+        t.push_str("...");
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+impl SimpleType {
+    /// Normalises `raw` per the whitespace rule and checks every facet of every step. Returns
+    /// the normalised value.
+    pub fn check<'s>(&self, raw: Cow<'s, str>) -> Result<Cow<'s, str>, FacetError> {
+        let v = normalize_whitespace(self.ws, raw);
+        let fail = |error: XmlError, reason: String| Err(FacetError { error, reason });
+        let numeric = matches!(self.builtin, Builtin::Decimal | Builtin::Integer);
+        let num: Option<Decimal> = match self.builtin {
+            Builtin::Decimal => match parse_decimal(&v) {
+                Some(d) => Some(d),
+                None => {
+                    return fail(
+                        XmlError::Datatype,
+                        format!("'{}' is not a valid xs:decimal", short(&v)),
+                    );
+                }
+            },
+            Builtin::Integer => match parse_integer(&v) {
+                Some(i) => Some(Decimal::from(i)),
+                None => {
+                    return fail(
+                        XmlError::Datatype,
+                        format!("'{}' is not a valid xs:integer", short(&v)),
+                    );
+                }
+            },
+            Builtin::Date => {
+                if parse_date(&v).is_none() {
+                    return fail(
+                        XmlError::Datatype,
+                        format!("'{}' is not a valid xs:date", short(&v)),
+                    );
+                }
+                None
+            }
+            Builtin::DateTime => {
+                if parse_date_time(&v).is_none() {
+                    return fail(
+                        XmlError::Datatype,
+                        format!("'{}' is not a valid xs:dateTime", short(&v)),
+                    );
+                }
+                None
+            }
+            Builtin::GYear => {
+                if !valid_g_year(&v) {
+                    return fail(
+                        XmlError::Datatype,
+                        format!("'{}' is not a valid xs:gYear", short(&v)),
+                    );
+                }
+                None
+            }
+            _ => None,
+        };
+        let mut chars: Option<u32> = None;
+        for l in self.levels {
+            if !l.enumeration.is_empty() && !l.enumeration.contains(&&*v) {
+                return fail(
+                    XmlError::Enumeration,
+                    format!("'{}' is not a value of {}", short(&v), self.name),
+                );
+            }
+            if !numeric && (l.length.is_some() || l.min_length.is_some() || l.max_length.is_some())
+            {
+                let n = *chars
+                    .get_or_insert_with(|| u32::try_from(v.chars().count()).unwrap_or(u32::MAX));
+                if let Some(len) = l.length
+                    && n != len
+                {
+                    return fail(
+                        XmlError::Length,
+                        format!(
+                            "'{}' has {n} characters; {} requires exactly {len}",
+                            short(&v),
+                            self.name
+                        ),
+                    );
+                }
+                if let Some(min) = l.min_length
+                    && n < min
+                {
+                    return fail(
+                        XmlError::Length,
+                        format!(
+                            "'{}' has {n} characters; {} requires at least {min}",
+                            short(&v),
+                            self.name
+                        ),
+                    );
+                }
+                if let Some(max) = l.max_length
+                    && n > max
+                {
+                    return fail(
+                        XmlError::Length,
+                        format!(
+                            "'{}' has {n} characters; {} allows at most {max}",
+                            short(&v),
+                            self.name
+                        ),
+                    );
+                }
+            }
+            if !l.patterns.is_empty() && !l.patterns.iter().any(|p| p.matches(&v)) {
+                let pats: Vec<&str> = l.patterns.iter().map(|p| p.xsd).collect();
+                return fail(
+                    XmlError::Pattern,
+                    format!(
+                        "'{}' does not match the pattern '{}' of {}",
+                        short(&v),
+                        pats.join("' or '"),
+                        self.name
+                    ),
+                );
+            }
+            if let Some(d) = num {
+                if let Some(t) = l.total_digits {
+                    let (total, _) = digits(&v);
+                    if total > t {
+                        return fail(
+                            XmlError::Digits,
+                            format!("'{}' has more than {t} digits", short(&v)),
+                        );
+                    }
+                }
+                if let Some(f) = l.fraction_digits {
+                    let (_, frac) = digits(&v);
+                    if frac > f {
+                        return fail(
+                            XmlError::Digits,
+                            format!("'{}' has more than {f} fraction digits", short(&v)),
+                        );
+                    }
+                }
+                let bound = |b: Option<&str>| b.and_then(parse_decimal);
+                if let Some(b) = bound(l.min_inclusive)
+                    && d < b
+                {
+                    return fail(XmlError::Range, format!("'{}' is less than {b}", short(&v)));
+                }
+                if let Some(b) = bound(l.max_inclusive)
+                    && d > b
+                {
+                    return fail(
+                        XmlError::Range,
+                        format!("'{}' is greater than {b}", short(&v)),
+                    );
+                }
+                if let Some(b) = bound(l.min_exclusive)
+                    && d <= b
+                {
+                    return fail(
+                        XmlError::Range,
+                        format!("'{}' is not greater than {b}", short(&v)),
+                    );
+                }
+                if let Some(b) = bound(l.max_exclusive)
+                    && d >= b
+                {
+                    return fail(
+                        XmlError::Range,
+                        format!("'{}' is not less than {b}", short(&v)),
+                    );
+                }
+            } else if !numeric {
+                // Dates and times in the restricted (zone-less, fixed-width) form compare
+                // lexically.
+                let out = |lo: Option<&str>, hi: Option<&str>, strict: bool| {
+                    lo.is_some_and(|b| if strict { *v <= *b } else { *v < *b })
+                        || hi.is_some_and(|b| if strict { *v >= *b } else { *v > *b })
+                };
+                if matches!(
+                    self.builtin,
+                    Builtin::Date | Builtin::DateTime | Builtin::GYear
+                ) && (out(l.min_inclusive, l.max_inclusive, false)
+                    || out(l.min_exclusive, l.max_exclusive, true))
+                {
+                    return fail(
+                        XmlError::Range,
+                        format!("'{}' is out of range for {}", short(&v), self.name),
+                    );
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// (total digits, fraction digits) of a valid decimal lexical value, as XSD counts them
+/// (leading zeros of the integer part and trailing zeros of the fraction do not count).
+fn digits(s: &str) -> (u32, u32) {
+    let s = s.trim_start_matches(['+', '-']);
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let int = int.trim_start_matches('0');
+    let frac = frac.trim_end_matches('0');
+    let total = u32::try_from(int.len() + frac.len()).unwrap_or(u32::MAX);
+    (total.max(1), u32::try_from(frac.len()).unwrap_or(u32::MAX))
+}
+
+/// Parses an `xs:decimal` lexical value, keeping its scale.
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    let b = s.as_bytes();
+    let body = b
+        .strip_prefix(b"+")
+        .or_else(|| b.strip_prefix(b"-"))
+        .unwrap_or(b);
+    let mut dot = false;
+    let mut digits = 0;
+    for &c in body {
+        match c {
+            b'0'..=b'9' => digits += 1,
+            b'.' if !dot => dot = true,
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let t = s.strip_prefix('+').unwrap_or(s);
+    let t: Cow<'_, str> = if t.ends_with('.') {
+        Cow::Owned(t.trim_end_matches('.').to_string())
+    } else if t.starts_with('.') || t.starts_with("-.") {
+        Cow::Owned(t.replacen('.', "0.", 1))
+    } else {
+        Cow::Borrowed(t)
+    };
+    Decimal::from_str_exact(&t).ok()
+}
+
+/// Parses an `xs:integer` lexical value (within `i64`).
+pub fn parse_integer(s: &str) -> Option<i64> {
+    let body = s.strip_prefix('+').unwrap_or(s);
+    let digits = body.strip_prefix('-').unwrap_or(body);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    i64::from_str(body).ok()
+}
+
+fn num2(b: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
+    Some(v)
+}
+
+/// Parses `YYYY-MM-DD` (four-digit year, no zone).
+pub fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let y = num2(b.get(0..4)?)?;
+    let m = num2(b.get(5..7)?)?;
+    let d = num2(b.get(8..10)?)?;
+    chrono::NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d)
+}
+
+/// Parses `YYYY-MM-DDThh:mm:ss(.s+)?` (no zone).
+pub fn parse_date_time(s: &str) -> Option<chrono::NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b.get(10) != Some(&b'T')
+        || b.get(13) != Some(&b':')
+        || b.get(16) != Some(&b':')
+    {
+        return None;
+    }
+    let date = parse_date(s.get(0..10)?)?;
+    let h = num2(b.get(11..13)?)?;
+    let mi = num2(b.get(14..16)?)?;
+    let sec = num2(b.get(17..19)?)?;
+    let nanos = match b.get(19..) {
+        None | Some([]) => 0,
+        Some([b'.', frac @ ..]) if !frac.is_empty() && frac.iter().all(u8::is_ascii_digit) => {
+            let mut n = 0u32;
+            for i in 0..9 {
+                n = n * 10 + frac.get(i).map_or(0, |c| u32::from(c - b'0'));
+            }
+            n
+        }
+        _ => return None,
+    };
+    if h == 24 && mi == 0 && sec == 0 && nanos == 0 {
+        // 24:00:00 is the first instant of the next day.
+        return date.succ_opt()?.and_hms_opt(0, 0, 0);
+    }
+    date.and_hms_nano_opt(h, mi, sec, nanos)
+}
+
+fn valid_g_year(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    let zone = body.get(digits..).unwrap_or("");
+    digits >= 4
+        && (body.len() == digits || digits == 4 || !body.starts_with('0'))
+        && (zone.is_empty() || zone == "Z" || (zone.len() == 6 && zone.starts_with(['+', '-'])))
+}
+
+/// A leaf value's canonical lexical form, as written by the encoder.
+pub trait LeafValue {
+    /// The text written into the element.
+    fn lexical(&self) -> Cow<'_, str>;
+}
+
+impl LeafValue for String {
+    fn lexical(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
+}
+
+impl LeafValue for Decimal {
+    fn lexical(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+impl LeafValue for i64 {
+    fn lexical(&self) -> Cow<'_, str> {
+        Cow::Owned(self.to_string())
+    }
+}
+
+impl LeafValue for chrono::NaiveDate {
+    fn lexical(&self) -> Cow<'_, str> {
+        Cow::Owned(self.format("%Y-%m-%d").to_string())
+    }
+}
+
+impl LeafValue for chrono::NaiveDateTime {
+    fn lexical(&self) -> Cow<'_, str> {
+        Cow::Owned(self.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+    }
+}
+
+/// Checks and converts a text value.
+pub fn to_text(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<String, Fail> {
+    st.check(raw).map(Cow::into_owned).map_err(|e| d.facet(e))
+}
+
+/// Checks and converts an enumerated value.
+pub fn to_enum<T>(
+    d: &Decoder<'_>,
+    st: &SimpleType,
+    raw: Cow<'_, str>,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, Fail> {
+    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    parse(&v).ok_or_else(|| {
+        d.facet(FacetError {
+            error: XmlError::Enumeration,
+            reason: format!("'{}' is not a value of {}", short(&v), st.name),
+        })
+    })
+}
+
+/// Checks and converts a decimal value (keeping its scale).
+pub fn to_decimal(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<Decimal, Fail> {
+    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    parse_decimal(&v).ok_or_else(|| d.datatype(&v, st))
+}
+
+/// Checks and converts an integer value.
+pub fn to_integer(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<i64, Fail> {
+    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    parse_integer(&v).ok_or_else(|| d.datatype(&v, st))
+}
+
+/// Checks and converts a date.
+pub fn to_date(
+    d: &Decoder<'_>,
+    st: &SimpleType,
+    raw: Cow<'_, str>,
+) -> Result<chrono::NaiveDate, Fail> {
+    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    parse_date(&v).ok_or_else(|| d.datatype(&v, st))
+}
+
+/// Checks and converts a date and time.
+pub fn to_date_time(
+    d: &Decoder<'_>,
+    st: &SimpleType,
+    raw: Cow<'_, str>,
+) -> Result<chrono::NaiveDateTime, Fail> {
+    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    parse_date_time(&v).ok_or_else(|| d.datatype(&v, st))
+}
+
+/// 1-based pointer index of the `i`th (0-based) item of a repeated element.
+pub fn index_of(i: usize) -> u32 {
+    u32::try_from(i).unwrap_or(u32::MAX - 1).saturating_add(1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pointer
+// ---------------------------------------------------------------------------------------------
+
+/// An XPath-style location from the root: `/CC015C/Guarantee[2]/guaranteeType`. Repeatable
+/// elements (maxOccurs > 1) always carry their 1-based index; others carry none. An attribute is
+/// a last segment `@name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pointer {
+    segs: Vec<(&'static str, u32)>,
+}
+
+impl Pointer {
+    /// The pointer of a root element.
+    pub fn root(name: &'static str) -> Pointer {
+        Pointer {
+            segs: vec![(name, 0)],
+        }
+    }
+    /// Descends into `name`; `index` is 1-based, or 0 for a non-repeatable element.
+    pub fn push(&mut self, name: &'static str, index: u32) {
+        self.segs.push((name, index));
+    }
+    /// Goes back up one level.
+    pub fn pop(&mut self) {
+        self.segs.pop();
+    }
+    /// The segments: (element name, index or 0).
+    pub fn segments(&self) -> &[(&'static str, u32)] {
+        &self.segs
+    }
+    /// The pointer extended by one more segment, as text.
+    pub fn child_text(&self, name: &str, index: u32) -> String {
+        let mut s = self.to_string();
+        s.push('/');
+        s.push_str(name);
+        if index > 0 {
+            s.push_str(&format!("[{index}]"));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Pointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (name, index) in &self.segs {
+            write!(f, "/{name}")?;
+            if *index > 0 {
+                write!(f, "[{index}]")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoder
+// ---------------------------------------------------------------------------------------------
+
+/// The first problem found by the decoder: where (byte offset, pointer), what and why.
+#[derive(Debug)]
+pub struct Fail(pub(crate) Box<FailInner>);
+
+#[derive(Debug)]
+pub(crate) struct FailInner {
+    pub offset: u64,
+    pub error: XmlError,
+    pub pointer: String,
+    pub reason: String,
+}
+
+/// Streaming decoder state shared by the generated decoders.
+#[derive(Debug)]
+pub struct Decoder<'a> {
+    pub(crate) reader: Reader<&'a [u8]>,
+    pub(crate) path: Pointer,
+    pub(crate) depth: usize,
+    pub(crate) max_depth: usize,
+    /// Offset of the start of the last event read.
+    pub(crate) event_start: u64,
+    /// Offset of the BOM we skipped (positions are relative to the original bytes).
+    pub(crate) base: u64,
+    /// Whether unprefixed elements are (wrongly) in a non-empty default namespace, per depth
+    /// where an `xmlns` attribute changed it.
+    pub(crate) default_ns: Vec<(usize, bool)>,
+}
+
+/// Attributes as (name, normalised value).
+pub type Attributes = Vec<(String, String)>;
+
+fn is_blank(b: &[u8]) -> bool {
+    b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+fn has_bad_chars(s: &str) -> bool {
+    s.bytes()
+        .any(|c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+        || s.contains(['\u{FFFE}', '\u{FFFF}'])
+}
+
+impl<'a> Decoder<'a> {
+    pub(crate) fn new(text: &'a [u8], max_depth: usize, base: u64) -> Decoder<'a> {
+        let mut reader = Reader::from_reader(text);
+        let c = reader.config_mut();
+        c.trim_text(false);
+        c.check_end_names = true;
+        c.check_comments = true;
+        c.expand_empty_elements = false;
+        c.allow_dangling_amp = false;
+        Decoder {
+            reader,
+            path: Pointer::default(),
+            depth: 0,
+            max_depth,
+            event_start: 0,
+            base,
+            default_ns: Vec::new(),
+        }
+    }
+
+    pub(crate) fn fail_at(
+        &self,
+        offset: u64,
+        error: XmlError,
+        pointer: String,
+        reason: String,
+    ) -> Fail {
+        Fail(Box::new(FailInner {
+            offset: offset + self.base,
+            error,
+            pointer,
+            reason,
+        }))
+    }
+
+    fn fail(&self, error: XmlError, reason: String) -> Fail {
+        self.fail_at(self.event_start, error, self.path.to_string(), reason)
+    }
+
+    pub(crate) fn read(&mut self) -> Result<Event<'a>, Fail> {
+        self.event_start = self.reader.buffer_position();
+        match self.reader.read_event() {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                let pos = self.reader.error_position();
+                let (error, reason) = super::error::classify_syntax(&e);
+                Err(self.fail_at(pos, error, self.path.to_string(), reason))
+            }
+        }
+    }
+
+    fn other_event(&self, e: &Event<'_>) -> Fail {
+        match e {
+            Event::DocType(_) => self.fail(
+                XmlError::Doctype,
+                "a document type declaration is not allowed".into(),
+            ),
+            Event::PI(_) => self.fail(
+                XmlError::ProcessingInstruction,
+                "processing instructions are not allowed".into(),
+            ),
+            Event::Decl(_) => self.fail(
+                XmlError::Syntax,
+                "an XML declaration is only allowed at the start".into(),
+            ),
+            Event::Eof => self.fail(
+                XmlError::Truncated,
+                "the document ends inside an element".into(),
+            ),
+            _ => self.fail(XmlError::Syntax, "unexpected markup".into()),
+        }
+    }
+
+    /// Reads up to the next child element of the current element; `None` at its end tag.
+    /// Returns the child's start tag and whether it is empty (`<x/>`).
+    pub fn next_child(&mut self) -> Result<Option<(BytesStart<'a>, bool)>, Fail> {
+        loop {
+            let ev = self.read()?;
+            match ev {
+                Event::Start(e) => {
+                    self.check_child(&e)?;
+                    self.depth += 1;
+                    return Ok(Some((e, false)));
+                }
+                Event::Empty(e) => {
+                    self.check_child(&e)?;
+                    self.depth += 1;
+                    return Ok(Some((e, true)));
+                }
+                Event::End(_) => {
+                    self.end_element();
+                    return Ok(None);
+                }
+                Event::Text(t) => {
+                    if !is_blank(&t) {
+                        return Err(self.fail(
+                            XmlError::UnexpectedText,
+                            "text is not allowed here: the element has element-only content".into(),
+                        ));
+                    }
+                }
+                Event::CData(_) | Event::GeneralRef(_) => {
+                    return Err(self.fail(
+                        XmlError::UnexpectedText,
+                        "text is not allowed here: the element has element-only content".into(),
+                    ));
+                }
+                Event::Comment(_) => {}
+                other => return Err(self.other_event(&other)),
+            }
+        }
+    }
+
+    fn end_element(&mut self) {
+        while self
+            .default_ns
+            .last()
+            .is_some_and(|(d, _)| *d >= self.depth)
+        {
+            self.default_ns.pop();
+        }
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    fn check_child(&self, e: &BytesStart<'_>) -> Result<(), Fail> {
+        if self.depth + 1 > self.max_depth {
+            return Err(self.fail(
+                XmlError::Depth,
+                format!("elements are nested deeper than {}", self.max_depth),
+            ));
+        }
+        if e.name().prefix().is_some() {
+            let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+            return Err(self.fail_at(
+                self.event_start,
+                XmlError::UnknownElement,
+                self.path.child_text(&name, 0),
+                format!("element '{name}' is not expected: child elements are unqualified"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the text content of a simple-typed element up to its end tag (entities and
+    /// character references resolved, line ends normalised).
+    pub fn text(&mut self, empty: bool) -> Result<Cow<'a, str>, Fail> {
+        if empty {
+            return Ok(Cow::Borrowed(""));
+        }
+        let mut first: Option<Cow<'a, str>> = None;
+        let mut acc: Option<String> = None;
+        let push = |first: &mut Option<Cow<'a, str>>, acc: &mut Option<String>, s: Cow<'a, str>| {
+            if let Some(a) = acc.as_mut() {
+                a.push_str(&s);
+            } else if let Some(f) = first.take() {
+                let mut a = f.into_owned();
+                a.push_str(&s);
+                *acc = Some(a);
+            } else {
+                *first = Some(s);
+            }
+        };
+        loop {
+            let ev = self.read()?;
+            match ev {
+                Event::Text(t) => {
+                    let s = t
+                        .xml_content()
+                        .map_err(|_| self.fail(XmlError::Utf8, "invalid UTF-8".into()))?;
+                    if has_bad_chars(&s) {
+                        return Err(self.fail(
+                            XmlError::Syntax,
+                            "a character that XML does not allow".into(),
+                        ));
+                    }
+                    push(&mut first, &mut acc, s);
+                }
+                Event::CData(c) => {
+                    let s = c
+                        .xml_content()
+                        .map_err(|_| self.fail(XmlError::Utf8, "invalid UTF-8".into()))?;
+                    if has_bad_chars(&s) {
+                        return Err(self.fail(
+                            XmlError::Syntax,
+                            "a character that XML does not allow".into(),
+                        ));
+                    }
+                    push(&mut first, &mut acc, s);
+                }
+                Event::GeneralRef(r) => {
+                    let ch = self.resolve_ref(&r)?;
+                    let mut buf = [0u8; 4];
+                    push(
+                        &mut first,
+                        &mut acc,
+                        Cow::Owned(ch.encode_utf8(&mut buf).to_string()),
+                    );
+                }
+                Event::Comment(_) => {}
+                Event::End(_) => {
+                    self.end_element();
+                    break;
+                }
+                Event::Start(e) | Event::Empty(e) => {
+                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    return Err(self.fail_at(
+                        self.event_start,
+                        XmlError::UnknownElement,
+                        self.path.child_text(&name, 0),
+                        format!("element '{name}' is not expected: the parent has a simple type"),
+                    ));
+                }
+                other => return Err(self.other_event(&other)),
+            }
+        }
+        Ok(match acc {
+            Some(a) => Cow::Owned(a),
+            None => first.unwrap_or(Cow::Borrowed("")),
+        })
+    }
+
+    fn resolve_ref(&self, r: &quick_xml::events::BytesRef<'_>) -> Result<char, Fail> {
+        if r.is_char_ref() {
+            return match r.resolve_char_ref() {
+                Ok(Some(c))
+                    if c != '\u{0}'
+                        && (!c.is_control()
+                            || matches!(c, '\t' | '\n' | '\r')
+                            || u32::from(c) >= 0x7F) =>
+                {
+                    Ok(c)
+                }
+                _ => Err(self.fail(XmlError::Syntax, "invalid character reference".into())),
+            };
+        }
+        match r.as_ref() {
+            b"amp" => Ok('&'),
+            b"lt" => Ok('<'),
+            b"gt" => Ok('>'),
+            b"quot" => Ok('"'),
+            b"apos" => Ok('\''),
+            other => Err(self.fail(
+                XmlError::Entity,
+                format!("undefined entity '&{};'", String::from_utf8_lossy(other)),
+            )),
+        }
+    }
+
+    fn attr_iter(
+        &self,
+        start: &BytesStart<'_>,
+        root: bool,
+    ) -> Result<(Attributes, Option<bool>), Fail> {
+        let mut out = Vec::new();
+        let mut default_ns: Option<bool> = None;
+        for a in start.attributes().with_checks(true) {
+            let a =
+                a.map_err(|e| self.fail(XmlError::Syntax, format!("malformed attribute: {e}")))?;
+            let key = a.key.as_ref();
+            if key == b"xmlns" {
+                default_ns = Some(!a.value.is_empty());
+                continue;
+            }
+            if key.starts_with(b"xmlns:") {
+                continue;
+            }
+            let val = match a.unescape_value() {
+                Ok(v) => v.into_owned(),
+                Err(e) => {
+                    let pos = if matches!(e, quick_xml::Error::Escape(_)) {
+                        XmlError::Entity
+                    } else {
+                        XmlError::Syntax
+                    };
+                    return Err(self.fail(pos, format!("attribute value: {e}")));
+                }
+            };
+            if has_bad_chars(&val) {
+                return Err(self.fail(
+                    XmlError::Syntax,
+                    "a character that XML does not allow".into(),
+                ));
+            }
+            if root && (key == b"xsi:schemaLocation" || key == b"xsi:noNamespaceSchemaLocation") {
+                continue;
+            }
+            // Attribute value normalisation (XML 1.0 §3.3.3, CDATA attributes).
+            let val = val.replace(['\t', '\n', '\r'], " ");
+            out.push((String::from_utf8_lossy(key).into_owned(), val));
+        }
+        Ok((out, default_ns))
+    }
+
+    fn apply_default_ns(&mut self, set: Option<bool>) -> Result<(), Fail> {
+        if let Some(nonempty) = set {
+            self.default_ns.push((self.depth, nonempty));
+        }
+        if self.depth > 1 && self.default_ns.last().is_some_and(|(_, ne)| *ne) {
+            return Err(self.fail(
+                XmlError::Namespace,
+                "child elements must be in no namespace (a default namespace is in force)".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that an element carries no attributes (namespace declarations aside).
+    pub fn no_attributes(&mut self, start: &BytesStart<'_>) -> Result<(), Fail> {
+        if is_blank(start.attributes_raw()) {
+            return self.apply_default_ns(None);
+        }
+        let (attrs, ns) = self.attr_iter(start, self.depth <= 1)?;
+        if let Some((k, _)) = attrs.first() {
+            return Err(self.unknown_attribute(k));
+        }
+        self.apply_default_ns(ns)
+    }
+
+    /// The attributes of an element (namespace declarations and `xsi:schemaLocation` on the
+    /// root left out), unescaped and normalised.
+    pub fn attributes(&mut self, start: &BytesStart<'_>) -> Result<Vec<(String, String)>, Fail> {
+        let (attrs, ns) = self.attr_iter(start, self.depth <= 1)?;
+        self.apply_default_ns(ns)?;
+        Ok(attrs)
+    }
+
+    /// Error: an attribute the schema does not declare.
+    pub fn unknown_attribute(&self, key: &str) -> Fail {
+        self.fail_at(
+            self.event_start,
+            XmlError::UnknownAttribute,
+            format!("{}/@{key}", self.path),
+            format!("attribute '{key}' is not allowed here"),
+        )
+    }
+
+    /// Error: a required attribute is missing.
+    pub fn missing_attribute(&self, key: &str) -> Fail {
+        self.fail_at(
+            self.event_start,
+            XmlError::MissingAttribute,
+            format!("{}/@{key}", self.path),
+            format!("attribute '{key}' is required"),
+        )
+    }
+
+    /// Descends into a child element (`index` 1-based for repeatable elements, else 0).
+    pub fn enter(&mut self, name: &'static str, index: u32) {
+        self.path.push(name, index);
+    }
+
+    /// Descends into an attribute, for error pointers.
+    pub fn enter_attribute(&mut self, name: &'static str) {
+        self.path.push(name, 0);
+    }
+
+    /// Leaves a child element; `empty` when it was written `<x/>` (no end tag was read).
+    pub fn leave_child(&mut self, empty: bool) {
+        self.path.pop();
+        if empty {
+            self.end_element();
+        }
+    }
+
+    /// Goes back up.
+    pub fn leave(&mut self) {
+        self.path.pop();
+    }
+
+    /// Checks order and occurrences for child `i` of `ty` and counts it; returns the pointer
+    /// index to use for it.
+    pub fn step(
+        &self,
+        ty: &TypeInfo,
+        i: usize,
+        counts: &mut [u32],
+        pos: &mut usize,
+        child_empty: bool,
+    ) -> Result<u32, Fail> {
+        let Some(el) = ty.elements.get(i) else {
+            return Err(self.fail(XmlError::UnknownElement, "schema table mismatch".into()));
+        };
+        let count = counts.get(i).copied().unwrap_or(0);
+        if i < *pos {
+            let after = ty.elements.get(*pos).map_or("", |e| e.name);
+            return Err(self.fail_at(
+                self.event_start,
+                XmlError::OutOfOrder,
+                self.path
+                    .child_text(el.name, if el.max > 1 { count + 1 } else { 0 }),
+                format!(
+                    "element '{}' is not expected here: it must come before '{after}'",
+                    el.name
+                ),
+            ));
+        }
+        for j in *pos..i {
+            if let (Some(e), Some(n)) = (ty.elements.get(j), counts.get(j))
+                && *n < e.min
+            {
+                if self.later_sibling(e.name, child_empty) {
+                    return Err(self.fail_at(
+                        self.event_start,
+                        XmlError::OutOfOrder,
+                        self.path
+                            .child_text(el.name, if el.max > 1 { count + 1 } else { 0 }),
+                        format!(
+                            "element '{}' is not expected here: '{}' must come first",
+                            el.name, e.name
+                        ),
+                    ));
+                }
+                return Err(self.fail_at(
+                    self.event_start,
+                    XmlError::MissingElement,
+                    self.path
+                        .child_text(e.name, if e.max > 1 { n + 1 } else { 0 }),
+                    format!("element '{}' is missing before '{}'", e.name, el.name),
+                ));
+            }
+        }
+        *pos = i;
+        if count >= el.max {
+            return Err(self.fail_at(
+                self.event_start,
+                XmlError::TooMany,
+                self.path
+                    .child_text(el.name, if el.max > 1 { count + 1 } else { 0 }),
+                format!("element '{}' occurs more than {} times", el.name, el.max),
+            ));
+        }
+        if let Some(c) = counts.get_mut(i) {
+            *c += 1;
+        }
+        Ok(if el.max > 1 { count + 1 } else { 0 })
+    }
+
+    /// Error path only: whether a later sibling of the current child (whose start tag was just
+    /// read) is called `name`, i.e. whether a "missing" element is really out of order.
+    fn later_sibling(&self, name: &str, child_empty: bool) -> bool {
+        let mut r = self.reader.clone();
+        let mut depth = usize::from(!child_empty); // inside the current child unless it was `<x/>`
+        let mut scanned = 0usize;
+        loop {
+            scanned += 1;
+            if scanned > 100_000 {
+                return false;
+            }
+            match r.read_event() {
+                Ok(Event::Start(e)) => {
+                    if depth == 0 && e.name().as_ref() == name.as_bytes() {
+                        return true;
+                    }
+                    depth += 1;
+                }
+                Ok(Event::Empty(e)) => {
+                    if depth == 0 && e.name().as_ref() == name.as_bytes() {
+                        return true;
+                    }
+                }
+                Ok(Event::End(_)) => {
+                    if depth == 0 {
+                        return false;
+                    }
+                    depth -= 1;
+                }
+                Ok(Event::Eof) | Err(_) => return false,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Checks, at the end tag of an element of type `ty`, that no mandatory child is missing.
+    pub fn finish(&self, ty: &TypeInfo, counts: &[u32]) -> Result<(), Fail> {
+        for (e, n) in ty.elements.iter().zip(counts) {
+            if *n < e.min {
+                return Err(self.fail_at(
+                    self.event_start,
+                    XmlError::MissingElement,
+                    self.path
+                        .child_text(e.name, if e.max > 1 { n + 1 } else { 0 }),
+                    format!("element '{}' is missing", e.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Error: a mandatory child missing (normally caught by [`Decoder::finish`]).
+    pub fn missing_after(&self, ty: &TypeInfo, i: usize) -> Fail {
+        let name = ty.elements.get(i).map_or("", |e| e.name);
+        self.fail_at(
+            self.event_start,
+            XmlError::MissingElement,
+            self.path.child_text(name, 0),
+            format!("element '{name}' is missing"),
+        )
+    }
+
+    /// Error: a child element the type does not declare.
+    pub fn unexpected_element(&self, ty: &TypeInfo, child: &BytesStart<'_>, _pos: usize) -> Fail {
+        let name = String::from_utf8_lossy(child.name().as_ref()).into_owned();
+        self.fail_at(
+            self.event_start,
+            XmlError::UnknownElement,
+            self.path.child_text(&name, 0),
+            format!("element '{name}' is not allowed in {}", ty.name),
+        )
+    }
+
+    /// Error from a facet check, at the current element.
+    pub fn facet(&self, e: FacetError) -> Fail {
+        self.fail_at(self.event_start, e.error, self.path.to_string(), e.reason)
+    }
+
+    fn datatype(&self, v: &str, st: &SimpleType) -> Fail {
+        self.facet(FacetError {
+            error: XmlError::Datatype,
+            reason: format!("'{}' is not a valid {}", short(v), st.name),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer
+// ---------------------------------------------------------------------------------------------
+
+/// An indenting XML writer for the generated encoders.
+#[derive(Debug, Default)]
+pub struct Writer {
+    pub(crate) buf: Vec<u8>,
+    depth: usize,
+}
+
+fn escape_into(buf: &mut Vec<u8>, s: &str, attr: bool) {
+    let mut last = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\r' => b"&#13;",
+            b'"' if attr => b"&quot;",
+            b'\t' if attr => b"&#9;",
+            b'\n' if attr => b"&#10;",
+            _ => continue,
+        };
+        buf.extend_from_slice(s.as_bytes().get(last..i).unwrap_or_default());
+        buf.extend_from_slice(rep);
+        last = i + 1;
+    }
+    buf.extend_from_slice(s.as_bytes().get(last..).unwrap_or_default());
+}
+
+impl Writer {
+    /// A writer with room for `cap` bytes.
+    pub fn with_capacity(cap: usize) -> Writer {
+        Writer {
+            buf: Vec::with_capacity(cap),
+            depth: 0,
+        }
+    }
+    fn indent(&mut self) {
+        self.buf.push(b'\n');
+        for _ in 0..self.depth {
+            self.buf.extend_from_slice(b"  ");
+        }
+    }
+    /// Writes `<name` (attributes may follow; finish with [`Writer::open_end`]).
+    pub fn open(&mut self, name: &str) {
+        self.indent();
+        self.buf.push(b'<');
+        self.buf.extend_from_slice(name.as_bytes());
+    }
+    /// Writes ` name="value"`.
+    pub fn attribute(&mut self, name: &str, value: &str) {
+        self.buf.push(b' ');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.extend_from_slice(b"=\"");
+        escape_into(&mut self.buf, value, true);
+        self.buf.push(b'"');
+    }
+    /// Ends a start tag.
+    pub fn open_end(&mut self) {
+        self.buf.push(b'>');
+        self.depth += 1;
+    }
+    /// Writes `</name>`.
+    pub fn close(&mut self, name: &str) {
+        self.depth = self.depth.saturating_sub(1);
+        self.indent();
+        self.buf.extend_from_slice(b"</");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'>');
+    }
+    /// Writes `<name>text</name>`.
+    pub fn leaf(&mut self, name: &str, text: &str) {
+        self.indent();
+        self.buf.push(b'<');
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'>');
+        escape_into(&mut self.buf, text, false);
+        self.buf.extend_from_slice(b"</");
+        self.buf.extend_from_slice(name.as_bytes());
+        self.buf.push(b'>');
+    }
+    /// Writes raw bytes.
+    pub fn raw(&mut self, s: &str) {
+        self.buf.extend_from_slice(s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapse() {
+        assert_eq!(
+            normalize_whitespace(WhiteSpace::Collapse, Cow::Borrowed("  a \t b\n")),
+            "a b"
+        );
+        assert!(matches!(
+            normalize_whitespace(WhiteSpace::Collapse, Cow::Borrowed("a b")),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            normalize_whitespace(WhiteSpace::Replace, Cow::Borrowed(" a\tb ")),
+            " a b "
+        );
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(
+            parse_decimal("1.50").map(|d| d.to_string()),
+            Some("1.50".into())
+        );
+        assert_eq!(
+            parse_decimal("+.5").map(|d| d.to_string()),
+            Some("0.5".into())
+        );
+        assert_eq!(parse_decimal("5.").map(|d| d.to_string()), Some("5".into()));
+        assert_eq!(parse_decimal("."), None);
+        assert_eq!(parse_decimal("1e5"), None);
+        assert_eq!(digits("0012.3400"), (4, 2));
+        assert_eq!(digits("0.000"), (1, 0));
+    }
+
+    #[test]
+    fn dates() {
+        assert!(parse_date("2024-02-29").is_some());
+        assert!(parse_date("2023-02-29").is_none());
+        assert!(parse_date_time("2024-01-01T10:00:00").is_some());
+        assert!(parse_date_time("2024-01-01T10:00:00.5").is_some());
+        assert!(parse_date_time("2024-01-01T10:00:00Z").is_none());
+        assert!(parse_date_time("2024-01-01T25:00:00").is_none());
+    }
+
+    #[test]
+    fn fast_patterns() {
+        static A: [Atom; 2] = [
+            Atom {
+                class: Class::Ranges(&[('A', 'Z')]),
+                min: 2,
+                max: 2,
+            },
+            Atom {
+                class: Class::Dot,
+                min: 1,
+                max: 33,
+            },
+        ];
+        let f = Fast::Atoms(&A);
+        assert_eq!(f.matches("GBx"), Some(true));
+        assert_eq!(f.matches("GB"), Some(false));
+        assert_eq!(f.matches("gBx"), Some(false));
+        let t = Fast::Trimmed {
+            ends: Class::NotZ,
+            middle: Class::Dot,
+        };
+        assert_eq!(t.matches("a"), Some(true));
+        assert_eq!(t.matches("a b"), Some(true));
+        assert_eq!(t.matches(" a"), Some(false));
+        assert_eq!(t.matches(""), Some(false));
+    }
+}
