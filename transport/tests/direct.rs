@@ -1,0 +1,682 @@
+//! The direct mTLS link against the transport contract suite, with real TLS on loopback
+//! (certificates from `DevPki::init` in a temporary directory), on SQLite and PostgreSQL; plus
+//! handshake refusals, a receiver process killed before its ack, and a hub restarted in the
+//! middle of 10,000 messages.
+//!
+//! PostgreSQL: `postgres://postgres@127.0.0.1:5432/test` (override with `CATS_TEST_POSTGRES`),
+//! a fresh database per test. Unreachable: the test fails when `CI=true`, else it is skipped
+//! with a loud message.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cats_transport::contract::{CountryCode, Destination, PeerIdentity, Transport};
+use cats_transport::direct::{DirectHub, DirectNode, HubTls, LinkConfig, NodeTls};
+use cats_transport::store::{Outbox, RelayConfig, Store};
+use cats_transport::testkit::{self, Harness, SharedEffects};
+use cats_trust::pki::{DevPki, DevPkiFiles, LeafProfile};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------------------------------------------------------------- fixtures
+
+struct Pki {
+    _dir: tempfile::TempDir,
+    files: DevPkiFiles,
+}
+
+fn pki() -> Pki {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files =
+        DevPki::init(dir.path(), &[CountryCode::KZ, CountryCode::AZ], false).expect("dev PKI");
+    Pki { _dir: dir, files }
+}
+
+impl Pki {
+    fn hub_tls(&self) -> HubTls {
+        let f = &self.files;
+        HubTls::from_files(
+            &f.ca.cert,
+            Some(&f.allow_list),
+            &f.hub_server.cert,
+            &f.hub_server.key,
+        )
+        .expect("hub TLS")
+    }
+
+    fn node_tls(&self, country: CountryCode) -> NodeTls {
+        let f = &self.files;
+        let node = f.nodes.get(&country).expect("node certificate");
+        NodeTls::from_files(&f.ca.cert, &node.cert, &node.key).expect("node TLS")
+    }
+
+    fn dir(&self) -> &Path {
+        &self.files.dir
+    }
+}
+
+fn link_config() -> LinkConfig {
+    LinkConfig {
+        window: 64,
+        heartbeat: Duration::from_secs(1),
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(300),
+        send_timeout: Duration::from_secs(60),
+        handshake_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(2),
+        ..LinkConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database; `None` when PostgreSQL is unreachable outside CI.
+async fn fresh_store(db: Db, dir: &Path, name: &str) -> Option<(Store, String)> {
+    match db {
+        Db::Sqlite => {
+            let url = format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+            Some((Store::connect(&url).await.expect("sqlite store"), url))
+        }
+        Db::Postgres => {
+            let base = std::env::var("CATS_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let mut admin = match sqlx::PgConnection::connect(&base).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if std::env::var("CI").as_deref() == Ok("true") {
+                        panic!("PostgreSQL at {base} is unreachable in CI: {e}");
+                    }
+                    eprintln!(
+                        "\n!!!!! SKIPPED: PostgreSQL at {base} is unreachable ({e}); \
+                         this test did NOT run on PostgreSQL !!!!!\n"
+                    );
+                    return None;
+                }
+            };
+            let db_name = testkit::unique_id(&format!("cats_transport_{name}"))
+                .replace('-', "_")
+                .to_lowercase();
+            sqlx::query(&format!("CREATE DATABASE \"{db_name}\""))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
+            let url = match base.rfind('/') {
+                Some(i) => format!("{}/{db_name}", &base[..i]),
+                None => panic!("bad PostgreSQL URL {base}"),
+            };
+            Some((Store::connect(&url).await.expect("postgres store"), url))
+        }
+    }
+}
+
+async fn bind_hub(addr: SocketAddr, pki: &Pki, store: Store) -> DirectHub {
+    // The port of a hub that just died may take a moment to be free again.
+    let mut tries = 0;
+    loop {
+        match DirectHub::bind(addr, pki.hub_tls(), store.clone(), link_config()).await {
+            Ok(hub) => return hub,
+            Err(e) if tries < 100 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot bind the hub on {addr}: {e}"),
+        }
+    }
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+// ---------------------------------------------------------------- harnesses
+
+/// Node KZ sends, the hub receives.
+struct NodeToHub {
+    pki: Pki,
+    hub_store: Store,
+    addr: SocketAddr,
+    hub: Arc<DirectHub>,
+    node: Arc<DirectNode>,
+}
+
+impl NodeToHub {
+    async fn new(db: Db) -> Option<NodeToHub> {
+        let pki = pki();
+        let (hub_store, _) = fresh_store(db, pki.dir(), "hub").await?;
+        let (node_store, _) = fresh_store(db, pki.dir(), "node").await?;
+        let hub = bind_hub(loopback(), &pki, hub_store.clone()).await;
+        let addr = hub.local_addr();
+        let node = DirectNode::connect(
+            addr.to_string(),
+            pki.node_tls(CountryCode::KZ),
+            node_store,
+            link_config(),
+        )
+        .expect("node");
+        node.wait_connected(Duration::from_secs(10))
+            .await
+            .expect("node connects");
+        Some(NodeToHub {
+            pki,
+            hub_store,
+            addr,
+            hub: Arc::new(hub),
+            node: Arc::new(node),
+        })
+    }
+}
+
+impl Harness for NodeToHub {
+    type Sender = DirectNode;
+    type Receiver = DirectHub;
+    fn sender(&self) -> Arc<DirectNode> {
+        self.node.clone()
+    }
+    fn receiver(&self) -> Arc<DirectHub> {
+        self.hub.clone()
+    }
+    fn destination(&self) -> Destination {
+        Destination::Hub
+    }
+    fn sender_identity(&self) -> PeerIdentity {
+        PeerIdentity::Node(CountryCode::KZ)
+    }
+    fn receiver_store(&self) -> Store {
+        self.hub_store.clone()
+    }
+    async fn restart_receiver(&mut self) {
+        self.hub.abort();
+        self.hub = Arc::new(bind_hub(self.addr, &self.pki, self.hub_store.clone()).await);
+    }
+    async fn dead_letters(&self) -> Vec<(String, String)> {
+        dead_letters(&self.hub_store).await
+    }
+}
+
+/// The hub sends to node KZ.
+struct HubToNode {
+    pki: Pki,
+    node_store: Store,
+    addr: SocketAddr,
+    hub: Arc<DirectHub>,
+    node: Arc<DirectNode>,
+}
+
+impl HubToNode {
+    async fn new(db: Db) -> Option<HubToNode> {
+        let pki = pki();
+        let (hub_store, _) = fresh_store(db, pki.dir(), "hub").await?;
+        let (node_store, _) = fresh_store(db, pki.dir(), "node").await?;
+        let hub = bind_hub(loopback(), &pki, hub_store).await;
+        let addr = hub.local_addr();
+        let node = connect_node(&pki, addr, node_store.clone()).await;
+        Some(HubToNode {
+            pki,
+            node_store,
+            addr,
+            hub: Arc::new(hub),
+            node: Arc::new(node),
+        })
+    }
+}
+
+async fn connect_node(pki: &Pki, addr: SocketAddr, store: Store) -> DirectNode {
+    let node = DirectNode::connect(
+        addr.to_string(),
+        pki.node_tls(CountryCode::KZ),
+        store,
+        link_config(),
+    )
+    .expect("node");
+    node.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("node connects");
+    node
+}
+
+impl Harness for HubToNode {
+    type Sender = DirectHub;
+    type Receiver = DirectNode;
+    fn sender(&self) -> Arc<DirectHub> {
+        self.hub.clone()
+    }
+    fn receiver(&self) -> Arc<DirectNode> {
+        self.node.clone()
+    }
+    fn destination(&self) -> Destination {
+        Destination::Node(CountryCode::KZ)
+    }
+    fn sender_identity(&self) -> PeerIdentity {
+        PeerIdentity::Hub
+    }
+    fn receiver_store(&self) -> Store {
+        self.node_store.clone()
+    }
+    async fn restart_receiver(&mut self) {
+        self.node.abort();
+        self.node = Arc::new(connect_node(&self.pki, self.addr, self.node_store.clone()).await);
+    }
+    async fn dead_letters(&self) -> Vec<(String, String)> {
+        dead_letters(&self.node_store).await
+    }
+}
+
+async fn dead_letters(store: &Store) -> Vec<(String, String)> {
+    store
+        .dead_letters(1000)
+        .await
+        .expect("dead letters")
+        .into_iter()
+        .map(|l| (l.message_id, l.reason))
+        .collect()
+}
+
+// ---------------------------------------------------------------- the contract suite
+
+macro_rules! contract_tests {
+    ($($name:ident: $harness:ident, $db:expr, $check:expr;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let Some(mut h) = $harness::new($db).await else { return };
+            $check(&mut h).await;
+        }
+    )*};
+}
+
+async fn many<H: Harness>(h: &mut H) {
+    testkit::many_with_window(h, 2000).await;
+}
+
+contract_tests! {
+    sqlite_node_to_hub_round_trip: NodeToHub, Db::Sqlite, testkit::round_trip;
+    sqlite_node_to_hub_order_per_partition: NodeToHub, Db::Sqlite, testkit::order_per_partition;
+    sqlite_node_to_hub_redelivery_after_receiver_dies: NodeToHub, Db::Sqlite, testkit::redelivery_after_receiver_dies;
+    sqlite_node_to_hub_reject_dead_letters: NodeToHub, Db::Sqlite, testkit::reject_dead_letters;
+    sqlite_node_to_hub_send_is_durable: NodeToHub, Db::Sqlite, testkit::send_is_durable;
+    sqlite_node_to_hub_many_with_window: NodeToHub, Db::Sqlite, many;
+    sqlite_hub_to_node_round_trip: HubToNode, Db::Sqlite, testkit::round_trip;
+    sqlite_hub_to_node_order_per_partition: HubToNode, Db::Sqlite, testkit::order_per_partition;
+    sqlite_hub_to_node_redelivery_after_receiver_dies: HubToNode, Db::Sqlite, testkit::redelivery_after_receiver_dies;
+    sqlite_hub_to_node_reject_dead_letters: HubToNode, Db::Sqlite, testkit::reject_dead_letters;
+    sqlite_hub_to_node_send_is_durable: HubToNode, Db::Sqlite, testkit::send_is_durable;
+    sqlite_hub_to_node_many_with_window: HubToNode, Db::Sqlite, many;
+    postgres_node_to_hub_round_trip: NodeToHub, Db::Postgres, testkit::round_trip;
+    postgres_node_to_hub_order_per_partition: NodeToHub, Db::Postgres, testkit::order_per_partition;
+    postgres_node_to_hub_redelivery_after_receiver_dies: NodeToHub, Db::Postgres, testkit::redelivery_after_receiver_dies;
+    postgres_node_to_hub_reject_dead_letters: NodeToHub, Db::Postgres, testkit::reject_dead_letters;
+    postgres_node_to_hub_send_is_durable: NodeToHub, Db::Postgres, testkit::send_is_durable;
+    postgres_node_to_hub_many_with_window: NodeToHub, Db::Postgres, many;
+    postgres_hub_to_node_round_trip: HubToNode, Db::Postgres, testkit::round_trip;
+    postgres_hub_to_node_order_per_partition: HubToNode, Db::Postgres, testkit::order_per_partition;
+    postgres_hub_to_node_redelivery_after_receiver_dies: HubToNode, Db::Postgres, testkit::redelivery_after_receiver_dies;
+    postgres_hub_to_node_reject_dead_letters: HubToNode, Db::Postgres, testkit::reject_dead_letters;
+    postgres_hub_to_node_send_is_durable: HubToNode, Db::Postgres, testkit::send_is_durable;
+    postgres_hub_to_node_many_with_window: HubToNode, Db::Postgres, many;
+}
+
+// ---------------------------------------------------------------- handshake refusals
+
+/// Connects with `config`, says Hello, and reports whether the hub kept the session open
+/// (TLS 1.3 clients learn of a refused certificate on their first read).
+async fn probe(addr: SocketAddr, config: rustls::ClientConfig) -> Result<(), String> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("hub.cats.internal").expect("name");
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let hello = [0, 0, 0, 10, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+    tls.write_all(&hello).await.map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(2), tls.read(&mut buf)).await {
+        Err(_) => Ok(()),
+        Ok(Ok(0)) => Err("closed by the hub".into()),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+    }
+}
+
+fn client_config(
+    pki: &Pki,
+    cert: Option<(CertificateDer<'static>, Vec<u8>)>,
+) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in cats_trust::load_certs(&pki.files.ca.cert).expect("CA") {
+        roots.add(ca).expect("root");
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots);
+    match cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                vec![cert],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("client cert"),
+    }
+}
+
+#[tokio::test]
+async fn handshake_refuses_missing_foreign_expired_and_revoked_certificates() {
+    let pki = pki();
+    let (store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
+        .await
+        .expect("store");
+    let hub = bind_hub(loopback(), &pki, store).await;
+    let addr = hub.local_addr();
+    let ca = DevPki::load_dir(pki.dir()).expect("CA");
+
+    // Control: the node's own certificate is accepted.
+    let node = pki.files.nodes.get(&CountryCode::KZ).expect("node");
+    let own_cert = cats_trust::load_certs(&node.cert).expect("cert").remove(0);
+    let own_key = match cats_trust::load_private_key(&node.key).expect("key") {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        _ => panic!("the development key is PKCS#8"),
+    };
+    probe(addr, client_config(&pki, Some((own_cert, own_key))))
+        .await
+        .expect("the node's own certificate is accepted");
+
+    let issued =
+        |c: cats_trust::pki::IssuedCert| Some((c.cert_der.clone(), c.key_pkcs8_der.clone()));
+    let foreign = DevPki::generate_ca("Some Other CA")
+        .and_then(|other| other.issue_node(CountryCode::KZ))
+        .expect("foreign cert");
+    let expired = ca
+        .issue_expired(&LeafProfile::Node(CountryCode::KZ))
+        .expect("expired cert");
+    let revoked = ca.issue_node(CountryCode::KZ).expect("unlisted cert");
+    let cases = [
+        ("no client certificate", None),
+        ("another CA", issued(foreign)),
+        ("expired", issued(expired)),
+        ("not on the allow-list (revoked)", issued(revoked)),
+    ];
+    for (what, cert) in cases {
+        let verdict = probe(addr, client_config(&pki, cert)).await;
+        assert!(verdict.is_err(), "{what}: accepted");
+        eprintln!("{what}: refused ({})", verdict.err().unwrap_or_default());
+    }
+    hub.shutdown().await;
+}
+
+// ---------------------------------------------------------------- receiver process killed
+
+const CHILD_ROLE: &str = "CATS_TRANSPORT_TEST_CHILD";
+
+/// Not a test on its own: the hub receiver process that `receiver_process_killed_*` starts
+/// and kills. It applies one message (inbox + commit), says so, and never acks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_hub_receiver() {
+    if std::env::var(CHILD_ROLE).as_deref() != Ok("hub-receiver") {
+        return;
+    }
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
+    let dir = PathBuf::from(var("CATS_CHILD_PKI"));
+    let files = DevPki::init(&dir, &[CountryCode::KZ, CountryCode::AZ], false).expect("PKI");
+    let pki = Pki {
+        _dir: tempfile::tempdir().expect("tempdir"),
+        files,
+    };
+    let store = Store::connect(&var("CATS_CHILD_DB")).await.expect("store");
+    let addr: SocketAddr = var("CATS_CHILD_ADDR").parse().expect("addr");
+    let hub = bind_hub(addr, &pki, store.clone()).await;
+    println!("LISTENING");
+    let delivery = hub.receive().await.expect("receive");
+    let effects = SharedEffects::default();
+    let verdict = testkit::apply(&store, &delivery, &effects).await;
+    println!("APPLIED {} {verdict:?}", delivery.message_id);
+    // Wait to be killed, holding the unacked delivery.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    drop(delivery);
+}
+
+async fn receiver_process_killed_before_ack(db: Db) {
+    use std::io::BufRead;
+    let pki = pki();
+    let Some((hub_store, hub_url)) = fresh_store(db, pki.dir(), "hub").await else {
+        return;
+    };
+    let (node_store, _) = fresh_store(db, pki.dir(), "node").await.expect("store");
+    let addr = {
+        let l = std::net::TcpListener::bind(loopback()).expect("reserve a port");
+        l.local_addr().expect("addr")
+    };
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "child_hub_receiver",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROLE, "hub-receiver")
+        .env("CATS_CHILD_PKI", pki.dir())
+        .env("CATS_CHILD_DB", &hub_url)
+        .env("CATS_CHILD_ADDR", addr.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("child process");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (lines_tx, mut lines_rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines_tx.send(line);
+        }
+    });
+
+    let node = Arc::new(
+        DirectNode::connect(
+            addr.to_string(),
+            pki.node_tls(CountryCode::KZ),
+            node_store,
+            link_config(),
+        )
+        .expect("node"),
+    );
+    let id = testkit::unique_id("killed");
+    let send = {
+        let node = node.clone();
+        let msg = testkit::message(Destination::Hub, &id, Some("MRN-K"), 800);
+        tokio::spawn(async move { node.send(msg).await })
+    };
+    let applied = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines_rx.recv().await {
+            if line.starts_with("APPLIED") {
+                return line;
+            }
+        }
+        panic!("the child ended without applying");
+    })
+    .await
+    .expect("the child applies the message");
+    assert_eq!(applied, format!("APPLIED {id} New"));
+    child.kill().expect("kill the receiver process");
+    let _ = child.wait();
+    assert!(!send.is_finished(), "send returned before the hub acked");
+
+    // The hub comes back (same address, same store): the node resends, the inbox says
+    // Duplicate, the effect stays single.
+    let hub = bind_hub(addr, &pki, hub_store.clone()).await;
+    let delivery = tokio::time::timeout(Duration::from_secs(60), hub.receive())
+        .await
+        .expect("redelivery")
+        .expect("receive");
+    assert_eq!(delivery.message_id, id);
+    assert!(delivery.redelivered);
+    let effects = SharedEffects::default();
+    assert_eq!(
+        testkit::apply(&hub_store, &delivery, &effects).await,
+        cats_transport::store::Accepted::Duplicate
+    );
+    delivery.ack().await.expect("ack");
+    tokio::time::timeout(Duration::from_secs(30), send)
+        .await
+        .expect("send completes")
+        .expect("send task")
+        .expect("send succeeds");
+    let mut tx = hub_store.begin().await.expect("tx");
+    let n = hub_store
+        .inbox()
+        .count(&mut tx, &PeerIdentity::Node(CountryCode::KZ))
+        .await
+        .expect("count");
+    assert_eq!(n, 1);
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_receiver_process_killed_before_ack() {
+    receiver_process_killed_before_ack(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_receiver_process_killed_before_ack() {
+    receiver_process_killed_before_ack(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------- hub restart under load
+
+async fn hub_restarted_in_the_middle_of_10000(db: Db) {
+    const N: usize = 10_000;
+    let pki = pki();
+    let Some((hub_store, _)) = fresh_store(db, pki.dir(), "hub").await else {
+        return;
+    };
+    let (node_store, _) = fresh_store(db, pki.dir(), "node").await.expect("store");
+    let hub = bind_hub(loopback(), &pki, hub_store.clone()).await;
+    let addr = hub.local_addr();
+    let node = Arc::new(
+        DirectNode::connect(
+            addr.to_string(),
+            pki.node_tls(CountryCode::KZ),
+            node_store.clone(),
+            link_config(),
+        )
+        .expect("node"),
+    );
+
+    // The node's outbox holds all 10,000 before the relay starts.
+    let outbox = Outbox::new(node_store.clone());
+    let run = testkit::unique_id("restart");
+    let mut sent_order: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in 0..N / 1000 {
+        let mut tx = node_store.begin().await.expect("tx");
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            let key = format!("{run}-MRN{}", i % 50);
+            let id = format!("{run}-{i:05}");
+            outbox
+                .enqueue(
+                    &mut tx,
+                    &testkit::message(Destination::Hub, &id, Some(&key), 256),
+                )
+                .await
+                .expect("enqueue");
+            sent_order.entry(key).or_default().push(id);
+        }
+        tx.commit().await.expect("commit");
+    }
+    let (stop, shutdown) = cats_transport::shutdown::channel();
+    let relay = {
+        let (outbox, node) = (outbox.clone(), node.clone());
+        tokio::spawn(async move {
+            let config = RelayConfig {
+                concurrency: 64,
+                poll_interval: Duration::from_millis(100),
+                min_backoff: Duration::from_millis(20),
+                max_backoff: Duration::from_millis(500),
+                ..RelayConfig::default()
+            };
+            outbox.run_relay(&*node, &config, shutdown).await;
+        })
+    };
+
+    let effects = SharedEffects::default();
+    let hub = Arc::new(hub);
+    let consumer = testkit::spawn_consumer(hub.clone(), hub_store.clone(), effects.clone());
+    testkit::wait_for(
+        &effects,
+        Duration::from_secs(120),
+        "a third of the messages",
+        |e| e.applied.len() >= N / 3,
+    )
+    .await;
+    // Crash the hub in the middle, then start it again on the same address and store.
+    hub.abort();
+    consumer.abort();
+    drop(hub);
+    let before = effects.lock().expect("effects").applied.len();
+    let hub = Arc::new(bind_hub(addr, &pki, hub_store.clone()).await);
+    let consumer = testkit::spawn_consumer(hub.clone(), hub_store.clone(), effects.clone());
+    testkit::wait_for(
+        &effects,
+        Duration::from_secs(300),
+        "all 10,000 messages",
+        |e| e.applied.len() == N,
+    )
+    .await;
+    assert!(before < N, "the restart happened in the middle");
+    {
+        let e = effects.lock().expect("effects");
+        assert!(
+            e.applied.values().all(|c| *c == 1),
+            "a message had two effects"
+        );
+        for (key, ids) in &sent_order {
+            let got: Vec<&String> = e
+                .seen
+                .iter()
+                .filter(|(_, k, _, v)| {
+                    k.as_ref() == Some(key) && *v == cats_transport::store::Accepted::New
+                })
+                .map(|(id, ..)| id)
+                .collect();
+            assert_eq!(got, ids.iter().collect::<Vec<_>>(), "order of {key}");
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while outbox.pending_count().await.expect("pending") > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "outbox not drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut tx = hub_store.begin().await.expect("tx");
+    let n = hub_store
+        .inbox()
+        .count(&mut tx, &PeerIdentity::Node(CountryCode::KZ))
+        .await
+        .expect("count");
+    assert_eq!(n, N as i64);
+    drop(tx);
+    stop.trigger();
+    let _ = relay.await;
+    consumer.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_hub_restarted_in_the_middle_of_10000_messages() {
+    hub_restarted_in_the_middle_of_10000(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_hub_restarted_in_the_middle_of_10000_messages() {
+    hub_restarted_in_the_middle_of_10000(Db::Postgres).await;
+}
