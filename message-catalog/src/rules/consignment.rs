@@ -4,7 +4,7 @@
 use rust_decimal::Decimal;
 
 use super::tree::Node;
-use super::{Problem, broken, forbid, require};
+use super::{Problem, broken, forbid, missing, require};
 
 fn consignment(root: &Node) -> Option<&Node> {
     root.child("Consignment")
@@ -184,6 +184,108 @@ pub fn r3061(root: &Node, out: &mut Vec<Problem>) {
                 code,
                 "R3061",
                 "additional information 30600 is not allowed at item level".to_owned(),
+            );
+        }
+    }
+}
+
+fn has_export_declaration(house: &Node) -> bool {
+    house
+        .all("PreviousDocument")
+        .any(|d| d.text_of("type") == Some("N830"))
+}
+
+/// C0153: "IF /*/TransitOperation/declarationType is EQUAL to 'TIR' AND
+/// /*/Consignment/HouseConsignment/PreviousDocument/type IS NOT EQUAL to 'N830' (Goods declaration
+/// for exportation) THEN /*/Consignment/HouseConsignment/ConsignmentItem/Commodity/CommodityCode =
+/// "O" ELSE /*/Consignment/HouseConsignment/ConsignmentItem/Commodity/CommodityCode = "R""
+pub fn c0153(root: &Node, out: &mut Vec<Problem>) {
+    let tir = root.text_at(&["TransitOperation", "declarationType"]) == Some("TIR");
+    for house in root.every(&["Consignment", "HouseConsignment"]) {
+        if tir && !has_export_declaration(house) {
+            continue;
+        }
+        for commodity in house.every(&["ConsignmentItem", "Commodity"]) {
+            require(
+                out,
+                commodity,
+                "CommodityCode",
+                "C0153",
+                "the commodity code is required unless TIR goods without export declaration",
+            );
+        }
+    }
+}
+
+/// C0837: "IF /*/Consignment/HouseConsignment/PreviousDocument/type is EQUAL to 'N830' THEN
+/// /*/Consignment/HouseConsignment/ConsignmentItem/Commodity/GoodsMeasure/netMass = "R" ELSE IF
+/// /*/TransitOperation/reducedDatasetIndicator is EQUAL to '1' THEN ...netMass = "N" ELSE
+/// ...netMass = "O""
+pub fn c0837(root: &Node, out: &mut Vec<Problem>) {
+    let reduced = root.text_at(&["TransitOperation", "reducedDatasetIndicator"]) == Some("1");
+    for house in root.every(&["Consignment", "HouseConsignment"]) {
+        let export = has_export_declaration(house);
+        for item in house.all("ConsignmentItem") {
+            let Some(commodity) = item.child("Commodity") else {
+                continue;
+            };
+            if export {
+                match commodity.child("GoodsMeasure") {
+                    Some(m) => require(
+                        out,
+                        m,
+                        "netMass",
+                        "C0837",
+                        "the goods were declared for export (N830)",
+                    ),
+                    None => missing(
+                        out,
+                        commodity,
+                        "GoodsMeasure",
+                        "C0837",
+                        "the net mass is required: the goods were declared for export (N830)",
+                    ),
+                }
+            } else if reduced {
+                for m in commodity.all("GoodsMeasure") {
+                    forbid(
+                        out,
+                        m,
+                        "netMass",
+                        "C0837",
+                        "a reduced dataset carries no net mass",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// C0298: "IF /*/Consignment/HouseConsignment/ConsignmentItem/PreviousDocument/quantity is
+/// PRESENT THEN .../PreviousDocument/measurementUnitAndQualifier = "R" ELSE
+/// .../PreviousDocument/measurementUnitAndQualifier = "N""
+pub fn c0298(root: &Node, out: &mut Vec<Problem>) {
+    for doc in root.every(&[
+        "Consignment",
+        "HouseConsignment",
+        "ConsignmentItem",
+        "PreviousDocument",
+    ]) {
+        if doc.has("quantity") {
+            require(
+                out,
+                doc,
+                "measurementUnitAndQualifier",
+                "C0298",
+                "a quantity is given",
+            );
+        } else {
+            forbid(
+                out,
+                doc,
+                "measurementUnitAndQualifier",
+                "C0298",
+                "no quantity is given",
             );
         }
     }

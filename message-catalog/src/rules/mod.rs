@@ -465,6 +465,78 @@ pub static IMPLEMENTED: &[Rule] = &[
         messages: &["CC056C", "CC057C"],
         check: control::c0492,
     },
+    Rule {
+        id: "C0904",
+        kind: Kind::Condition,
+        messages: DECL_REL,
+        check: transit_operation::c0904,
+    },
+    Rule {
+        id: "R0350",
+        kind: Kind::Rule,
+        messages: DECL_REL,
+        check: transit_operation::r0350,
+    },
+    Rule {
+        id: "C0531",
+        kind: Kind::Condition,
+        messages: DECL_REL,
+        check: security::c0531,
+    },
+    Rule {
+        id: "C0671",
+        kind: Kind::Condition,
+        messages: &["CC007C", "CC013C", "CC015C", "CC029C", "CC170C"],
+        check: places::c0671,
+    },
+    Rule {
+        id: "C0460",
+        kind: Kind::Condition,
+        messages: &["CC007C", "CC043C"],
+        check: places::c0460,
+    },
+    Rule {
+        id: "C0153",
+        kind: Kind::Condition,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C"],
+        check: consignment::c0153,
+    },
+    Rule {
+        id: "C0837",
+        kind: Kind::Condition,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C"],
+        check: consignment::c0837,
+    },
+    Rule {
+        id: "C0298",
+        kind: Kind::Condition,
+        messages: DECL_REL,
+        check: consignment::c0298,
+    },
+    Rule {
+        id: "R0076",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC170C"],
+        check: transport::r0076,
+    },
+    Rule {
+        id: "R0473",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C", "CC170C"],
+        check: transport::r0473,
+    },
+    Rule {
+        id: "R0472",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C", "CC170C"],
+        check: transport::r0472,
+    },
+    Rule {
+        id: "R0476",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C", "CC170C"],
+        check: transport::r0476,
+    },
 ];
 
 /// Runs every rule and condition that applies to `message` and returns the problems found, in

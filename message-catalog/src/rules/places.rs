@@ -83,3 +83,47 @@ pub fn c0403(root: &Node, out: &mut Vec<Problem>) {
         ),
     }
 }
+
+/// C0671: "IF /*/Consignment/LocationOfGoods/EconomicOperator/identificationNumber is PRESENT OR
+/// /*/Consignment/LocationOfGoods/authorisationNumber is PRESENT THEN
+/// /*/Consignment/LocationOfGoods/additionalIdentifier = "O" ELSE
+/// /*/Consignment/LocationOfGoods/additionalIdentifier = "N""
+pub fn c0671(root: &Node, out: &mut Vec<Problem>) {
+    let Some(loc) = root.first(&["Consignment", "LocationOfGoods"]) else {
+        return;
+    };
+    let identified = loc
+        .first(&["EconomicOperator", "identificationNumber"])
+        .is_some()
+        || loc.has("authorisationNumber");
+    if !identified {
+        forbid(
+            out,
+            loc,
+            "additionalIdentifier",
+            "C0671",
+            "neither an economic operator nor an authorisation number identifies the location",
+        );
+    }
+}
+
+/// C0460: "IF /*/Consignment/Incident/Location/qualifierOfIdentification is EQUAL to 'W' THEN
+/// GNSS = "R" AND UNLocode = "N" AND Address = "N" ELSE IF ... 'U' THEN UNLocode = "R" AND GNSS =
+/// "N" AND Address = "N" ELSE IF ... 'Z' THEN Address = "R" AND UNLocode = "N" AND GNSS = "N""
+pub fn c0460(root: &Node, out: &mut Vec<Problem>) {
+    for loc in root.every(&["Consignment", "Incident", "Location"]) {
+        let required = match loc.text_of("qualifierOfIdentification") {
+            Some("W") => "GNSS",
+            Some("U") => "UNLocode",
+            Some("Z") => "Address",
+            _ => continue,
+        };
+        let why = format!("the incident location is identified by {required}");
+        require(out, loc, required, "C0460", &why);
+        for other in ["GNSS", "UNLocode", "Address"] {
+            if other != required {
+                forbid(out, loc, other, "C0460", &why);
+            }
+        }
+    }
+}

@@ -161,3 +161,24 @@ pub fn c0806(root: &Node, out: &mut Vec<Problem>) {
         );
     }
 }
+
+/// C0531: "IF /*/TransitOperation/security is in SET {1,2,3} AND
+/// /*/Consignment/modeOfTransportAtTheBorder is EQUAL to '4' THEN
+/// /*/Consignment/ActiveBorderTransportMeans/conveyanceReferenceNumber = "R" ELSE
+/// /*/Consignment/ActiveBorderTransportMeans/conveyanceReferenceNumber = "O""
+pub fn c0531(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = root.child("Consignment") else {
+        return;
+    };
+    if with_security(root) && c.text_of("modeOfTransportAtTheBorder") == Some("4") {
+        for abtm in c.all("ActiveBorderTransportMeans") {
+            require(
+                out,
+                abtm,
+                "conveyanceReferenceNumber",
+                "C0531",
+                "security data for goods crossing the border by air",
+            );
+        }
+    }
+}

@@ -311,3 +311,55 @@ pub fn c0870(root: &Node, out: &mut Vec<Problem>) {
         );
     }
 }
+
+/// C0904: "IF /*/TransitOperation/declarationType is PRESENT THEN IF
+/// /*/TransitOperation/declarationType is EQUAL to 'TIR' THEN
+/// /*/HolderOfTheTransitProcedure/TIRHolderIdentificationNumber = "R" ELSE
+/// /*/HolderOfTheTransitProcedure/TIRHolderIdentificationNumber = "N" ELSE IF
+/// /CC015C/TransitOperation/declarationType is EQUAL to 'TIR' OR ... (the declaration)"
+///
+/// The first branch: messages that carry the declaration type themselves. The second needs the
+/// declaration of the movement and is the node's.
+pub fn c0904(root: &Node, out: &mut Vec<Problem>) {
+    let Some(holder) = root.child("HolderOfTheTransitProcedure") else {
+        return;
+    };
+    match root.text_at(&["TransitOperation", "declarationType"]) {
+        Some("TIR") => require(
+            out,
+            holder,
+            "TIRHolderIdentificationNumber",
+            "C0904",
+            "the declaration type is TIR",
+        ),
+        Some(_) => forbid(
+            out,
+            holder,
+            "TIRHolderIdentificationNumber",
+            "C0904",
+            "the declaration type is not TIR",
+        ),
+        None => {}
+    }
+}
+
+/// R0350: "IF /*/TransitOperation/reducedDatasetIndicator is EQUAL to '1' AND
+/// /*/Consignment/inlandModeOfTransport is in SET {1, 2, 4} THEN at least one
+/// /*/Authorisation/type is EQUAL to 'C524'"
+pub fn r0350(root: &Node, out: &mut Vec<Problem>) {
+    let Some(indicator) = root.first(&["TransitOperation", "reducedDatasetIndicator"]) else {
+        return;
+    };
+    let mode = root.text_at(&["Consignment", "inlandModeOfTransport"]);
+    if indicator.text == "1"
+        && matches!(mode, Some("1" | "2" | "4"))
+        && !authorisation_types(root).any(|t| t == "C524")
+    {
+        broken(
+            out,
+            indicator,
+            "R0350",
+            "a reduced dataset by sea, rail or air needs an authorisation of type C524".to_owned(),
+        );
+    }
+}

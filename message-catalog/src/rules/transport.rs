@@ -255,3 +255,121 @@ pub fn r0855(root: &Node, out: &mut Vec<Problem>) {
         }
     }
 }
+
+fn lowercase_in(out: &mut Vec<Problem>, means: &Node, types: &[&str], rule: &str) {
+    let Some(t) = means.text_of("typeOfIdentification") else {
+        return;
+    };
+    if !types.contains(&t) {
+        return;
+    }
+    if let Some(id) = means
+        .child("identificationNumber")
+        .filter(|id| id.text.chars().any(char::is_lowercase))
+    {
+        broken(
+            out,
+            id,
+            rule,
+            format!("an identification of type {t} is written without lowercase letters"),
+        );
+    }
+}
+
+/// Departure transport means at consignment level, else those of the house consignments.
+fn departure_means(c: &Node) -> Vec<Vec<&Node>> {
+    if c.has("DepartureTransportMeans") {
+        vec![c.all("DepartureTransportMeans").collect()]
+    } else {
+        c.all("HouseConsignment")
+            .map(|h| h.all("DepartureTransportMeans").collect())
+            .collect()
+    }
+}
+
+/// R0076: "IF /*/Consignment/ActiveBorderTransportMeans/typeOfIdentification is in SET
+/// {10,21,30,40,41,80} THEN /*/Consignment/ActiveBorderTransportMeans/identificationNumber shall
+/// not contain lowercase letters."
+pub fn r0076(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    for abtm in c.all("ActiveBorderTransportMeans") {
+        lowercase_in(out, abtm, &["10", "21", "30", "40", "41", "80"], "R0076");
+    }
+}
+
+/// R0473: "IF /*/Consignment/DepartureTransportMeans is PRESENT AND
+/// .../typeofIdentification is in SET {10,20,21,30,31,40,41,80} THEN .../IdentificationNumber shall
+/// not contain lowercase letters ELSE IF /*/Consignment/HouseConsignment/DepartureTransportMeans
+/// is PRESENT AND ... (the same for the house consignments)"
+pub fn r0473(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    for group in departure_means(c) {
+        for dtm in group {
+            lowercase_in(
+                out,
+                dtm,
+                &["10", "20", "21", "30", "31", "40", "41", "80"],
+                "R0473",
+            );
+        }
+    }
+}
+
+/// R0472: "IF /*/Consignment/inlandModeOfTransport is in SET {1,2,3,4,8} THEN IF
+/// /*/Consignment/DepartureTransportMeans is PRESENT THEN the first digit of
+/// /*/Consignment/DepartureTransportMeans/typeOfIdentification shall be EQUAL to
+/// /*/Consignment/inlandModeOfTransport ELSE IF /*/Consignment/HouseConsignment/DepartureTransportMeans
+/// is PRESENT THEN (the same for the house consignments)"
+pub fn r0472(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    let Some(mode) = c
+        .text_of("inlandModeOfTransport")
+        .filter(|m| matches!(*m, "1" | "2" | "3" | "4" | "8"))
+    else {
+        return;
+    };
+    for group in departure_means(c) {
+        for dtm in group {
+            if let Some(t) = dtm
+                .child("typeOfIdentification")
+                .filter(|t| !t.text.starts_with(mode))
+            {
+                broken(
+                    out,
+                    t,
+                    "R0472",
+                    format!(
+                        "identification type {} does not belong to inland mode of transport {mode}",
+                        t.text
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// R0476: "IF /*/Consignment/inlandModeOfTransport is EQUAL to '3' THEN IF the multiplicity of
+/// the data group /*/Consignment/DepartureTransportMeans is more than 1x THEN the iteration 2 and
+/// the iteration 3 (if present) ... must include typeOfIdentification that is EQUAL to '31' ELSE IF
+/// (the same for /*/Consignment/HouseConsignment/DepartureTransportMeans)"
+pub fn r0476(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    if c.text_of("inlandModeOfTransport") != Some("3") {
+        return;
+    }
+    for group in departure_means(c) {
+        for dtm in group.iter().skip(1).take(2) {
+            if let Some(t) = dtm.child("typeOfIdentification").filter(|t| t.text != "31") {
+                broken(out, t, "R0476", "by road, the second and third departure transport means are trailers (type 31)".to_owned());
+            }
+        }
+    }
+}

@@ -371,6 +371,49 @@ CASES = [
     ("cc015c", "r0103-exit-office-is-transit-office", base("cc015c"), [
         ("<referenceNumber>AZ000201</referenceNumber>", "<referenceNumber>GE000101</referenceNumber>"),
     ], (f"{P}/CustomsOfficeOfExitForTransitDeclared[1]/referenceNumber", "14 R0103")),
+    ("cc015c", "c0904-tir-holder-id-without-tir", base("cc015c"), [
+        ("<identificationNumber>KZ123456789012</identificationNumber>\n    <name>Caspian Pipes LLP</name>",
+         "<identificationNumber>KZ123456789012</identificationNumber>\n    <TIRHolderIdentificationNumber>KZ/001/0001</TIRHolderIdentificationNumber>\n    <name>Caspian Pipes LLP</name>"),
+    ], (f"{P}/HolderOfTheTransitProcedure/TIRHolderIdentificationNumber", "15 C0904")),
+    ("cc015c", "r0350-reduced-dataset-by-air-without-c524", base("cc015c"), [
+        ("<reducedDatasetIndicator>0</reducedDatasetIndicator>", "<reducedDatasetIndicator>1</reducedDatasetIndicator>"),
+        ("<inlandModeOfTransport>3</inlandModeOfTransport>", "<inlandModeOfTransport>4</inlandModeOfTransport>"),
+        ("<typeOfIdentification>30</typeOfIdentification>", "<typeOfIdentification>40</typeOfIdentification>"),
+    ], (f"{P}/TransitOperation/reducedDatasetIndicator", "14 R0350")),
+    ("cc015c", "c0531-air-border-without-conveyance-reference", base("cc015c"), [
+        ("<modeOfTransportAtTheBorder>1</modeOfTransportAtTheBorder>", "<modeOfTransportAtTheBorder>4</modeOfTransportAtTheBorder>"),
+    ], (f"{P}/Consignment/ActiveBorderTransportMeans[1]/conveyanceReferenceNumber", "13 C0531")),
+    ("cc015c", "c0671-additional-identifier-without-operator", base("cc015c"), [
+        ("<qualifierOfIdentification>V</qualifierOfIdentification>", "<qualifierOfIdentification>V</qualifierOfIdentification>\n      <additionalIdentifier>A1</additionalIdentifier>"),
+    ], (f"{P}/Consignment/LocationOfGoods/additionalIdentifier", "15 C0671")),
+    ("cc015c", "c0153-no-commodity-code", base("cc015c"), [
+        ("          <CommodityCode>\n            <harmonizedSystemSubHeadingCode>730419</harmonizedSystemSubHeadingCode>\n          </CommodityCode>\n", ""),
+    ], (f"{IT}/Commodity/CommodityCode", "13 C0153")),
+    ("cc015c", "c0837-net-mass-in-reduced-dataset", base("cc015c"), [
+        ("<reducedDatasetIndicator>0</reducedDatasetIndicator>", "<reducedDatasetIndicator>1</reducedDatasetIndicator>"),
+    ], (f"{IT}/Commodity/GoodsMeasure/netMass", "15 C0837")),
+    ("cc015c", "c0298-quantity-without-unit", base("cc015c"), [
+        ("          <shippingMarks>CPL/2026/1</shippingMarks>\n        </Packaging>",
+         "          <shippingMarks>CPL/2026/1</shippingMarks>\n        </Packaging>\n        <PreviousDocument>\n          <sequenceNumber>1</sequenceNumber>\n          <type>N741</type>\n          <referenceNumber>KZ-2026-0042</referenceNumber>\n          <quantity>10</quantity>\n        </PreviousDocument>"),
+    ], (f"{IT}/PreviousDocument[1]/measurementUnitAndQualifier", "13 C0298")),
+    ("cc015c", "r0076-lowercase-imo-number", base("cc015c"), [
+        ("<typeOfIdentification>11</typeOfIdentification>\n      <identificationNumber>PROFESSOR GUL</identificationNumber>",
+         "<typeOfIdentification>10</typeOfIdentification>\n      <identificationNumber>imo9123456</identificationNumber>"),
+    ], (f"{P}/Consignment/ActiveBorderTransportMeans[1]/identificationNumber", "14 R0076")),
+    ("cc015c", "r0473-lowercase-plate", base("cc015c"), [
+        ("<identificationNumber>123ABC01</identificationNumber>", "<identificationNumber>123abc01</identificationNumber>"),
+    ], (f"{P}/Consignment/DepartureTransportMeans[1]/identificationNumber", "14 R0473")),
+    ("cc015c", "r0472-rail-with-road-vehicle", base("cc015c"), [
+        ("<inlandModeOfTransport>3</inlandModeOfTransport>", "<inlandModeOfTransport>2</inlandModeOfTransport>"),
+    ], (f"{P}/Consignment/DepartureTransportMeans[1]/typeOfIdentification", "14 R0472")),
+    ("cc015c", "r0476-second-road-means-not-trailer", base("cc015c"), [
+        ("    <CountryOfRoutingOfConsignment>\n      <sequenceNumber>1</sequenceNumber>",
+         DTM2.replace("<typeOfIdentification>40</typeOfIdentification>", "<typeOfIdentification>30</typeOfIdentification>").replace("KC123", "456DEF02") + "\n      <sequenceNumber>1</sequenceNumber>"),
+    ], (f"{P}/Consignment/DepartureTransportMeans[2]/typeOfIdentification", "14 R0476")),
+    ("cc007c", "c0460-unlocode-location-with-gnss", CC007C, [
+        ("<country>AZ</country>\n      </Location>",
+         "<country>AZ</country>\n        <GNSS>\n          <latitude>40.35000</latitude>\n          <longitude>49.83000</longitude>\n        </GNSS>\n      </Location>"),
+    ], ("/CC007C/Consignment/Incident[1]/Location/GNSS", "15 C0460")),
     # CC013C
     ("cc013c", "valid", cc013c(), [], None),
     ("cc013c", "c0467-both-mrn-and-lrn", cc013c(), [
