@@ -6,6 +6,7 @@
 //! - [`codec`]: the strict XML codec: [`codec::decode`] bytes into a [`Message`] or a
 //!   [`codec::Rejection`], [`codec::encode`] a message, render a rejection as a NACK.
 //! - [`ids`]: identifiers as newtypes that cannot hold a wrong value.
+//! - [`lifecycle`]: the movement life cycle at every office, `(state, event) → (state, outputs)`.
 //! - [`codelists`]: the code lists (NCTS P5 and CATS's own) as embedded data, and their registry.
 //! - [`rules`]: the rules and conditions that need only the message (NCTS codes 12, 13, 14, 15,
 //!   93), and [`rules::validate`], the whole pipeline from bytes.
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod codelists;
 pub mod generated;
 pub mod ids;
+pub mod lifecycle;
 pub mod rules;
 
 pub use codec::{Limits, Rejection, decode, encode};
