@@ -961,7 +961,7 @@ fn guarantee_refused_then_no_release() {
             KZ_DEPARTURE,
             Role::Departure,
             Decision::RefuseRelease {
-                motivation: "2".to_owned(),
+                motivation: "02".to_owned(),
                 text: "guarantee not valid within the time limit".to_owned(),
             },
         ),
@@ -1046,7 +1046,7 @@ fn control_at_departure_with_major_discrepancy_refuses_release() {
     );
     assert!(matches!(
         out.as_slice(),
-        [Output::ToDeclarant(ExternalReply::NoRelease { motivation, .. })] if motivation == "1"
+        [Output::ToDeclarant(ExternalReply::NoRelease { motivation, .. })] if motivation == "01"
     ));
 }
 
@@ -1274,7 +1274,7 @@ mod properties {
                 KZ_DEPARTURE,
                 d,
                 Decision::RefuseRelease {
-                    motivation: "3".to_owned(),
+                    motivation: "03".to_owned(),
                     text: "risk".to_owned(),
                 },
             ),
@@ -1412,5 +1412,224 @@ mod properties {
                 prop_assert_eq!(back, m);
             }
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composed messages: each one encodes, and decodes strictly back to itself.
+
+mod composed {
+    use super::*;
+    use message_catalog::encode;
+    use message_catalog::lifecycle::compose::{self, Header};
+
+    fn header() -> Header {
+        Header {
+            sender: "NTA.KZ".to_owned(),
+            recipient: "NTA.GE".to_owned(),
+            prepared_at: t(30),
+            message_id: "CATS-KZ-000001".to_owned(),
+            correlation: Some("CC015C-MESS-0001".to_owned()),
+        }
+    }
+
+    fn round_trip(message: Message) {
+        let bytes = encode(&message);
+        let back = decode(&bytes, &Limits::default()).unwrap_or_else(|e| {
+            panic!(
+                "{} does not decode: {e:?}\n{}",
+                message.message_type(),
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert_eq!(back, message, "{}", message.message_type());
+    }
+
+    fn declaration() -> Box<ncts::CC015CType> {
+        let Message::CC015C(m) = cc015c("LRN-1") else {
+            unreachable!()
+        };
+        m
+    }
+
+    #[test]
+    fn departure_replies() {
+        let h = header();
+        let d = declaration();
+        let mrn = mrn();
+        let day = t(30).date_naive();
+        let rejection = lifecycle::Rejection {
+            rejected: "CC014C".to_owned(),
+            code: FunctionalError::OutOfSequence,
+            pointer: "/CC014C".to_owned(),
+            reason: "invalidation request after release".to_owned(),
+        };
+        round_trip(Message::CC928C(Box::new(compose::positive_ack(&h, &d))));
+        round_trip(Message::CC028C(Box::new(compose::mrn_allocated(
+            &h, &d, &mrn, day,
+        ))));
+        let cc056c = compose::departure_rejection(&h, &d, Some(&mrn), &rejection, t(31));
+        assert_eq!(cc056c.transit_operation.business_rejection_type, "014");
+        assert_eq!(cc056c.transit_operation.rejection_code, "92");
+        round_trip(Message::CC056C(Box::new(cc056c)));
+        round_trip(Message::CC056C(Box::new(compose::departure_rejection(
+            &h,
+            &d,
+            None,
+            &rejection,
+            t(31),
+        ))));
+        round_trip(Message::CC060C(Box::new(compose::control_decision(
+            &h,
+            &d,
+            Some(&mrn),
+            "0",
+            t(32),
+        ))));
+        round_trip(Message::CC004C(Box::new(compose::amendment_accepted(
+            &h,
+            &d,
+            Some(&mrn),
+            t(33),
+            t(34),
+        ))));
+        round_trip(Message::CC009C(Box::new(compose::invalidation_decision(
+            &h,
+            &d,
+            Some(&mrn),
+            true,
+            Some("declared in error"),
+            t(35),
+        ))));
+        round_trip(Message::CC051C(Box::new(compose::no_release(
+            &h,
+            &d,
+            &mrn,
+            t(0),
+            "01",
+            "control results not satisfactory",
+        ))));
+        round_trip(Message::CC055C(Box::new(compose::guarantee_not_valid(
+            &h,
+            &d,
+            &mrn,
+            day,
+            &[RefusedGuarantee {
+                grn: grn(),
+                reason: "G09".to_owned(),
+            }],
+        ))));
+        round_trip(Message::CC019C(Box::new(compose::discrepancies(
+            &h,
+            &d,
+            &mrn,
+            day,
+            Some("two pallets missing"),
+        ))));
+        round_trip(Message::CC045C(Box::new(compose::write_off(
+            &h, &d, &mrn, day,
+        ))));
+    }
+
+    #[test]
+    fn destination_replies() {
+        let h = header();
+        let day = t(30).date_naive();
+        let poti = office(GE_DESTINATION);
+        round_trip(Message::CC025C(Box::new(compose::goods_release(
+            &h,
+            &mrn(),
+            &poti,
+            "GE123456789",
+            day,
+        ))));
+        let rejection = lifecycle::Rejection {
+            rejected: "CC044C".to_owned(),
+            code: FunctionalError::OutOfSequence,
+            pointer: "/CC044C".to_owned(),
+            reason: "unloading remarks without unloading permission".to_owned(),
+        };
+        let cc057c = compose::destination_rejection(
+            &h,
+            mrn().as_str(),
+            &poti,
+            "GE123456789",
+            &rejection,
+            t(31),
+        );
+        assert_eq!(cc057c.transit_operation.business_rejection_type, "044");
+        round_trip(Message::CC057C(Box::new(cc057c)));
+    }
+
+    #[test]
+    fn common_domain_messages() {
+        let h = header();
+        let mrn = mrn();
+        let kz = office(KZ_DEPARTURE);
+        round_trip(Message::CD168C(Box::new(compose::notification_of_exit(
+            &h,
+            &mrn,
+            &kz,
+            &office(AZ_EXIT),
+            t(40),
+        ))));
+        round_trip(Message::CD118C(Box::new(
+            compose::notification_crossing_frontier(&h, &mrn, &kz, &office(AZ_ENTRY), t(41)),
+        )));
+        round_trip(Message::CD006C(Box::new(compose::arrival_advice(
+            &h,
+            &mrn,
+            &kz,
+            &office(GE_DESTINATION),
+            t(42),
+        ))));
+        round_trip(Message::CD018C(Box::new(
+            compose::destination_control_results(
+                &h,
+                &mrn,
+                &kz,
+                &office(GE_DESTINATION),
+                ControlOutcome::MajorDiscrepancies,
+                Some("two pallets missing"),
+                t(43).date_naive(),
+            ),
+        )));
+        let mut state = None;
+        run(
+            &mut state,
+            message(0, KZ_DEPARTURE, Role::Departure, cc015c("LRN-1")),
+        );
+        let declaration = &state.as_ref().unwrap().declaration;
+        let cd010c = compose::cancellation(&h, &mrn, declaration, t(44));
+        assert_eq!(cd010c.customs_office_of_transit_declared.len(), 2);
+        round_trip(Message::CD010C(Box::new(cd010c)));
+    }
+
+    /// What the life cycle says and what the composed message carries agree: the composed
+    /// CD168C, applied at departure, records the passage the exit office notified.
+    #[test]
+    fn composed_notification_is_accepted_at_departure() {
+        let mut kz = None;
+        released(&mut kz);
+        let cd168c = compose::notification_of_exit(
+            &header(),
+            &mrn(),
+            &office(KZ_DEPARTURE),
+            &office(AZ_EXIT),
+            t(40),
+        );
+        let out = run(
+            &mut kz,
+            message(
+                41,
+                KZ_DEPARTURE,
+                Role::Departure,
+                Message::CD168C(Box::new(cd168c)),
+            ),
+        );
+        assert!(out.is_empty());
+        let passages = &kz.as_ref().unwrap().departure.as_ref().unwrap().passages;
+        assert_eq!(passages.len(), 1);
+        assert_eq!(passages[0].office, office(AZ_EXIT));
     }
 }

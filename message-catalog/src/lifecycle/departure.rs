@@ -14,7 +14,7 @@
 //! | `Accepted` | `Selection` selected | `UnderControl` | CC060C (type 0) |
 //! | `Accepted` | `Selection` not selected | `GuaranteeRequested` (or `Released` when no GRN) | CD203C per GRN (or as `Released`) |
 //! | `UnderControl` | `ControlResult` satisfactory or minor | `GuaranteeRequested` (or `Released`) | as above |
-//! | `UnderControl` | `ControlResult` major | `NotReleased` | CC051C (motivation 1) |
+//! | `UnderControl` | `ControlResult` major | `NotReleased` | CC051C (motivation `01`) |
 //! | `GuaranteeRequested` | CD205C all accepted, or `GuaranteeResult` with none refused | `Released` | CC029C; CD001C to destination; CD050C per office of transit; CD160C per office of exit |
 //! | `GuaranteeRequested` | CD205C or `GuaranteeResult` with refusals | `GuaranteeRefused` | CC055C; CD204C per accepted GRN |
 //! | `Invalidated`, `NotReleased` | CD205C (late answer) | unchanged | CD204C per accepted GRN |
@@ -278,7 +278,7 @@ pub(crate) fn apply(movement: &Movement, event: &Event) -> Applied {
             if result.outcome == ControlOutcome::MajorDiscrepancies {
                 enter(&mut d, P::NotReleased, event);
                 out.push(Output::ToDeclarant(ExternalReply::NoRelease {
-                    motivation: "1".to_owned(),
+                    motivation: "01".to_owned(),
                     text: result
                         .remarks
                         .clone()

@@ -55,8 +55,8 @@ pub enum ExternalReply {
     ReleaseForTransit,
     /// CC051C: release refused; the movement ends.
     NoRelease {
-        /// No-release motivation code (CL064-like: `1` unsatisfactory control, `2` guarantee,
-        /// `3` safety and security, `9` other).
+        /// No-release motivation code (CL211, two characters; CATS uses `01` unsatisfactory
+        /// control, `02` guarantee not valid, `03` safety and security, `99` other).
         motivation: String,
         /// Free text.
         text: String,
