@@ -290,3 +290,201 @@ pub fn c0298(root: &Node, out: &mut Vec<Problem>) {
         }
     }
 }
+
+/// C0502: "IF /*/Consignment/referenceNumberUCR is PRESENT THEN
+/// /*/Consignment/HouseConsignment/referenceNumberUCR = "N" AND
+/// /*/Consignment/HouseConsignment/ConsignmentItem/referenceNumberUCR = "N" ELSE IF
+/// /*/Consignment/HouseConsignment/referenceNumberUCR is PRESENT THEN
+/// .../ConsignmentItem/referenceNumberUCR = "N" ELSE IF (/*/Consignment/TransportDocument is
+/// PRESENT OR /*/Consignment/HouseConsignment/TransportDocument is PRESENT) THEN
+/// .../ConsignmentItem/referenceNumberUCR = "O" ELSE .../ConsignmentItem/referenceNumberUCR = "R""
+pub fn c0502(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    let field = "referenceNumberUCR";
+    let at_consignment = c.has(field);
+    let transport_document = c.has("TransportDocument")
+        || c.all("HouseConsignment")
+            .any(|h| h.has("TransportDocument"));
+    for h in c.all("HouseConsignment") {
+        if at_consignment {
+            let why = "the UCR is given at consignment level";
+            forbid(out, h, field, "C0502", why);
+            for item in h.all("ConsignmentItem") {
+                forbid(out, item, field, "C0502", why);
+            }
+        } else if h.has(field) {
+            for item in h.all("ConsignmentItem") {
+                forbid(
+                    out,
+                    item,
+                    field,
+                    "C0502",
+                    "the UCR is given at house consignment level",
+                );
+            }
+        } else if !transport_document {
+            for item in h.all("ConsignmentItem") {
+                require(
+                    out,
+                    item,
+                    field,
+                    "C0502",
+                    "neither a UCR nor a transport document is given above the item",
+                );
+            }
+        }
+    }
+}
+
+/// Reports the last of `nodes` when there are two or more and all carry the same data.
+fn all_alike(out: &mut Vec<Problem>, nodes: &[Option<&Node>], rule: &str, level: &str) {
+    let present: Vec<&Node> = nodes.iter().flatten().copied().collect();
+    if present.len() < 2 || present.len() != nodes.len() {
+        return;
+    }
+    let (Some(first), Some(last)) = (present.first(), present.last()) else {
+        return;
+    };
+    if present.iter().all(|n| n.same_content(first)) {
+        broken(
+            out,
+            last,
+            rule,
+            format!(
+                "{} is the same in every {level}: declare it once, one level up",
+                last.name
+            ),
+        );
+    }
+}
+
+/// R0506: "IF /*/Consignment/HouseConsignment/Consignor is PRESENT for all
+/// /*/Consignment/HouseConsignment/ THEN at least one occurrence of
+/// /*/Consignment/HouseConsignment/Consignor must be different from the others; (the same for
+/// Consignee, DepartureTransportMeans, TransportCharges, referenceNumberUCR, countryOfDestination,
+/// countryOfDispatch)"
+///
+/// Checked when there are two house consignments or more (the first occurrence of a repeated
+/// group is compared).
+pub fn r0506(root: &Node, out: &mut Vec<Problem>) {
+    let Some(c) = consignment(root) else {
+        return;
+    };
+    let houses: Vec<&Node> = c.all("HouseConsignment").collect();
+    for field in [
+        "Consignor",
+        "Consignee",
+        "DepartureTransportMeans",
+        "TransportCharges",
+        "referenceNumberUCR",
+        "countryOfDestination",
+        "countryOfDispatch",
+    ] {
+        let values: Vec<Option<&Node>> = houses.iter().map(|h| h.child(field)).collect();
+        all_alike(out, &values, "R0506", "house consignment");
+    }
+}
+
+/// R0507: "IF /*/Consignment/HouseConsignment/ConsignmentItem/countryOfDispatch is PRESENT for all
+/// /*/Consignment/HouseConsignment/ConsignmentItem THEN at least one occurrence ... must be
+/// different from the others; (the same for countryOfDestination, referenceNumberUCR,
+/// declarationType)"
+///
+/// Checked when the declaration has two consignment items or more.
+pub fn r0507(root: &Node, out: &mut Vec<Problem>) {
+    let items = root.every(&["Consignment", "HouseConsignment", "ConsignmentItem"]);
+    for field in [
+        "countryOfDispatch",
+        "countryOfDestination",
+        "referenceNumberUCR",
+        "declarationType",
+    ] {
+        let values: Vec<Option<&Node>> = items.iter().map(|i| i.child(field)).collect();
+        all_alike(out, &values, "R0507", "consignment item");
+    }
+}
+
+/// An item's gross mass node and its value, when given.
+fn item_gross_mass(item: &Node) -> Option<(&Node, Option<Decimal>)> {
+    item.first(&["Commodity", "GoodsMeasure", "grossMass"])
+        .map(|g| (g, g.text.trim().parse::<Decimal>().ok()))
+}
+
+fn packages(p: &Node) -> Option<u64> {
+    p.number_of::<u64>("numberOfPackages")
+}
+
+/// R0219: "IF /*/Consignment/HouseConsignment/ConsignmentItem/Packaging/numberOfPackages is EQUAL
+/// to '0' (zero) THEN no further data group /*/Consignment/HouseConsignment/ConsignmentItem/Packaging
+/// with a value not equal to '0' (zero) in the data item .../Packaging/numberOfPackages is
+/// specified for this data group /*/HouseConsignment/ConsignmentItem."
+pub fn r0219(root: &Node, out: &mut Vec<Problem>) {
+    for item in root.every(&["Consignment", "HouseConsignment", "ConsignmentItem"]) {
+        if !item.all("Packaging").any(|p| packages(p) == Some(0)) {
+            continue;
+        }
+        for p in item.all("Packaging") {
+            if let Some(n) = p
+                .child("numberOfPackages")
+                .filter(|_| packages(p).is_some_and(|n| n > 0))
+            {
+                broken(
+                    out,
+                    n,
+                    "R0219",
+                    "another packaging of this item declares zero packages".to_owned(),
+                );
+            }
+        }
+    }
+}
+
+/// R0221: "IF .../ConsignmentItem/Packaging/numberOfPackages is EQUAL to '0' (zero) THEN for THIS
+/// CONSIGNMENT ITEM .../Commodity/GoodsMeasure/grossMass is EQUAL to '0' (zero) AND for THIS HOUSE
+/// CONSIGNMENT at least one other CONSIGNMENT ITEM must exist with .../GoodsMeasure/grossMass
+/// having a value different from '0' (zero) ELSE for THIS CONSIGNMENT ITEM
+/// .../GoodsMeasure/grossMass must be different from '0' (zero)."
+///
+/// Checked on the gross masses that are given (the data item is optional).
+pub fn r0221(root: &Node, out: &mut Vec<Problem>) {
+    for house in root.every(&["Consignment", "HouseConsignment"]) {
+        let items: Vec<&Node> = house.all("ConsignmentItem").collect();
+
+        for (i, item) in items.iter().enumerate() {
+            let zero_packages = item.all("Packaging").any(|p| packages(p) == Some(0));
+            let Some((node, Some(mass))) = item_gross_mass(item) else {
+                continue;
+            };
+            if zero_packages {
+                let other_has_mass = items.iter().enumerate().any(|(j, other)| {
+                    j != i && matches!(item_gross_mass(other), Some((_, Some(m))) if m != Decimal::ZERO)
+                });
+                if mass != Decimal::ZERO {
+                    broken(
+                        out,
+                        node,
+                        "R0221",
+                        "an item with zero packages has a gross mass of 0".to_owned(),
+                    );
+                } else if !other_has_mass {
+                    broken(
+                        out,
+                        node,
+                        "R0221",
+                        "another item of the house consignment must carry the gross mass"
+                            .to_owned(),
+                    );
+                }
+            } else if mass == Decimal::ZERO {
+                broken(
+                    out,
+                    node,
+                    "R0221",
+                    "an item with packages has a gross mass above 0".to_owned(),
+                );
+            }
+        }
+    }
+}

@@ -537,6 +537,42 @@ pub static IMPLEMENTED: &[Rule] = &[
         messages: &["CC013C", "CC015C", "CC029C", "CC043C", "CC170C"],
         check: transport::r0476,
     },
+    Rule {
+        id: "C0502",
+        kind: Kind::Condition,
+        messages: DECL_REL,
+        check: consignment::c0502,
+    },
+    Rule {
+        id: "R0506",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC170C"],
+        check: consignment::r0506,
+    },
+    Rule {
+        id: "R0507",
+        kind: Kind::Rule,
+        messages: DECL,
+        check: consignment::r0507,
+    },
+    Rule {
+        id: "R0219",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC029C", "CC043C"],
+        check: consignment::r0219,
+    },
+    Rule {
+        id: "R0221",
+        kind: Kind::Rule,
+        messages: &["CC013C", "CC015C", "CC025C", "CC029C", "CC043C"],
+        check: consignment::r0221,
+    },
+    Rule {
+        id: "R0906",
+        kind: Kind::Rule,
+        messages: DECL,
+        check: offices::r0906,
+    },
 ];
 
 /// Runs every rule and condition that applies to `message` and returns the problems found, in

@@ -63,3 +63,30 @@ pub fn r0103(root: &Node, out: &mut Vec<Problem>) {
         }
     }
 }
+
+/// R0906: "IF the first two characters of /*/CustomsOfficeOfDestinationDeclared/referenceNumber
+/// is EQUAL to 'AD' THEN the first two characters of
+/// /*/CustomsOfficeOfTransitDeclared/referenceNumber is EQUAL to 'AD'; (the same for
+/// /*/CustomsOfficeOfTransitActual)"
+pub fn r0906(root: &Node, out: &mut Vec<Problem>) {
+    let destination = root.text_at(&["CustomsOfficeOfDestinationDeclared", "referenceNumber"]);
+    if !destination.is_some_and(|d| d.starts_with("AD")) {
+        return;
+    }
+    for office in root
+        .all("CustomsOfficeOfTransitDeclared")
+        .chain(root.all("CustomsOfficeOfTransitActual"))
+    {
+        if let Some(r) = office
+            .child("referenceNumber")
+            .filter(|r| !r.text.starts_with("AD"))
+        {
+            broken(
+                out,
+                r,
+                "R0906",
+                "goods for Andorra pass an Andorran office of transit".to_owned(),
+            );
+        }
+    }
+}

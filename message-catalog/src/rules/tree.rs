@@ -86,6 +86,18 @@ impl Node {
         format!("{}/{name}", self.pointer)
     }
 
+    /// Whether two nodes carry the same data: same name, text and children, pointers aside.
+    pub fn same_content(&self, other: &Node) -> bool {
+        self.name == other.name
+            && self.text.trim() == other.text.trim()
+            && self.children.len() == other.children.len()
+            && self
+                .children
+                .iter()
+                .zip(&other.children)
+                .all(|(a, b)| a.same_content(b))
+    }
+
     /// Every node of the subtree, this one first, in document order.
     pub fn descendants(&self) -> Vec<&Node> {
         let mut out = vec![self];

@@ -214,9 +214,57 @@ SEALS = """      <Seal>
       </Seal>
 """
 
+HOUSE2 = """    <HouseConsignment>
+      <sequenceNumber>2</sequenceNumber>
+      <grossMass>1250.5</grossMass>
+      <Consignee>
+        <identificationNumber>CONSIGNEE</identificationNumber>
+      </Consignee>
+      <ConsignmentItem>
+        <goodsItemNumber>1</goodsItemNumber>
+        <declarationGoodsItemNumber>2</declarationGoodsItemNumber>
+        <Commodity>
+          <descriptionOfGoods>Steel pipe fittings</descriptionOfGoods>
+          <CommodityCode>
+            <harmonizedSystemSubHeadingCode>730799</harmonizedSystemSubHeadingCode>
+          </CommodityCode>
+        </Commodity>
+        <Packaging>
+          <sequenceNumber>1</sequenceNumber>
+          <typeOfPackages>CT</typeOfPackages>
+          <numberOfPackages>5</numberOfPackages>
+          <shippingMarks>CPL/2026/2</shippingMarks>
+        </Packaging>
+      </ConsignmentItem>
+    </HouseConsignment>
+"""
+HOUSE1_CONSIGNEE = ("      <grossMass>1250.5</grossMass>\n      <ConsignmentItem>",
+                    "      <grossMass>1250.5</grossMass>\n      <Consignee>\n        <identificationNumber>GE000000000001</identificationNumber>\n      </Consignee>\n      <ConsignmentItem>")
+ITEM2 = """      <ConsignmentItem>
+        <goodsItemNumber>2</goodsItemNumber>
+        <declarationGoodsItemNumber>2</declarationGoodsItemNumber>
+        <referenceNumberUCR>UCR-1</referenceNumberUCR>
+        <Commodity>
+          <descriptionOfGoods>Steel pipe fittings</descriptionOfGoods>
+          <CommodityCode>
+            <harmonizedSystemSubHeadingCode>730799</harmonizedSystemSubHeadingCode>
+          </CommodityCode>
+        </Commodity>
+        <Packaging>
+          <sequenceNumber>1</sequenceNumber>
+          <typeOfPackages>CT</typeOfPackages>
+          <numberOfPackages>5</numberOfPackages>
+        </Packaging>
+      </ConsignmentItem>
+    </HouseConsignment>"""
+
 # (message, case, base text, edits, expected) with expected None for a valid case.
 CASES = [
     ("cc015c", "valid", base("cc015c"), [], None),
+    ("cc015c", "valid-two-houses", base("cc015c"), [
+        ("    <grossMass>1250.5</grossMass>\n    <Consignor>", "    <grossMass>2501</grossMass>\n    <Consignor>"),
+        ("  </Consignment>\n", HOUSE2.replace("CONSIGNEE", "GE000000000002") + "  </Consignment>\n"),
+    ], None),
     ("cc015c", "valid-no-security", base("cc015c"), [
         ("<security>1</security>", "<security>0</security>"),
         ("    <PlaceOfUnloading>\n      <UNLocode>GEPTI</UNLocode>\n    </PlaceOfUnloading>\n", ""),
@@ -414,6 +462,30 @@ CASES = [
         ("<country>AZ</country>\n      </Location>",
          "<country>AZ</country>\n        <GNSS>\n          <latitude>40.35000</latitude>\n          <longitude>49.83000</longitude>\n        </GNSS>\n      </Location>"),
     ], ("/CC007C/Consignment/Incident[1]/Location/GNSS", "15 C0460")),
+    ("cc015c", "c0502-ucr-twice", base("cc015c"), [
+        ("    <grossMass>1250.5</grossMass>\n    <Consignor>", "    <grossMass>1250.5</grossMass>\n    <referenceNumberUCR>UCR-1</referenceNumberUCR>\n    <Consignor>"),
+        ("      <grossMass>1250.5</grossMass>\n      <ConsignmentItem>", "      <grossMass>1250.5</grossMass>\n      <referenceNumberUCR>UCR-1</referenceNumberUCR>\n      <ConsignmentItem>"),
+    ], (f"{HC}/referenceNumberUCR", "15 C0502")),
+    ("cc015c", "r0506-same-consignee-in-every-house", base("cc015c"), [
+        ("    <grossMass>1250.5</grossMass>\n    <Consignor>", "    <grossMass>2501</grossMass>\n    <Consignor>"),
+        ("  </Consignment>\n", HOUSE2.replace("CONSIGNEE", "GE000000000001") + "  </Consignment>\n"),
+        HOUSE1_CONSIGNEE,
+    ], (f"{P}/Consignment/HouseConsignment[2]/Consignee", "14 R0506")),
+    ("cc015c", "r0507-same-ucr-on-every-item", base("cc015c"), [
+        ("<declarationGoodsItemNumber>1</declarationGoodsItemNumber>\n        <Commodity>",
+         "<declarationGoodsItemNumber>1</declarationGoodsItemNumber>\n        <referenceNumberUCR>UCR-1</referenceNumberUCR>\n        <Commodity>"),
+        ("      </ConsignmentItem>\n    </HouseConsignment>", "      </ConsignmentItem>\n" + ITEM2),
+    ], (f"{HC}/ConsignmentItem[2]/referenceNumberUCR", "14 R0507")),
+    ("cc015c", "r0219-zero-and-non-zero-packages", base("cc015c"), [
+        ("          <shippingMarks>CPL/2026/1</shippingMarks>\n        </Packaging>",
+         "          <shippingMarks>CPL/2026/1</shippingMarks>\n        </Packaging>\n        <Packaging>\n          <sequenceNumber>2</sequenceNumber>\n          <typeOfPackages>CT</typeOfPackages>\n          <numberOfPackages>0</numberOfPackages>\n          <shippingMarks>CPL/2026/1</shippingMarks>\n        </Packaging>"),
+    ], (f"{IT}/Packaging[1]/numberOfPackages", "14 R0219")),
+    ("cc015c", "r0221-zero-packages-with-mass", base("cc015c"), [
+        ("<numberOfPackages>10</numberOfPackages>", "<numberOfPackages>0</numberOfPackages>"),
+    ], (f"{IT}/Commodity/GoodsMeasure/grossMass", "14 R0221")),
+    ("cc015c", "r0906-andorra-without-andorran-transit", base("cc015c"), [
+        ("<referenceNumber>GE000201</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>", "<referenceNumber>AD000201</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>"),
+    ], (f"{P}/CustomsOfficeOfTransitDeclared[1]/referenceNumber", "14 R0906")),
     # CC013C
     ("cc013c", "valid", cc013c(), [], None),
     ("cc013c", "c0467-both-mrn-and-lrn", cc013c(), [
