@@ -1356,8 +1356,116 @@ mod properties {
         (states, outputs)
     }
 
+    /// The whole journey as seen by one node holding every office, in order: a prefix of it
+    /// followed by random events reaches the deep phases that random events alone rarely do.
+    fn journey() -> Vec<Event> {
+        let d = Role::Departure;
+        vec![
+            message(0, KZ_DEPARTURE, d, cc015c("LRN-1")),
+            decision(
+                0,
+                KZ_DEPARTURE,
+                d,
+                Decision::AcceptDeclaration { mrn: mrn() },
+            ),
+            decision(0, KZ_DEPARTURE, d, selected()),
+            decision(
+                0,
+                KZ_DEPARTURE,
+                d,
+                control(ControlOutcome::MinorDiscrepancies),
+            ),
+            message(0, KZ_DEPARTURE, d, cd205c(true)),
+            message(0, KZ_DEPARTURE, Role::Exit, cd160c()),
+            message(0, AZ_ENTRY, Role::Transit, cd050c()),
+            message(0, GE_DESTINATION, Role::Destination, cd001c()),
+            decision(0, KZ_DEPARTURE, Role::Exit, Decision::RecordPresentation),
+            decision(0, KZ_DEPARTURE, Role::Exit, Decision::RecordExit),
+            message(0, KZ_DEPARTURE, d, cd168c(KZ_DEPARTURE)),
+            decision(0, AZ_ENTRY, Role::Transit, Decision::RecordPresentation),
+            decision(0, AZ_ENTRY, Role::Transit, Decision::RecordEntry),
+            message(0, KZ_DEPARTURE, d, cd118c(AZ_ENTRY)),
+            message(0, GE_DESTINATION, Role::Destination, cc007c(true)),
+            message(0, KZ_DEPARTURE, d, cd006c()),
+            decision(0, GE_DESTINATION, Role::Destination, not_selected()),
+            message(0, GE_DESTINATION, Role::Destination, cc044c(false)),
+            decision(
+                0,
+                GE_DESTINATION,
+                Role::Destination,
+                control(ControlOutcome::MajorDiscrepancies),
+            ),
+            decision(0, GE_DESTINATION, Role::Destination, Decision::ReleaseGoods),
+            message(0, KZ_DEPARTURE, d, cd018c("B1")),
+            decision(0, KZ_DEPARTURE, d, Decision::WriteOff),
+        ]
+    }
+
+    fn guided(prefix: usize, picks: &[usize]) -> Vec<Event> {
+        let mut all: Vec<Event> = journey().into_iter().take(prefix).collect();
+        all.extend(events(picks));
+        for (n, e) in all.iter_mut().enumerate() {
+            e.at = t(n as i64);
+        }
+        all
+    }
+
+    /// Checks the three properties on one sequence of events.
+    fn check(events: &[Event]) -> Result<(), TestCaseError> {
+        let (s1, o1) = fold(events);
+        let (s2, o2) = fold(events);
+        prop_assert_eq!(&s1, &s2);
+        prop_assert_eq!(&o1, &o2);
+        let mut state: Option<Movement> = None;
+        for (e, next) in events.iter().zip(&s1) {
+            if let Some(b) = &state {
+                let after = next.as_ref().expect("a held movement is never dropped");
+                for (role, office, rank) in b.progress() {
+                    let later = after
+                        .progress()
+                        .into_iter()
+                        .find(|(r, o, _)| *r == role && *o == office);
+                    prop_assert!(
+                        later.is_some_and(|(_, _, l)| l >= rank),
+                        "{:?} at {} went back on {:?}",
+                        role,
+                        office,
+                        e
+                    );
+                }
+            }
+            state = next.clone();
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_journey_alone_ends_written_off() {
+        let (states, outputs) = fold(&guided(usize::MAX, &[]));
+        for (n, out) in outputs.iter().enumerate() {
+            assert!(
+                out.iter().all(|o| rejection_code(o).is_none()),
+                "step {n}: {out:?}"
+            );
+        }
+        let last = states.last().unwrap().as_ref().unwrap();
+        assert_eq!(
+            last.departure.as_ref().unwrap().phase,
+            DeparturePhase::WrittenOff
+        );
+        assert_eq!(
+            last.destination.as_ref().unwrap().phase,
+            DestinationPhase::GoodsReleased
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn journey_then_noise(prefix in 0usize..23, picks in proptest::collection::vec(0usize..64, 0..32)) {
+            check(&guided(prefix, &picks))?;
+        }
 
         #[test]
         fn replay_is_deterministic(picks in proptest::collection::vec(0usize..64, 0..48)) {

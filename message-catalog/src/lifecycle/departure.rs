@@ -5,6 +5,7 @@
 //!
 //! | phase | input | next phase | outputs |
 //! | --- | --- | --- | --- |
+//! | (none) | CC015C for another office of departure | (none) | CC056C code 14 |
 //! | (none) | CC015C, additional type `A` | `Submitted` | CC928C |
 //! | (none) | CC015C, additional type `D` | `PreLodged` | CC928C |
 //! | any | CC015C (same [`super::DeclarationKey`]) | unchanged | CC056C code 26 |
@@ -160,6 +161,16 @@ type Applied = Result<(Movement, Vec<Output>), Rejection>;
 /// Starts a movement from a CC015C.
 pub(crate) fn begin(m: &ncts::CC015CType, event: &Event) -> Applied {
     let declaration = Declaration::from_cc015c(m)?;
+    if declaration.departure != event.office {
+        return Err(declaration::rule(
+            "CC015C",
+            "/CC015C/CustomsOfficeOfDeparture/referenceNumber",
+            format!(
+                "the declaration is for office of departure {}, not {}",
+                declaration.departure, event.office
+            ),
+        ));
+    }
     let phase = if declaration.pre_lodged {
         DeparturePhase::PreLodged
     } else {

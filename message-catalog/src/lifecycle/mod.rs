@@ -61,6 +61,11 @@
 //! the JSON encoding of the state (fields in declaration order, maps ordered by key, decimals
 //! normalised, times in RFC 3339 UTC). Changing the state's shape changes the version line.
 //!
+//! What the digest covers is the node's whole state for the movement, officers' decisions
+//! included: the hub reproduces it by folding [`apply`] over the same [`Event`]s, so the events a
+//! node applies (its decisions as well as the messages it receives) are what it journals. A
+//! digest over what the common domain alone shows is not provided here.
+//!
 //! # Composing messages
 //!
 //! Outputs are descriptions; [`compose`] turns them into typed messages where the data is at
