@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use message_catalog::codec::{Limits, RejectionKind};
 use message_catalog::codelists::CodeLists;
 use message_catalog::rules::{self, IMPLEMENTED, Level};
+use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rules")
@@ -242,4 +243,47 @@ fn rules_md_lists_every_implemented_rule() {
         listed, implemented,
         "RULES.md and rules::IMPLEMENTED differ"
     );
+}
+
+/// The valid CC015C of the corpus with the text of one element replaced by arbitrary text:
+/// decoding and the rules never panic, whatever the value.
+fn mutated_declaration(index: usize, text: &str) -> Vec<u8> {
+    let path = data_dir().join("cc015c/valid.xml");
+    let base = std::fs::read_to_string(path).expect("the valid CC015C case exists");
+    let escaped = text.replace('&', "&amp;").replace('<', "&lt;");
+    let mut out = String::new();
+    let mut seen = 0;
+    let mut rest = base.as_str();
+    // Leaf elements are the lines `<name>value</name>`.
+    while let Some(line_end) = rest.find('\n') {
+        let (line, tail) = rest.split_at(line_end + 1);
+        let trimmed = line.trim();
+        let is_leaf =
+            trimmed.starts_with('<') && !trimmed.starts_with("</") && trimmed.contains("</");
+        if is_leaf && seen == index {
+            let open_end = line.find('>').map_or(0, |i| i + 1);
+            let close_start = line.rfind("</").unwrap_or(line.len());
+            out.push_str(line.get(..open_end).unwrap_or_default());
+            out.push_str(&escaped);
+            out.push_str(line.get(close_start..).unwrap_or_default());
+        } else {
+            out.push_str(line);
+        }
+        if is_leaf {
+            seen += 1;
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out.into_bytes()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn rules_never_panic_on_mutated_declarations(index in 0usize..120, text in "\\PC{0,20}|[0-9]{1,20}|[A-Z0-9]{1,20}") {
+        let bytes = mutated_declaration(index, &text);
+        let _ = rules::validate(&bytes, &Limits::default(), Level::Rules);
+    }
 }

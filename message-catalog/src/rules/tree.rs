@@ -215,3 +215,54 @@ fn build(bytes: &[u8], root_type: &'static TypeInfo) -> Option<Node> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Limits, decode};
+
+    const DOC: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC014C xmlns:ncts="http://ncts.dgtaxud.ec">
+  <messageSender>KZ.TRADER.0001</messageSender>
+  <messageRecipient>NTA.KZ</messageRecipient>
+  <preparationDateAndTime>2026-03-16T11:00:00</preparationDateAndTime>
+  <messageIdentification>TREE-1</messageIdentification>
+  <messageType>CC014C</messageType>
+  <TransitOperation>
+    <LRN>A&amp;B</LRN>
+  </TransitOperation>
+  <Invalidation>
+    <requestDateAndTime>2026-03-16T10:55:00</requestDateAndTime>
+    <initiatedByCustoms>0</initiatedByCustoms>
+    <justification>x</justification>
+  </Invalidation>
+  <CustomsOfficeOfDeparture>
+    <referenceNumber>KZ000101</referenceNumber>
+  </CustomsOfficeOfDeparture>
+  <HolderOfTheTransitProcedure>
+    <identificationNumber>KZ123456789012</identificationNumber>
+  </HolderOfTheTransitProcedure>
+</ncts:CC014C>
+"#;
+
+    #[test]
+    fn builds_the_tree_with_codec_pointers_and_unescaped_text() {
+        let message = decode(DOC.as_bytes(), &Limits::default()).expect("valid CC014C");
+        let root = of(&message).expect("tree");
+        assert_eq!(root.name, "CC014C");
+        assert_eq!(root.pointer, "/CC014C");
+        let lrn = root.first(&["TransitOperation", "LRN"]).expect("LRN");
+        assert_eq!(lrn.pointer, "/CC014C/TransitOperation/LRN");
+        assert_eq!(lrn.text, "A&B");
+        assert_eq!(
+            root.text_at(&["Invalidation", "initiatedByCustoms"]),
+            Some("0")
+        );
+        assert_eq!(
+            root.pointer_of_missing("Representative"),
+            "/CC014C/Representative"
+        );
+        assert!(root.descendants().len() > 10);
+        assert!(root.same_content(&root.clone()));
+    }
+}
