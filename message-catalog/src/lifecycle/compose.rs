@@ -24,6 +24,9 @@
 //! | [`Common::DestinationControlResults`] | CD018C (without the optional consignment) | [`destination_control_results`] |
 //! | [`Common::Cancellation`] | CD010C | [`cancellation`] |
 //!
+//! [`message`] does the dispatch: given an output and a [`Context`], it returns the message,
+//! or `None` for what is not composed (yet, or at all: [`super::Output::ActionRefused`] is an
+//! answer to an API call, not a message).
 //! # Not composed yet
 //!
 //! The messages that carry the full consignment in a different shape from the CC015C's: CC029C
@@ -37,13 +40,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::generated::{cats, ncts};
+use crate::generated::{Message, cats, ncts};
 use crate::ids::{CustomsOfficeRef, Mrn};
 
 use super::output::{FunctionalError, RefusedGuarantee, Rejection};
-#[allow(unused_imports)]
-use super::{Common, DestinationReply, ExternalReply};
-use super::{ControlOutcome, Declaration};
+use super::{
+    Common, ControlOutcome, Declaration, DestinationReply, ExternalReply, Movement, Output,
+};
 
 /// The header fields the service allocates for each message it sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -572,5 +575,187 @@ pub fn cancellation(
                 reference_number: o.to_string(),
             })
             .collect(),
+    })
+}
+
+/// What [`message`] needs besides the output.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The header allocated for the message.
+    pub header: &'a Header,
+    /// The time of the step that produced the output.
+    pub at: DateTime<Utc>,
+    /// The movement after the step.
+    pub movement: Option<&'a Movement>,
+    /// The declaration as stored by the office of departure (for its replies).
+    pub declaration: Option<&'a ncts::CC015CType>,
+}
+
+/// The message for `output`, when it is composed here and the context has what it needs.
+pub fn message(output: &Output, cx: &Context<'_>) -> Option<Message> {
+    let h = cx.header;
+    let movement = cx.movement;
+    let mrn = movement.and_then(|m| m.mrn);
+    let departure = movement.and_then(|m| m.departure.as_ref());
+    let destination = movement.and_then(|m| m.destination.as_ref());
+    let day = cx.at.date_naive();
+    Some(match output {
+        Output::ToDeclarant(reply) => {
+            let d = cx.declaration?;
+            match reply {
+                ExternalReply::PositiveAck => Message::CC928C(Box::new(positive_ack(h, d))),
+                ExternalReply::MrnAllocated { mrn } => {
+                    Message::CC028C(Box::new(mrn_allocated(h, d, mrn, day)))
+                }
+                ExternalReply::Rejection(r) => {
+                    Message::CC056C(Box::new(departure_rejection(h, d, mrn.as_ref(), r, cx.at)))
+                }
+                ExternalReply::ControlDecision {
+                    notification_type, ..
+                } => Message::CC060C(Box::new(control_decision(
+                    h,
+                    d,
+                    mrn.as_ref(),
+                    notification_type,
+                    cx.at,
+                ))),
+                ExternalReply::AmendmentAccepted => Message::CC004C(Box::new(amendment_accepted(
+                    h,
+                    d,
+                    mrn.as_ref(),
+                    cx.at,
+                    cx.at,
+                ))),
+                ExternalReply::InvalidationDecision {
+                    initiated_by_customs,
+                    justification,
+                } => Message::CC009C(Box::new(invalidation_decision(
+                    h,
+                    d,
+                    mrn.as_ref(),
+                    *initiated_by_customs,
+                    justification.as_deref(),
+                    cx.at,
+                ))),
+                ExternalReply::NoRelease { motivation, text } => {
+                    Message::CC051C(Box::new(no_release(
+                        h,
+                        d,
+                        mrn.as_ref()?,
+                        departure.map_or(cx.at, |p| p.submitted_at),
+                        motivation,
+                        text,
+                    )))
+                }
+                ExternalReply::GuaranteeNotValid { refused } => {
+                    Message::CC055C(Box::new(guarantee_not_valid(
+                        h,
+                        d,
+                        mrn.as_ref()?,
+                        departure
+                            .and_then(|p| p.accepted_at)
+                            .unwrap_or(cx.at)
+                            .date_naive(),
+                        refused,
+                    )))
+                }
+                ExternalReply::Discrepancies { text } => Message::CC019C(Box::new(discrepancies(
+                    h,
+                    d,
+                    mrn.as_ref()?,
+                    day,
+                    text.as_deref(),
+                ))),
+                ExternalReply::WriteOff => {
+                    Message::CC045C(Box::new(write_off(h, d, mrn.as_ref()?, day)))
+                }
+                ExternalReply::ReleaseForTransit => return None,
+            }
+        }
+        Output::ToTraderAtDestination(reply) => {
+            let at = destination?;
+            let trader = at.trader.as_deref()?;
+            match reply {
+                DestinationReply::GoodsRelease { .. } => Message::CC025C(Box::new(goods_release(
+                    h,
+                    mrn.as_ref()?,
+                    &at.office,
+                    trader,
+                    day,
+                ))),
+                DestinationReply::Rejection(r) => Message::CC057C(Box::new(destination_rejection(
+                    h,
+                    mrn?.as_str(),
+                    &at.office,
+                    trader,
+                    r,
+                    cx.at,
+                ))),
+                DestinationReply::UnloadingPermission => return None,
+            }
+        }
+        Output::ToHub(common) => match common {
+            Common::NotificationOfExit {
+                exit,
+                departure,
+                passed_at,
+            } => Message::CD168C(Box::new(notification_of_exit(
+                h,
+                mrn.as_ref()?,
+                departure,
+                exit,
+                *passed_at,
+            ))),
+            Common::NotificationCrossingFrontier {
+                transit,
+                departure,
+                passed_at,
+            } => Message::CD118C(Box::new(notification_crossing_frontier(
+                h,
+                mrn.as_ref()?,
+                departure,
+                transit,
+                *passed_at,
+            ))),
+            Common::ArrivalAdvice {
+                destination,
+                departure,
+                arrived_at,
+            } => Message::CD006C(Box::new(arrival_advice(
+                h,
+                mrn.as_ref()?,
+                departure,
+                destination,
+                *arrived_at,
+            ))),
+            Common::DestinationControlResults {
+                destination,
+                departure,
+                outcome,
+                remarks,
+            } => Message::CD018C(Box::new(destination_control_results(
+                h,
+                mrn.as_ref()?,
+                departure,
+                destination,
+                *outcome,
+                remarks.as_deref(),
+                day,
+            ))),
+            Common::Cancellation { .. } => Message::CD010C(Box::new(cancellation(
+                h,
+                mrn.as_ref()?,
+                &movement?.declaration,
+                cx.at,
+            ))),
+            Common::AnticipatedArrival { .. }
+            | Common::AnticipatedTransit { .. }
+            | Common::AnticipatedExit { .. }
+            | Common::GuaranteeUse { .. }
+            | Common::GuaranteeUseCancellation { .. }
+            | Common::GuaranteeCredit { .. }
+            | Common::FunctionalNack(_) => return None,
+        },
+        Output::ActionRefused(_) => return None,
     })
 }

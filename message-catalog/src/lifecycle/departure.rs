@@ -59,6 +59,10 @@ pub struct Departure {
     pub phase: DeparturePhase,
     /// When it entered that phase.
     pub since: DateTime<Utc>,
+    /// When the declaration was received.
+    pub submitted_at: DateTime<Utc>,
+    /// When it was accepted (MRN allocated).
+    pub accepted_at: Option<DateTime<Utc>>,
     /// The selection for control, once decided.
     pub selection: Option<Selection>,
     /// The control result at departure, if controlled.
@@ -180,6 +184,8 @@ pub(crate) fn begin(m: &ncts::CC015CType, event: &Event) -> Applied {
         office: declaration.departure,
         phase,
         since: event.at,
+        submitted_at: event.at,
+        accepted_at: None,
         selection: None,
         control: None,
         reserved: Vec::new(),
@@ -245,6 +251,7 @@ pub(crate) fn apply(movement: &Movement, event: &Event) -> Applied {
                 return oos("acceptance of a declaration that does not wait for it");
             }
             next.mrn = Some(*mrn);
+            d.accepted_at = Some(event.at);
             enter(&mut d, P::Accepted, event);
             out.push(Output::ToDeclarant(ExternalReply::MrnAllocated {
                 mrn: *mrn,

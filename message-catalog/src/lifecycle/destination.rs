@@ -47,6 +47,8 @@ pub struct Destination {
     pub arrived_at: Option<DateTime<Utc>>,
     /// Whether the simplified procedure applies (authorised consignee, CC043C/CC044C).
     pub simplified: bool,
+    /// The trader at destination's identification number, from the CC007C.
+    pub trader: Option<String>,
     /// The selection for control, once decided.
     pub selection: Option<Selection>,
     /// The unloading remarks (CC044C), if any.
@@ -110,6 +112,7 @@ fn anticipated(event: &Event) -> Destination {
         since: event.at,
         arrived_at: None,
         simplified: false,
+        trader: None,
         selection: None,
         unloading: None,
         control: None,
@@ -186,6 +189,7 @@ pub(crate) fn apply(movement: &Movement, event: &Event) -> Applied {
             if phase != P::Anticipated {
                 return oos("arrival notification for goods already arrived or cancelled");
             }
+            d.trader = Some(m.trader_at_destination.identification_number.clone());
             arrive(
                 &mut d,
                 &next,
