@@ -371,3 +371,375 @@ mod p5 {
         assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }
+
+mod hostile {
+    use super::common::*;
+    use message_catalog::{Limits, decode};
+    use std::time::{Duration, Instant};
+
+    fn label_of(bytes: &[u8], limits: &Limits) -> (&'static str, Duration) {
+        let t = Instant::now();
+        let r = decode(bytes, limits).expect_err("a hostile input was accepted");
+        (r.label().unwrap_or("?"), t.elapsed())
+    }
+
+    #[test]
+    fn every_hostile_file_is_rejected_with_its_label_quickly() {
+        let expected = [
+            ("billion-laughs.xml", "xml.doctype"),
+            ("external-entity.xml", "xml.doctype"),
+            ("doctype.xml", "xml.doctype"),
+            ("internal-dtd-subset.xml", "xml.doctype"),
+            ("deep-nesting.xml", "xml.unknown-element"),
+            ("invalid-utf8.xml", "xml.utf8"),
+            ("truncated.xml", "xml.truncated"),
+            ("wrong-namespace.xml", "xml.namespace"),
+            ("no-namespace.xml", "xml.namespace"),
+            ("two-roots.xml", "xml.multiple-roots"),
+            ("root-inside-root.xml", "xml.unknown-element"),
+            ("empty-file.xml", "xml.empty"),
+            ("not-xml.xml", "xml.syntax"),
+        ];
+        let dir = data_dir().join("hostile");
+        let mut failures = Vec::new();
+        for (file, label) in expected {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            let (got, took) = label_of(&bytes, &Limits::default());
+            if got != label {
+                failures.push(format!("{file}: {got}, expected {label}"));
+            }
+            assert!(took < Duration::from_secs(2), "{file} took {took:?}");
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    fn valid_cc015c() -> Vec<u8> {
+        std::fs::read(data_dir().join("cc015c/valid-full.xml")).unwrap()
+    }
+
+    #[test]
+    fn a_50_mib_document_is_refused_before_parsing() {
+        let mut big = valid_cc015c();
+        let pad = b"<!-- padding padding padding padding padding padding padding -->\n";
+        while big.len() < 50 * 1024 * 1024 {
+            big.extend_from_slice(pad);
+        }
+        let (label, took) = label_of(&big, &Limits::default());
+        assert_eq!(label, "xml.too-large");
+        assert!(took < Duration::from_millis(50), "{took:?}");
+    }
+
+    #[test]
+    fn nesting_100000_deep_is_refused_without_recursion() {
+        let mut doc = b"<ncts:CC015C xmlns:ncts=\"http://ncts.dgtaxud.ec\">".to_vec();
+        for _ in 0..100_000 {
+            doc.extend_from_slice(b"<a>");
+        }
+        let (label, _) = label_of(&doc, &Limits::default());
+        assert_eq!(label, "xml.unknown-element");
+        // The depth cap applies before anything else is known about a child.
+        let limits = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let (label, _) = label_of(&valid_cc015c(), &limits);
+        assert_eq!(label, "xml.depth");
+    }
+
+    #[test]
+    fn processing_instructions_undefined_entities_and_bad_declarations_are_refused() {
+        let base = String::from_utf8(valid_cc015c()).unwrap();
+        let pi = base.replacen("<ncts:CC015C", "<?evil x?><ncts:CC015C", 1);
+        assert_eq!(label_of(pi.as_bytes(), &Limits::default()).0, "xml.pi");
+        let ent = base.replacen("<messageSender>", "<messageSender>&ghost;", 1);
+        assert_eq!(label_of(ent.as_bytes(), &Limits::default()).0, "xml.entity");
+        let latin1 = base.replacen("encoding=\"UTF-8\"", "encoding=\"ISO-8859-1\"", 1);
+        assert_eq!(
+            label_of(latin1.as_bytes(), &Limits::default()).0,
+            "xml.encoding"
+        );
+        let text = base.replacen("<TransitOperation>", "<TransitOperation>stray", 1);
+        assert_eq!(
+            label_of(text.as_bytes(), &Limits::default()).0,
+            "xml.unexpected-text"
+        );
+        let attr = base.replacen("<TransitOperation>", "<TransitOperation x=\"1\">", 1);
+        assert_eq!(
+            label_of(attr.as_bytes(), &Limits::default()).0,
+            "xml.unknown-attribute"
+        );
+        let dflt = base.replacen(
+            "<TransitOperation>",
+            "<TransitOperation xmlns=\"urn:x\">",
+            1,
+        );
+        assert_eq!(
+            label_of(dflt.as_bytes(), &Limits::default()).0,
+            "xml.namespace"
+        );
+    }
+}
+
+mod fuzz {
+    use super::common::*;
+    use message_catalog::{Limits, decode, encode};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn corpus() -> &'static Vec<Vec<u8>> {
+        static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        C.get_or_init(|| {
+            cases()
+                .iter()
+                .filter(|c| c.group != "hostile")
+                .map(|c| std::fs::read(&c.xml).unwrap())
+                .filter(|b| b.len() < 64 * 1024)
+                .collect()
+        })
+    }
+
+    fn valid_corpus() -> &'static Vec<Vec<u8>> {
+        static C: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+        C.get_or_init(|| {
+            cases()
+                .iter()
+                .filter(|c| c.valid && c.group != "hostile")
+                .map(|c| std::fs::read(&c.xml).unwrap())
+                .collect()
+        })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Truncate(usize),
+        Flip(usize, u8),
+        Insert(usize, &'static str),
+        Delete(usize, usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            any::<usize>().prop_map(Mutation::Truncate),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+            (
+                any::<usize>(),
+                prop::sample::select(vec![
+                    "<x>",
+                    "</x>",
+                    "<a/>",
+                    "&amp;",
+                    "&#0;",
+                    "&#xD800;",
+                    "&bogus;",
+                    "<![CDATA[x]]>",
+                    "<!--c-->",
+                    "<?pi?>",
+                    "<!DOCTYPE a>",
+                    "\u{0}",
+                    "\u{FEFF}",
+                    "é",
+                    "xmlns=\"urn:x\"",
+                    " a=\"1\"",
+                    ">",
+                    "<",
+                    "]]>",
+                    "\r\n",
+                ])
+            )
+                .prop_map(|(i, s)| Mutation::Insert(i, s)),
+            (any::<usize>(), 0usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        ]
+    }
+
+    fn apply(mut b: Vec<u8>, ms: &[Mutation]) -> Vec<u8> {
+        for m in ms {
+            let len = b.len().max(1);
+            match *m {
+                Mutation::Truncate(i) => b.truncate(i % len),
+                Mutation::Flip(i, x) => {
+                    if let Some(c) = b.get_mut(i % len) {
+                        *c ^= x | 1;
+                    }
+                }
+                Mutation::Insert(i, s) => {
+                    let at = (i % len).min(b.len());
+                    b.splice(at..at, s.bytes());
+                }
+                Mutation::Delete(i, n) => {
+                    let at = (i % len).min(b.len());
+                    let end = (at + n).min(b.len());
+                    b.drain(at..end);
+                }
+            }
+        }
+        b
+    }
+
+    /// Byte ranges of the text of every leaf element (`>text</`) of a document.
+    fn leaves(doc: &str) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        let mut k = 0;
+        while let Some(off) = doc[k..].find("</") {
+            let end = k + off;
+            if let Some(start) = doc[..end].rfind('>')
+                && !doc[..start].ends_with('-')
+                && !doc[start + 1..end].contains('<')
+                && doc[..=start]
+                    .rfind('<')
+                    .is_some_and(|o| !doc[o + 1..].starts_with(['/', '?']))
+            {
+                v.push((start + 1, end));
+            }
+            k = end + 2;
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+        /// Mutated corpus files never panic; whatever is accepted round-trips.
+        #[test]
+        fn mutated_corpus_never_panics(i in any::<usize>(), ms in prop::collection::vec(mutation(), 1..4)) {
+            let c = corpus();
+            let bytes = apply(c[i % c.len()].clone(), &ms);
+            if let Ok(m) = decode(&bytes, &Limits::default()) {
+                let again = encode(&m);
+                prop_assert_eq!(decode(&again, &Limits::default()).ok(), Some(m));
+            }
+        }
+
+        /// Any text put into any leaf of a valid message either is refused or round-trips
+        /// exactly (escaping, whitespace normalisation, decimals and dates).
+        #[test]
+        fn any_leaf_text_round_trips_when_accepted(i in any::<usize>(), leaf in any::<usize>(), text in "[ -~\t\n\r é€𝄞]{0,40}") {
+            let c = valid_corpus();
+            let doc = String::from_utf8(c[i % c.len()].clone()).unwrap();
+            let leaves = leaves(&doc);
+            prop_assume!(!leaves.is_empty());
+            let (s, e) = leaves[leaf % leaves.len()];
+            let escaped = text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\r', "&#13;");
+            let mutated = format!("{}{}{}", &doc[..s], escaped, &doc[e..]);
+            if let Ok(m) = decode(mutated.as_bytes(), &Limits::default()) {
+                let again = encode(&m);
+                prop_assert_eq!(decode(&again, &Limits::default()).ok(), Some(m));
+            }
+        }
+    }
+}
+
+mod nack {
+    use super::common::*;
+    use message_catalog::codec::nack::{Domain, NackContext, OriginalHeader};
+    use message_catalog::codec::{ErrorCode, Problem, RejectionKind};
+    use message_catalog::{Limits, Message, decode, encode};
+
+    fn ctx() -> NackContext<'static> {
+        NackContext {
+            sender: "NTA.KZ",
+            message_identification: "NACK-0001",
+            prepared_at: chrono::NaiveDate::from_ymd_opt(2026, 3, 16)
+                .unwrap()
+                .and_hms_opt(9, 30, 0)
+                .unwrap(),
+            domain: None,
+        }
+    }
+
+    #[test]
+    fn an_xml_rejection_becomes_a_cc917c_that_points_at_the_error() {
+        let bytes = std::fs::read(data_dir().join("cc015c/lrn-too-long.xml")).unwrap();
+        let r = decode(&bytes, &Limits::default()).unwrap_err();
+        let nack = r.to_nack(&OriginalHeader::sniff(&bytes), &ctx()).unwrap();
+        let Message::CC917C(n) = &nack else {
+            panic!("{nack:?}")
+        };
+        let p = &r.problems[0];
+        assert_eq!(
+            n.xml_error[0].error_pointer.as_deref(),
+            Some(p.pointer.as_str())
+        );
+        assert_eq!(n.xml_error[0].error_line_number, i64::from(p.line));
+        assert_eq!(
+            n.correlation_identifier.as_deref(),
+            Some("CC015C-MESS-0001")
+        );
+        assert_eq!(decode(&encode(&nack), &Limits::default()).unwrap(), nack);
+        let (line, column) = message_catalog::codec::locate(&bytes, &p.pointer).unwrap();
+        assert_eq!((line, column), (p.line, p.column));
+    }
+
+    #[test]
+    fn functional_and_common_domain_nacks() {
+        let r = message_catalog::Rejection {
+            kind: RejectionKind::Functional,
+            problems: vec![Problem {
+                line: 3,
+                column: 5,
+                pointer: "/CD050C/TransitOperation/MRN".into(),
+                code: ErrorCode::RULE,
+                label: "rule.example",
+                rule: Some("R0123".into()),
+                reason: "example".into(),
+            }],
+            message_type: Some("CD050C".into()),
+        };
+        let original = OriginalHeader {
+            message_sender: Some("NTA.AZ".into()),
+            message_identification: Some("M1".into()),
+            lrn: None,
+            mrn: Some("26KZ000101ABCDEFJ0".into()),
+        };
+        let m = r.to_nack(&original, &ctx());
+        match m {
+            Ok(Message::CD906C(n)) => {
+                assert_eq!(n.functional_error[0].error_reason.as_deref(), Some("R0123"))
+            }
+            Ok(other) => panic!("{other:?}"),
+            // The MRN above may not satisfy the schema's MRN pattern; that is reported, not sent.
+            Err(e) => assert!(e.to_string().starts_with("nack.invalid"), "{e}"),
+        }
+        let ext = NackContext {
+            domain: Some(Domain::External),
+            ..ctx()
+        };
+        let m = r.to_nack(&original, &ext).unwrap();
+        assert_eq!(m.message_type(), "CC906C");
+        let xml = message_catalog::Rejection {
+            kind: RejectionKind::Xml,
+            ..r.clone()
+        };
+        assert_eq!(
+            xml.to_nack(&original, &ctx()).unwrap().message_type(),
+            "CD917C"
+        );
+    }
+
+    #[test]
+    fn rules_and_code_lists_are_reachable_from_pointers() {
+        let bytes = std::fs::read(data_dir().join("cc015c/valid-full.xml")).unwrap();
+        let m = decode(&bytes, &Limits::default()).unwrap();
+        let mut seen = Vec::new();
+        m.visit_code_lists(&mut |p, cl, v| seen.push((p.to_string(), cl, v.to_string())));
+        assert!(!seen.is_empty());
+        for (p, cl, _) in &seen {
+            let el = message_catalog::codec::element_at(p).unwrap_or_else(|| panic!("{p}"));
+            assert_eq!(el.code_list, Some(*cl));
+            assert!(message_catalog::codec::locate(&bytes, p).is_some(), "{p}");
+        }
+        assert_eq!(m.message_identification(), Some("CC015C-MESS-0001"));
+        assert!(m.preparation_date_and_time().is_some());
+        let with_rules = message_catalog::codec::element_at(
+            "/CC015C/HolderOfTheTransitProcedure/identificationNumber",
+        )
+        .unwrap();
+        assert!(!with_rules.rules.is_empty());
+        assert_eq!(
+            message_catalog::codec::rules_of(
+                "HolderOfTheTransitProcedureType02",
+                "identificationNumber"
+            ),
+            with_rules.rules
+        );
+    }
+}

@@ -248,6 +248,7 @@ fn document(d: &mut Decoder<'_>, root_name: &mut Option<&'static str>) -> Result
     *root_name = Some(name);
     d.path = Pointer::root(name);
     d.depth = 1;
+    d.element_start = d.event_start;
     let msg = match Message::decode_root(d, &ns, local.as_ref(), &start, empty)? {
         Some(m) => m,
         None => {

@@ -873,6 +873,8 @@ pub struct Decoder<'a> {
     pub(crate) max_depth: usize,
     /// Offset of the start of the last event read.
     pub(crate) event_start: u64,
+    /// Offset of the start tag of the element whose value is being checked.
+    pub(crate) element_start: u64,
     /// Offset of the BOM we skipped (positions are relative to the original bytes).
     pub(crate) base: u64,
     /// Whether unprefixed elements are (wrongly) in a non-empty default namespace, per depth
@@ -908,6 +910,7 @@ impl<'a> Decoder<'a> {
             depth: 0,
             max_depth,
             event_start: 0,
+            element_start: 0,
             base,
             default_ns: Vec::new(),
         }
@@ -974,11 +977,13 @@ impl<'a> Decoder<'a> {
             match ev {
                 Event::Start(e) => {
                     self.check_child(&e)?;
+                    self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, false)));
                 }
                 Event::Empty(e) => {
                     self.check_child(&e)?;
+                    self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, true)));
                 }
@@ -1405,7 +1410,7 @@ impl<'a> Decoder<'a> {
 
     /// Error from a facet check, at the current element.
     pub fn facet(&self, e: FacetError) -> Fail {
-        self.fail_at(self.event_start, e.error, self.path.to_string(), e.reason)
+        self.fail_at(self.element_start, e.error, self.path.to_string(), e.reason)
     }
 
     fn datatype(&self, v: &str, st: &SimpleType) -> Fail {
