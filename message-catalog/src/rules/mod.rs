@@ -573,6 +573,12 @@ pub static IMPLEMENTED: &[Rule] = &[
         messages: DECL,
         check: offices::r0906,
     },
+    Rule {
+        id: "C0404",
+        kind: Kind::Condition,
+        messages: &["CC170C"],
+        check: places::c0404,
+    },
 ];
 
 /// Runs every rule and condition that applies to `message` and returns the problems found, in

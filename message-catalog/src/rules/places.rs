@@ -127,3 +127,16 @@ pub fn c0460(root: &Node, out: &mut Vec<Problem>) {
         }
     }
 }
+
+/// C0404: "/CC170C/Consignment/PlaceOfLoading = "R""
+pub fn c0404(root: &Node, out: &mut Vec<Problem>) {
+    if let Some(c) = root.child("Consignment") {
+        require(
+            out,
+            c,
+            "PlaceOfLoading",
+            "C0404",
+            "the presentation notification names the place of loading",
+        );
+    }
+}

@@ -152,6 +152,61 @@ CC056C = """<?xml version="1.0" encoding="UTF-8"?>
 </ncts:CC056C>
 """
 
+CC170C = """<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC170C xmlns:ncts="http://ncts.dgtaxud.ec">
+  <messageSender>KZ.TRADER.0001</messageSender>
+  <messageRecipient>NTA.KZ</messageRecipient>
+  <preparationDateAndTime>2026-03-16T12:00:00</preparationDateAndTime>
+  <messageIdentification>RULES-CC170C-0001</messageIdentification>
+  <messageType>CC170C</messageType>
+  <TransitOperation>
+    <LRN>LRN-2026-000001</LRN>
+  </TransitOperation>
+  <CustomsOfficeOfDeparture>
+    <referenceNumber>KZ000101</referenceNumber>
+  </CustomsOfficeOfDeparture>
+  <HolderOfTheTransitProcedure>
+    <identificationNumber>KZ123456789012</identificationNumber>
+  </HolderOfTheTransitProcedure>
+  <Consignment>
+    <containerIndicator>1</containerIndicator>
+    <inlandModeOfTransport>3</inlandModeOfTransport>
+    <TransportEquipment>
+      <sequenceNumber>1</sequenceNumber>
+      <containerIdentificationNumber>MSKU1234565</containerIdentificationNumber>
+      <numberOfSeals>1</numberOfSeals>
+      <Seal>
+        <sequenceNumber>1</sequenceNumber>
+        <identifier>KZSEAL0001</identifier>
+      </Seal>
+      <GoodsReference>
+        <sequenceNumber>1</sequenceNumber>
+        <declarationGoodsItemNumber>1</declarationGoodsItemNumber>
+      </GoodsReference>
+    </TransportEquipment>
+    <LocationOfGoods>
+      <typeOfLocation>A</typeOfLocation>
+      <qualifierOfIdentification>V</qualifierOfIdentification>
+      <CustomsOffice>
+        <referenceNumber>KZ000101</referenceNumber>
+      </CustomsOffice>
+    </LocationOfGoods>
+    <DepartureTransportMeans>
+      <sequenceNumber>1</sequenceNumber>
+      <typeOfIdentification>30</typeOfIdentification>
+      <identificationNumber>123ABC01</identificationNumber>
+      <nationality>KZ</nationality>
+    </DepartureTransportMeans>
+    <PlaceOfLoading>
+      <UNLocode>KZAKT</UNLocode>
+    </PlaceOfLoading>
+    <HouseConsignment>
+      <sequenceNumber>1</sequenceNumber>
+    </HouseConsignment>
+  </Consignment>
+</ncts:CC170C>
+"""
+
 P = "/CC015C"
 HC = f"{P}/Consignment/HouseConsignment[1]"
 IT = f"{HC}/ConsignmentItem[1]"
@@ -561,6 +616,14 @@ CASES = [
     ("cc060c", "c0685-both-mrn-and-lrn", CC060C, [
         (f"<MRN>{MRN}</MRN>", f"<LRN>LRN-2026-000001</LRN>\n    <MRN>{MRN}</MRN>"),
     ], ("/CC060C/TransitOperation/LRN", "15 C0685")),
+    # CC170C
+    ("cc170c", "valid", CC170C, [], None),
+    ("cc170c", "c0404-no-place-of-loading", CC170C, [
+        ("    <PlaceOfLoading>\n      <UNLocode>KZAKT</UNLocode>\n    </PlaceOfLoading>\n", ""),
+    ], ("/CC170C/Consignment/PlaceOfLoading", "13 C0404")),
+    ("cc170c", "r0473-lowercase-plate", CC170C, [
+        ("<identificationNumber>123ABC01</identificationNumber>", "<identificationNumber>123abc01</identificationNumber>"),
+    ], ("/CC170C/Consignment/DepartureTransportMeans[1]/identificationNumber", "14 R0473")),
     # CC056C
     ("cc056c", "valid", CC056C, [], None),
     ("cc056c", "c0492-code-4-without-reason", CC056C, [
