@@ -21,7 +21,7 @@ use cats_transport::contract::{
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use lapin::options::{BasicAckOptions, BasicPublishOptions};
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Confirmation, Consumer};
 use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
@@ -150,6 +150,11 @@ impl AmqpTransport {
         self.shared.me
     }
 
+    /// How many links (connections) this transport has opened: 1 + the reconnections.
+    pub fn links_opened(&self) -> u64 {
+        self.shared.generations.load(Ordering::SeqCst)
+    }
+
     /// Whether a link to the broker is currently open.
     pub fn is_connected(&self) -> bool {
         self.shared
@@ -205,8 +210,14 @@ impl Drop for AmqpTransport {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.shutdown_signal.notify_waiters();
         self.supervisor.abort();
-        // Dropping the link closes the connection; unacked deliveries go back to the queue.
-        self.shared.link.send_replace(None);
+        // Close the connection now rather than when the last delivery referring to it is
+        // dropped, so that its consumer stops taking messages; unacked ones are requeued.
+        if let Some(link) = self.shared.link.send_replace(None)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let config = self.shared.config.clone();
+            runtime.spawn(async move { link.close(&config).await });
+        }
     }
 }
 
@@ -552,6 +563,28 @@ impl AmqpAcker {
             Err(TransportError::Disconnected(
                 "the delivery's channel is gone; the broker will deliver it again".into(),
             ))
+        }
+    }
+}
+
+impl Drop for AmqpAcker {
+    /// A delivery dropped without ack or reject goes back to its queue now (not when the
+    /// connection closes), marked redelivered; the quorum queue counts it, and the
+    /// `delivery-limit` policy dead-letters a message that is dropped again and again.
+    fn drop(&mut self) {
+        if !self.acker.usable() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let acker = self.acker.clone();
+            let limit = self.shared.config.operation_timeout;
+            runtime.spawn(async move {
+                let requeue = BasicNackOptions {
+                    multiple: false,
+                    requeue: true,
+                };
+                let _ = tokio::time::timeout(limit, acker.nack(requeue)).await;
+            });
         }
     }
 }

@@ -111,6 +111,38 @@ impl Broker {
         }
     }
 
+    /// The number of consumers on the node's `cats` queues, from `rabbitmqctl` (`None` if it
+    /// cannot be asked).
+    fn consumers(&self) -> Option<u64> {
+        let sbin = std::fs::read_dir("/usr/lib/rabbitmq/lib")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("sbin/rabbitmqctl"))
+            .find(|p| p.exists())?;
+        let output = Command::new(sbin)
+            .env("HOME", &self.state)
+            .args([
+                "-q",
+                "-n",
+                &self.node_name,
+                "list_queues",
+                "-p",
+                "cats",
+                "consumers",
+            ])
+            .output()
+            .ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        Some(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<u64>().ok())
+                .sum(),
+        )
+    }
+
     fn config(&self, party: &str) -> AmqpConfig {
         let tls = TlsIdentity::from_pki_dir(&self.certs, party).expect("the test PKI was created");
         let mut config = AmqpConfig::new("localhost", self.port, tls);
@@ -155,6 +187,20 @@ fn unavailable(error: &str) -> Option<Broker> {
 async fn queues_lock() -> tokio::sync::SemaphorePermit<'static> {
     static LOCK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
     LOCK.acquire().await.expect("the semaphore is never closed")
+}
+
+/// Takes [`queues_lock`] and waits until no consumer of an earlier test is left on the shared
+/// node's queues (a dropped transport's connection closes asynchronously).
+async fn exclusive(broker: &Broker) -> tokio::sync::SemaphorePermit<'static> {
+    let permit = queues_lock().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        match broker.consumers() {
+            Some(0) | None => break,
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    permit
 }
 
 /// Empties `queue`, connecting as a party allowed to read it.
@@ -207,7 +253,7 @@ macro_rules! broker_or_skip {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_to_hub_and_hub_to_node_with_identity_from_the_broker() {
     let broker = broker_or_skip!();
-    let _lock = queues_lock().await;
+    let _lock = exclusive(broker).await;
     purge(&broker.hub_config(), "cats.hub.in").await;
     purge(&broker.node_config(CountryCode::KZ), "cats.node.KZ").await;
 
@@ -283,7 +329,7 @@ async fn node_to_hub_and_hub_to_node_with_identity_from_the_broker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sends_in_flight_keep_per_partition_order() {
     let broker = broker_or_skip!();
-    let _lock = queues_lock().await;
+    let _lock = exclusive(broker).await;
     purge(&broker.hub_config(), "cats.hub.in").await;
     let kz = AmqpTransport::node(broker.node_config(CountryCode::KZ), CountryCode::KZ)
         .await
@@ -343,7 +389,7 @@ struct AmqpHarness {
 
 impl AmqpHarness {
     async fn new(broker: &'static Broker, upstream: bool) -> AmqpHarness {
-        let lock = queues_lock().await;
+        let lock = exclusive(broker).await;
         let (hub_config, kz_config) = (broker.hub_config(), broker.node_config(CountryCode::KZ));
         purge(&hub_config, "cats.hub.in").await;
         purge(&hub_config, "cats.hub.in.dlq").await;
@@ -520,7 +566,7 @@ async fn certificate_from_another_ca_is_refused_at_the_tls_handshake() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_publishing_as_ge_is_refused_by_the_broker() {
     let broker = broker_or_skip!();
-    let _lock = queues_lock().await;
+    let _lock = exclusive(broker).await;
     purge(&broker.hub_config(), "cats.hub.in").await;
     let az = raw_connection(&broker.node_config(CountryCode::AZ), "test-forger")
         .await
@@ -574,7 +620,7 @@ fn to_trust(identity: PeerIdentity) -> cats_trust::PeerIdentity {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn az_sending_an_envelope_signed_as_ge_is_dead_lettered_with_the_reason() {
     let broker = broker_or_skip!();
-    let _lock = queues_lock().await;
+    let _lock = exclusive(broker).await;
     let hub_config = broker.hub_config();
     purge(&hub_config, "cats.hub.in").await;
     purge(&hub_config, "cats.hub.in.dlq").await;
@@ -700,37 +746,41 @@ async fn broker_restart_in_the_middle_of_10000_messages_loses_nothing() {
     let hub = std::sync::Arc::new(AmqpTransport::hub(broker.hub_config()).await.expect("hub"));
     let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
 
-    let sender = {
+    // Sends messages `range` 256 at a time, each retried with the same id until confirmed.
+    let send_range = {
         let (kz, run, confirmed) = (kz.clone(), run.clone(), confirmed.clone());
-        tokio::spawn(async move {
-            use futures::StreamExt;
-            let mut retries = 0usize;
-            let mut sends = futures::stream::iter(0..TOTAL)
-                .map(|i| {
-                    let kz = kz.clone();
-                    let id = format!("{run}-{i}");
-                    async move {
-                        let mut retries = 0usize;
-                        loop {
-                            let msg = outbound(&id, Destination::Hub, None, &[b'x'; 512]);
-                            match kz.send(msg).await {
-                                Ok(()) => return retries,
-                                Err(e) if e.is_transient() => {
-                                    retries += 1;
-                                    tokio::time::sleep(Duration::from_millis(200)).await;
+        move |range: std::ops::Range<usize>| {
+            let (kz, run, confirmed) = (kz.clone(), run.clone(), confirmed.clone());
+            async move {
+                use futures::StreamExt;
+                let mut retries = 0usize;
+                let mut sends = futures::stream::iter(range)
+                    .map(|i| {
+                        let kz = kz.clone();
+                        let id = format!("{run}-{i}");
+                        async move {
+                            let mut retries = 0usize;
+                            loop {
+                                let msg = outbound(&id, Destination::Hub, None, &[b'x'; 512]);
+                                match kz.send(msg).await {
+                                    Ok(()) => return retries,
+                                    Err(e) if e.is_transient() => {
+                                        retries += 1;
+                                        tokio::time::sleep(Duration::from_millis(200)).await;
+                                    }
+                                    Err(e) => panic!("send {id}: {e}"),
                                 }
-                                Err(e) => panic!("send {id}: {e}"),
                             }
                         }
-                    }
-                })
-                .buffer_unordered(256);
-            while let Some(r) = sends.next().await {
-                retries += r;
-                confirmed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    })
+                    .buffer_unordered(256);
+                while let Some(r) = sends.next().await {
+                    retries += r;
+                    confirmed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                retries
             }
-            retries
-        })
+        }
     };
     let receiver = {
         let (hub, run) = (hub.clone(), run.clone());
@@ -757,24 +807,31 @@ async fn broker_restart_in_the_middle_of_10000_messages_loses_nothing() {
             (seen, wire_duplicates)
         })
     };
-    // Restart the broker once a third of the messages are confirmed.
-    while confirmed.load(std::sync::atomic::Ordering::SeqCst) < TOTAL / 3 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // A third of the messages confirmed; then the broker stops and starts while the rest are
+    // being sent and the receiver is consuming.
+    let mut retries = send_range(0..TOTAL / 3).await;
     let restarter = broker.clone();
     let started = Instant::now();
-    tokio::task::spawn_blocking(move || {
+    let restart = tokio::task::spawn_blocking(move || {
         restarter.stop().expect("stop");
         restarter.start().expect("start");
-    })
-    .await
-    .expect("restart");
+    });
+    // The rest in chunks of 100 every 100 ms, so that sending spans the outage.
+    let rest = tokio::spawn(async move {
+        let mut retries = 0;
+        for start in (TOTAL / 3..TOTAL).step_by(100) {
+            retries += send_range(start..(start + 100).min(TOTAL)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        retries
+    });
+    restart.await.expect("restart");
     eprintln!(
-        "broker restarted in {:?} after {} confirmed sends",
+        "broker restarted in {:?}; {} sends confirmed when it was back",
         started.elapsed(),
         confirmed.load(std::sync::atomic::Ordering::SeqCst)
     );
-    let retries = tokio::time::timeout(Duration::from_secs(300), sender)
+    retries += tokio::time::timeout(Duration::from_secs(300), rest)
         .await
         .expect("sender finishes")
         .expect("sender");
@@ -788,7 +845,70 @@ async fn broker_restart_in_the_middle_of_10000_messages_loses_nothing() {
     for i in 0..TOTAL {
         assert!(seen.contains(&format!("{run}-{i}")), "message {i} missing");
     }
-    assert!(retries > 0 || wire_duplicates > 0 || kz.is_connected());
+    assert!(retries > 0, "the restart did not interrupt the sender");
+    assert!(hub.links_opened() > 1, "the receiver did not reconnect");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_delivery_comes_again_and_a_poison_message_ends_dead_lettered() {
+    let broker = broker_or_skip!();
+    let _lock = exclusive(broker).await;
+    let hub_config = broker.hub_config();
+    purge(&hub_config, "cats.hub.in").await;
+    purge(&hub_config, "cats.hub.in.dlq").await;
+    let kz = AmqpTransport::node(broker.node_config(CountryCode::KZ), CountryCode::KZ)
+        .await
+        .expect("node KZ");
+    let hub = AmqpTransport::hub(hub_config.clone()).await.expect("hub");
+    let id = unique("poison");
+    kz.send(outbound(
+        &id,
+        Destination::Hub,
+        None,
+        b"crashes every receiver",
+    ))
+    .await
+    .expect("sent");
+    // A receiver that never gets to ack it (it drops the delivery, as a crashing handler would).
+    let mut deliveries = 0;
+    while let Some(d) = receive_within(&hub, Duration::from_secs(3)).await {
+        assert_eq!(d.message_id, id);
+        assert_eq!(d.redelivered, deliveries > 0);
+        deliveries += 1;
+        assert!(deliveries <= 10, "the delivery limit did not stop the loop");
+        drop(d);
+    }
+    assert!(deliveries >= 2, "a dropped delivery must come again");
+    // The delivery-limit policy moved it to the dead letters, with the broker's reason.
+    let connection = raw_connection(&hub_config, "test-dlq")
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let dead = channel
+        .basic_get("cats.hub.in.dlq".into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("basic.get")
+        .expect("the poison message is dead-lettered, not dropped");
+    assert_eq!(
+        dead.delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str()),
+        Some(id.as_str())
+    );
+    let headers = dead
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .unwrap_or_default();
+    let reason = match headers.inner().get("x-first-death-reason") {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("x-first-death-reason: {other:?}"),
+    };
+    assert_eq!(reason, "delivery_limit");
+    eprintln!("delivered {deliveries} times, then dead-lettered ({reason})");
 }
 
 /// Run in a child process by `killed_receiver_gets_the_message_again`: receives one message
@@ -817,7 +937,7 @@ async fn child_receiver_holds_without_ack() {
 async fn killed_receiver_gets_the_message_again() {
     use std::io::BufRead;
     let broker = broker_or_skip!();
-    let _lock = queues_lock().await;
+    let _lock = exclusive(broker).await;
     purge(&broker.node_config(CountryCode::KZ), "cats.node.KZ").await;
     let hub = AmqpTransport::hub(broker.hub_config()).await.expect("hub");
     let id = unique("kill");
