@@ -1711,6 +1711,11 @@ mod composed {
         let cd010c = compose::cancellation(&h, &mrn, declaration, t(44));
         assert_eq!(cd010c.customs_office_of_transit_declared.len(), 2);
         round_trip(Message::CD010C(Box::new(cd010c)));
+        assert_eq!(compose::office_of_guarantee(&grn()), Some(kz));
+        let cd204c =
+            compose::guarantee_use_cancellation(&h, declaration, &mrn, t(45).date_naive(), &grn())
+                .unwrap();
+        round_trip(Message::CD204C(Box::new(cd204c)));
     }
 
     /// Every output of the whole journey (one node holding every office) that [`compose::message`]
@@ -1746,8 +1751,8 @@ mod composed {
         assert_eq!(
             composed,
             [
-                "CC928C", "CC028C", "CC060C", "CD168C", "CD118C", "CD006C", "CC025C", "CD018C",
-                "CC019C", "CC045C"
+                "CC928C", "CC028C", "CC060C", "CD203C", "CD168C", "CD118C", "CD006C", "CC025C",
+                "CD018C", "CC019C", "CC045C", "CD209C"
             ]
         );
         assert!(not_composed.iter().all(|o| matches!(
@@ -1758,8 +1763,6 @@ mod composed {
                     Common::AnticipatedArrival { .. }
                         | Common::AnticipatedTransit { .. }
                         | Common::AnticipatedExit { .. }
-                        | Common::GuaranteeUse { .. }
-                        | Common::GuaranteeCredit { .. }
                 )
         )));
     }

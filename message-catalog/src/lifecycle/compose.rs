@@ -23,6 +23,9 @@
 //! | [`Common::ArrivalAdvice`] | CD006C | [`arrival_advice`] |
 //! | [`Common::DestinationControlResults`] | CD018C (without the optional consignment) | [`destination_control_results`] |
 //! | [`Common::Cancellation`] | CD010C | [`cancellation`] |
+//! | [`Common::GuaranteeUse`] | CD203C (one per GRN, without the optional consignment) | [`guarantee_use`] |
+//! | [`Common::GuaranteeUseCancellation`] | CD204C | [`guarantee_use_cancellation`] |
+//! | [`Common::GuaranteeCredit`] | CD209C | [`guarantee_credit`] |
 //!
 //! [`message`] does the dispatch: given an output and a [`Context`], it returns the message,
 //! or `None` for what is not composed (yet, or at all: [`super::Output::ActionRefused`] is an
@@ -31,9 +34,9 @@
 //!
 //! The messages that carry the full consignment in a different shape from the CC015C's: CC029C
 //! release for transit, the anticipated records CD001C, CD050C and CD160C, and CC043C unloading
-//! permission; and the guarantee messages of the hub's ledger (CD203C, CD204C, CD209C), whose
-//! guarantee groups need the office of guarantee and access codes the service holds. The
-//! services build those from the stored CC015C until they are added here.
+//! permission. The services build those from the stored CC015C until they are added here.
+//! The ledger messages name the office of guarantee, which CATS reads from the GRN (positions
+//! 3 to 10, as [`Grn::generate`] lays it out): a GRN allocated elsewhere gives `None`.
 //!
 //! Every function is total: it copies what it is given and never fails; the rules checked the
 //! inputs when they came in.
@@ -41,7 +44,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::generated::{Message, cats, ncts};
-use crate::ids::{CustomsOfficeRef, Mrn};
+use crate::ids::{CustomsOfficeRef, Grn, Mrn};
 
 use super::output::{FunctionalError, RefusedGuarantee, Rejection};
 use super::{
@@ -578,6 +581,143 @@ pub fn cancellation(
     })
 }
 
+/// The office of guarantee of a GRN allocated by CATS (positions 3 to 10).
+pub fn office_of_guarantee(grn: &Grn) -> Option<CustomsOfficeRef> {
+    CustomsOfficeRef::parse(grn.as_str().get(2..10)?).ok()
+}
+
+/// The guarantee type of `grn` in the declaration (`0` when it is not there).
+fn guarantee_type(declaration: &Declaration, grn: &Grn) -> String {
+    declaration
+        .guarantees
+        .iter()
+        .find(|g| &g.grn == grn)
+        .map_or_else(|| "0".to_owned(), |g| g.guarantee_type.clone())
+}
+
+/// CD203C guarantee use of `grn` for the declaration, with its access code and amount from
+/// the stored CC015C; `None` when the CC015C does not declare `grn` with an access code, or the
+/// holder has no identification number.
+pub fn guarantee_use(
+    h: &Header,
+    stored: &ncts::CC015CType,
+    declaration: &Declaration,
+    mrn: &Mrn,
+    accepted_on: NaiveDate,
+    grn: &Grn,
+) -> Option<cats::CD203CType> {
+    let (guarantee, reference) = stored.guarantee.iter().find_map(|g| {
+        g.guarantee_reference
+            .iter()
+            .find(|r| r.grn.as_deref() == Some(grn.as_str()))
+            .map(|r| (g, r))
+    })?;
+    let mut countries: Vec<String> = Vec::new();
+    for office in
+        std::iter::once(&declaration.departure).chain(declaration.offices_en_route().iter())
+    {
+        let country = office.country().to_string();
+        if !countries.contains(&country) {
+            countries.push(country);
+        }
+    }
+    Some(cats_message!(CD203CType, CD203C, h, {
+        transit_operation: cats::TransitOperationType48 {
+            mrn: mrn.to_string(),
+            declaration_acceptance_date: accepted_on,
+        },
+        customs_office_of_departure: cats::CustomsOfficeOfDepartureType03 {
+            reference_number: declaration.departure.to_string(),
+        },
+        customs_office_of_destination_declared: cats::CustomsOfficeOfDestinationDeclaredType02 {
+            reference_number: declaration.destination.to_string(),
+        },
+        country_involved: countries
+            .into_iter()
+            .zip(1i64..)
+            .map(|(country, n)| cats::CountryInvolvedType { sequence_number: n, country })
+            .collect(),
+        holder_of_the_transit_procedure: cats::HolderOfTheTransitProcedureType01 {
+            identification_number: declaration.holder.as_ref()?.to_string(),
+        },
+        guarantee: vec![cats::GuaranteeType06 {
+            sequence_number: 1,
+            guarantee_type: guarantee.guarantee_type.clone(),
+            guarantee_reference: vec![cats::GuaranteeReferenceType04 {
+                sequence_number: 1,
+                grn: grn.to_string(),
+                access_code: reference.access_code.clone()?,
+                amount_concerned: reference.amount_to_be_covered.unwrap_or_default(),
+                currency: reference.currency.clone()?,
+            }],
+        }],
+        consignment: None,
+    }))
+}
+
+fn ledger_reference(declaration: &Declaration, grn: &Grn) -> Option<Vec<cats::GuaranteeType04>> {
+    Some(vec![cats::GuaranteeType04 {
+        sequence_number: 1,
+        guarantee_type: guarantee_type(declaration, grn),
+        guarantee_reference: vec![cats::GuaranteeReferenceType15 {
+            sequence_number: 1,
+            grn: grn.to_string(),
+            customs_office_of_guarantee: cats::CustomsOfficeOfGuaranteeType02 {
+                reference_number: office_of_guarantee(grn)?.to_string(),
+            },
+        }],
+    }])
+}
+
+/// CD204C guarantee use cancellation of `grn`.
+pub fn guarantee_use_cancellation(
+    h: &Header,
+    declaration: &Declaration,
+    mrn: &Mrn,
+    cancelled_on: NaiveDate,
+    grn: &Grn,
+) -> Option<cats::CD204CType> {
+    Some(cats_message!(CD204CType, CD204C, h, {
+        transit_operation: cats::TransitOperationType42 {
+            mrn: mrn.to_string(),
+            release_date: None,
+            usage_cancellation_date: Some(cancelled_on),
+        },
+        customs_office_of_departure: cats::CustomsOfficeOfDepartureType03 {
+            reference_number: declaration.departure.to_string(),
+        },
+        guarantee: ledger_reference(declaration, grn)?,
+    }))
+}
+
+/// CD209C credit of the reference amount of `grn`, the goods having arrived at `arrived_at`.
+pub fn guarantee_credit(
+    h: &Header,
+    declaration: &Declaration,
+    mrn: &Mrn,
+    arrived_at: DateTime<Utc>,
+    grn: &Grn,
+) -> Option<cats::CD209CType> {
+    let guarantee = ledger_reference(declaration, grn)?
+        .into_iter()
+        .map(|g| cats::GuaranteeType05 {
+            sequence_number: g.sequence_number,
+            guarantee_type: g.guarantee_type,
+            guarantee_reference: g.guarantee_reference,
+        })
+        .collect();
+    Some(cats_message!(CD209CType, CD209C, h, {
+        transit_operation: cats::TransitOperationType45 {
+            mrn: mrn.to_string(),
+            arrival_date_and_time_actual: arrived_at.naive_utc(),
+        },
+        customs_office_of_departure: cats::CustomsOfficeOfDepartureType03 {
+            reference_number: declaration.departure.to_string(),
+        },
+        guarantee: guarantee,
+    }))
+}
+
 /// What [`message`] needs besides the output.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -748,12 +888,32 @@ pub fn message(output: &Output, cx: &Context<'_>) -> Option<Message> {
                 &movement?.declaration,
                 cx.at,
             ))),
+            Common::GuaranteeUse { grn, .. } => Message::CD203C(Box::new(guarantee_use(
+                h,
+                cx.declaration?,
+                &movement?.declaration,
+                mrn.as_ref()?,
+                departure
+                    .and_then(|p| p.accepted_at)
+                    .unwrap_or(cx.at)
+                    .date_naive(),
+                grn,
+            )?)),
+            Common::GuaranteeUseCancellation { grn } => Message::CD204C(Box::new(
+                guarantee_use_cancellation(h, &movement?.declaration, mrn.as_ref()?, day, grn)?,
+            )),
+            Common::GuaranteeCredit { grn } => Message::CD209C(Box::new(guarantee_credit(
+                h,
+                &movement?.declaration,
+                mrn.as_ref()?,
+                departure
+                    .and_then(|p| p.arrival.as_ref())
+                    .map_or(cx.at, |a| a.at),
+                grn,
+            )?)),
             Common::AnticipatedArrival { .. }
             | Common::AnticipatedTransit { .. }
             | Common::AnticipatedExit { .. }
-            | Common::GuaranteeUse { .. }
-            | Common::GuaranteeUseCancellation { .. }
-            | Common::GuaranteeCredit { .. }
             | Common::FunctionalNack(_) => return None,
         },
         Output::ActionRefused(_) => return None,
