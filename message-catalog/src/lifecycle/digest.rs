@@ -8,7 +8,7 @@ use super::Movement;
 const VERSION: &[u8] = b"cats-lifecycle-state-v1\n";
 
 impl Movement {
-    /// The canonical bytes of this state: [`VERSION`] then the JSON encoding (struct fields in
+    /// The canonical bytes of this state: the version line `cats-lifecycle-state-v1` then the JSON encoding (struct fields in
     /// declaration order, maps ordered by key, decimals normalised when extracted, times in
     /// RFC 3339 UTC). Every type in the state serialises infallibly, so the JSON part is never
     /// empty.

@@ -22,7 +22,7 @@
 //!
 //! # Starting and finding a movement
 //!
-//! [`reference`] tells the service which movement a message addresses: an MRN, or for a
+//! [`reference()`] tells the service which movement a message addresses: an MRN, or for a
 //! declaration (CC015C, and CC013C/CC014C/CC170C before an MRN exists) a [`DeclarationKey`]
 //! (LRN, holder, office of departure), or an invalid MRN (93: answer with [`reject`]).
 //! When the node holds no movement under that reference the service calls [`apply`] with `None`:
