@@ -1,0 +1,61 @@
+-- The hub journal: append-only, hash-chained. Rows are never updated or deleted.
+CREATE TABLE hub_journal (
+    sequence           INTEGER PRIMARY KEY,
+    message_id         TEXT    NOT NULL,
+    message_type       TEXT    NOT NULL,
+    sender             TEXT    NOT NULL,
+    recipients         TEXT    NOT NULL,
+    mrn                TEXT,
+    correlation_id     TEXT,
+    prepared_at        INTEGER,
+    recorded_at        INTEGER NOT NULL,
+    body_sha256        BLOB    NOT NULL,
+    envelope           BLOB    NOT NULL,
+    signer             TEXT,
+    status             TEXT    NOT NULL,
+    error_code         TEXT,
+    error_reason       TEXT,
+    prev_hash          BLOB    NOT NULL,
+    entry_hash         BLOB    NOT NULL
+);
+CREATE INDEX hub_journal_mrn ON hub_journal (mrn, sequence);
+
+-- Inbound messages seen, per sender, message id and body hash (duplicate detection).
+CREATE TABLE hub_seen (
+    sender       TEXT    NOT NULL,
+    message_id   TEXT    NOT NULL,
+    body_sha256  BLOB    NOT NULL,
+    sequence     INTEGER NOT NULL,
+    PRIMARY KEY (sender, message_id, body_sha256)
+);
+
+-- What the hub still has to do for an inbound entry: forward it, or send its NACK.
+CREATE TABLE hub_dispatch (
+    sequence       INTEGER PRIMARY KEY,
+    nack_sequence  INTEGER,
+    dispatched_at  INTEGER
+);
+
+-- The movement registry, derived from accepted journal entries.
+CREATE TABLE hub_movements (
+    mrn                 TEXT    PRIMARY KEY,
+    state               TEXT    NOT NULL,
+    departure_country   TEXT    NOT NULL,
+    departure_office    TEXT,
+    destination_office  TEXT,
+    route               TEXT    NOT NULL,
+    last_message_type   TEXT    NOT NULL,
+    last_message_id     TEXT    NOT NULL,
+    last_sequence       INTEGER NOT NULL,
+    first_seen          INTEGER NOT NULL,
+    last_seen           INTEGER NOT NULL
+);
+
+CREATE TABLE hub_movement_offices (
+    mrn           TEXT    NOT NULL,
+    office        TEXT    NOT NULL,
+    role          TEXT    NOT NULL,
+    last_event    TEXT,
+    last_event_at INTEGER,
+    PRIMARY KEY (mrn, office, role)
+);

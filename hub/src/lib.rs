@@ -1,0 +1,26 @@
+//! The CATS hub: the one place every node talks to.
+//!
+//! Data flow, for every delivery from a node (see [`pipeline`]): transport identity →
+//! envelope signature and sender checks (`cats_trust`) → strict decode and rules
+//! (`message_catalog::rules`) → reference checks and routing ([`routing`]) → duplicate check →
+//! [`journal`] → forward the same signed envelope to each recipient → acknowledge. Failures
+//! become CD917C / CD906C NACKs signed by the hub, journalled as rejected, and acknowledged.
+//!
+//! Modules:
+//!
+//! - [`store`]: the hub's tables on SQLite or PostgreSQL, with their own migrations.
+//! - [`journal`]: the append-only, hash-chained journal and [`journal::verify`].
+//! - [`routing`]: pure routing and reference checks from a decoded message and reference data.
+//! - [`pipeline`]: the inbound pipeline, generic over [`cats_transport::contract::Transport`].
+//! - [`registry`]: the movement registry kept from accepted messages, and its queries.
+//! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
+//! - [`http`]: the operations API (`/api/v1/movements`, `/healthz`, `/readyz`, `/metrics`).
+//! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
+//!   [`run`] / [`verify_journal`], the entry points of `cats hub`.
+
+pub mod journal;
+pub mod metrics;
+pub mod pipeline;
+pub mod registry;
+pub mod routing;
+pub mod store;

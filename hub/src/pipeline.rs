@@ -1,0 +1,761 @@
+//! The inbound pipeline: what the hub does with every delivery from a node.
+//!
+//! In order ([`Pipeline::process`]):
+//!
+//! 1. **Envelope.** [`Envelope::parse`]; an envelope that cannot even be read is journalled as
+//!    rejected (`envelope.malformed`) and dead-lettered with [`Delivery::reject`]: there is no
+//!    header to answer.
+//! 2. **Exact redelivery.** The same transport sender, message identification and body SHA-256
+//!    already journalled (whatever its outcome): acknowledged again with no new entry; if the
+//!    earlier processing stopped between journal and dispatch (a crash), the forward or the
+//!    NACK recorded then is sent now. This comes before the checks so that a redelivered
+//!    rejected message is not NACKed twice.
+//! 3. **Signature and sender** ([`Verifier::open`] with the transport identity): failures give a
+//!    CD917C carrying the envelope error code.
+//! 4. **Strict decode and rules** ([`rules::validate`]): schema errors give a CD917C, rules
+//!    errors a CD906C, with line, column, pointer and code.
+//! 5. **Consistency and reference checks** (header vs body, [`routing::check`]): CD906C.
+//! 6. **Same identification, other body**: CD906C with code 26.
+//! 7. **Journal** (entry, duplicate index, dispatch mark, registry) in one transaction.
+//! 8. **Route**: the *same* envelope bytes, signed by the originating node, to each recipient
+//!    country's queue ([`Transport::send`]); guarantee messages stop at the hub (the ledger is
+//!    issue 6: they are journalled and not answered yet).
+//! 9. **Acknowledge.**
+//!
+//! A NACK is signed by the hub, journalled as an `emitted` entry next to the `rejected` one, and
+//! sent to the transport sender's node; then the delivery is acknowledged, so a bad message
+//! never blocks the queue. Store or transport failures are returned as [`PipelineError`]
+//! without acknowledging: the delivery comes again and step 2 finishes the job.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cats_transport::contract::{Delivery, Destination, Outbound, Transport, TransportError};
+use cats_trust::{Envelope, EnvelopeHeaderFields, PeerIdentity, Signer, Verifier};
+use chrono::{DateTime, Utc};
+use message_catalog::codec::nack::{Domain, NackContext, OriginalHeader};
+use message_catalog::codec::{ErrorCode, Limits, Problem, Rejection, RejectionKind, encode};
+use message_catalog::ids::CountryCode;
+use message_catalog::reference::ReferenceData;
+use message_catalog::rules::{self, Level};
+use tracing::Instrument;
+
+use crate::journal::{self, NewEntry, Status, sha256};
+use crate::metrics::Metrics;
+use crate::registry;
+use crate::routing::{self, HUB_ADDRESS, Recipient};
+use crate::store::{HubStore, HubTx, StoreError, now_millis, on_tx};
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Journalled at `sequence` and forwarded to `recipients`.
+    Accepted {
+        /// Journal sequence.
+        sequence: i64,
+        /// Where it went.
+        recipients: Vec<Recipient>,
+    },
+    /// Refused: journalled at `sequence`, NACK journalled at `nack_sequence` and sent.
+    Rejected {
+        /// Journal sequence of the refused message.
+        sequence: i64,
+        /// Journal sequence of the NACK.
+        nack_sequence: i64,
+        /// The stable code (`envelope.…`, `xml.…`, NCTS code).
+        code: String,
+    },
+    /// A redelivery of journal entry `sequence`: acknowledged again.
+    Duplicate {
+        /// The earlier entry.
+        sequence: i64,
+    },
+    /// Unreadable: journalled at `sequence` and dead-lettered.
+    DeadLettered {
+        /// Journal sequence.
+        sequence: i64,
+    },
+}
+
+/// Processing stopped before the delivery was settled; it stays owed and comes again.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The hub store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Forwarding, acknowledging or dead-lettering failed.
+    #[error("transport: {0}")]
+    Transport(#[from] TransportError),
+    /// The hub could not build or sign its NACK.
+    #[error("pipeline.nack: {0}")]
+    Nack(String),
+}
+
+impl PipelineError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PipelineError::Store(e) => e.code(),
+            PipelineError::Transport(e) => e.code(),
+            PipelineError::Nack(_) => "pipeline.nack",
+        }
+    }
+}
+
+/// Everything the pipeline needs besides the transport.
+#[derive(Debug)]
+pub struct HubServices {
+    /// The hub's database.
+    pub store: HubStore,
+    /// Checks envelopes (no local identity: the hub routes).
+    pub verifier: Verifier,
+    /// The hub's own message-signing key, for NACKs.
+    pub signer: Signer,
+    /// Reference data.
+    pub reference: ReferenceData,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Decoder limits.
+    pub limits: Limits,
+}
+
+/// The pipeline over one transport.
+#[derive(Debug)]
+pub struct Pipeline<T> {
+    transport: Arc<T>,
+    services: Arc<HubServices>,
+}
+
+/// What the hub knows of a message before it trusts it.
+#[derive(Debug, Clone)]
+struct Seen {
+    from: String,
+    from_country: Option<CountryCode>,
+    message_id: String,
+    message_type: String,
+    mrn: Option<String>,
+    correlation_id: Option<String>,
+    prepared_at: Option<DateTime<Utc>>,
+    body_sha256: [u8; 32],
+}
+
+fn country_label(c: Option<CountryCode>) -> String {
+    c.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn nack_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 10];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("HUB-{}", hex::encode(b))
+}
+
+fn rejection(kind: RejectionKind, message_type: &str, problems: Vec<Problem>) -> Rejection {
+    Rejection {
+        kind,
+        problems,
+        message_type: Some(message_type.to_owned()),
+    }
+}
+
+fn one_problem(pointer: &str, code: ErrorCode, label: &'static str, reason: String) -> Problem {
+    Problem {
+        line: 0,
+        column: 0,
+        pointer: pointer.to_owned(),
+        code,
+        label,
+        rule: None,
+        reason,
+    }
+}
+
+/// The code journalled for a rejection: the label of an XML error or an envelope error, the
+/// NCTS code of a functional one.
+fn rejection_code(r: &Rejection) -> String {
+    match (r.kind, r.problems.first()) {
+        (RejectionKind::Functional, Some(p)) => p.code.to_string(),
+        (RejectionKind::Xml, Some(p)) => p.label.to_owned(),
+        (_, None) => "rejected".into(),
+    }
+}
+
+impl<T: Transport> Pipeline<T> {
+    /// A pipeline receiving from and routing through `transport`.
+    pub fn new(transport: Arc<T>, services: Arc<HubServices>) -> Pipeline<T> {
+        Pipeline {
+            transport,
+            services,
+        }
+    }
+
+    /// The services.
+    pub fn services(&self) -> &Arc<HubServices> {
+        &self.services
+    }
+
+    /// Receives and processes deliveries until `shutdown` fires or the transport closes.
+    /// Errors of one delivery are logged and leave it owed (it comes again).
+    pub async fn run(&self, mut shutdown: cats_transport::shutdown::Shutdown) {
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.wait() => return,
+                d = self.transport.receive() => d,
+            };
+            match delivery {
+                Ok(d) => {
+                    if let Err(e) = self.process(d).await {
+                        tracing::warn!(code = e.code(), error = %e, "delivery left owed");
+                    }
+                }
+                Err(TransportError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(code = e.code(), error = %e, "receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Processes one delivery (see the module documentation) and settles it.
+    pub async fn process(&self, delivery: Delivery) -> Result<Outcome, PipelineError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "message",
+            id = %delivery.message_id,
+            r#type = tracing::field::Empty,
+            mrn = tracing::field::Empty,
+            country = %delivery.from,
+        );
+        let result = self
+            .process_inner(delivery, &span)
+            .instrument(span.clone())
+            .await;
+        self.services
+            .metrics
+            .observe_latency(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(outcome) => span.in_scope(|| tracing::debug!(?outcome, "processed")),
+            Err(e) => span.in_scope(|| tracing::warn!(code = e.code(), error = %e, "not settled")),
+        }
+        result
+    }
+
+    async fn process_inner(
+        &self,
+        delivery: Delivery,
+        span: &tracing::Span,
+    ) -> Result<Outcome, PipelineError> {
+        let s = &self.services;
+        let now = Utc::now();
+        let wire = delivery.bytes.clone();
+        let from = delivery.from;
+        let from_country = from.country();
+
+        // 1. The envelope must at least parse.
+        let parsed = match Envelope::parse(&wire) {
+            Ok(p) => p,
+            Err(e) => {
+                let seen = Seen {
+                    from: from.urn(),
+                    from_country,
+                    message_id: delivery.message_id.clone(),
+                    message_type: "unknown".into(),
+                    mrn: delivery.partition_key.clone(),
+                    correlation_id: None,
+                    prepared_at: None,
+                    body_sha256: sha256(&wire),
+                };
+                s.metrics
+                    .message_in("unknown", &country_label(from_country));
+                if let Some(seq) = self.seen_before(&seen).await? {
+                    delivery.reject(&format!("{}: {e}", e.code())).await?;
+                    return Ok(Outcome::Duplicate { sequence: seq });
+                }
+                return self
+                    .dead_letter(delivery, seen, e.code(), &e.to_string(), now)
+                    .await;
+            }
+        };
+        let h = &parsed.header.fields;
+        span.record("type", h.message_type.as_str());
+        if let Some(m) = &h.mrn {
+            span.record("mrn", m.as_str());
+        }
+        let seen = Seen {
+            from: from.urn(),
+            from_country,
+            message_id: h.message_id.clone(),
+            message_type: h.message_type.clone(),
+            mrn: h.mrn.clone(),
+            correlation_id: h.correlation_id.clone(),
+            prepared_at: Some(h.prepared_at),
+            body_sha256: sha256(parsed.body),
+        };
+        s.metrics
+            .message_in(&seen.message_type, &country_label(from_country));
+
+        // 2. Exact redelivery.
+        if let Some(seq) = self.seen_before(&seen).await? {
+            return self.duplicate(delivery, seq, &seen).await;
+        }
+        let Some(sender) = from_country else {
+            // Only nodes deliver to the hub's inbound side.
+            return self
+                .dead_letter(
+                    delivery,
+                    seen,
+                    "hub.not-a-node",
+                    "delivered by the hub itself",
+                    now,
+                )
+                .await;
+        };
+
+        // 3. Signature, signer, sender = transport identity.
+        let opened = match s.verifier.open(&wire, &from, now) {
+            Ok(o) => o,
+            Err(e) => {
+                let r = rejection(
+                    RejectionKind::Xml,
+                    &seen.message_type,
+                    vec![one_problem(
+                        "/",
+                        ErrorCode::XML_OTHER,
+                        e.code(),
+                        e.to_string(),
+                    )],
+                );
+                return self.reject(delivery, &seen, None, sender, r, now).await;
+            }
+        };
+        let signer = Some(opened.signer.urn());
+
+        // 4. Strict decode and rules.
+        let message = match rules::validate(opened.body, &s.limits, Level::Rules) {
+            Ok(m) => m,
+            Err(r) => return self.reject(delivery, &seen, signer, sender, r, now).await,
+        };
+
+        // 5. Header/body consistency and reference checks.
+        let root = message.message_type();
+        let mut problems = Vec::new();
+        if root != seen.message_type {
+            problems.push(one_problem(
+                &format!("/{root}/messageType"),
+                ErrorCode::RULE,
+                "hub.header-type",
+                format!(
+                    "the envelope says {} but the body is {root}",
+                    seen.message_type
+                ),
+            ));
+        }
+        if message.message_identification() != Some(seen.message_id.as_str()) {
+            problems.push(one_problem(
+                &format!("/{root}/messageIdentification"),
+                ErrorCode::RULE,
+                "hub.header-id",
+                "the body's messageIdentification is not the envelope's".into(),
+            ));
+        }
+        let facts = routing::facts(&message);
+        match &facts {
+            None => problems.push(one_problem(
+                &format!("/{root}"),
+                ErrorCode::RULE,
+                "hub.not-routable",
+                format!("{root} is not a message a node sends to the hub"),
+            )),
+            Some(f) => {
+                if f.mrn != seen.mrn {
+                    problems.push(one_problem(
+                        &format!("/{root}/TransitOperation/MRN"),
+                        ErrorCode::RULE,
+                        "hub.header-mrn",
+                        "the body's MRN is not the envelope's".into(),
+                    ));
+                }
+                problems.extend(routing::check(f, sender, &s.reference));
+            }
+        }
+        let Some(facts) = facts.filter(|_| problems.is_empty()) else {
+            let r = rejection(RejectionKind::Functional, root, problems);
+            return self.reject(delivery, &seen, signer, sender, r, now).await;
+        };
+        let recipients: BTreeSet<Recipient> = routing::recipients(&facts, sender);
+
+        // 6. Same identification, other body.
+        if self.id_taken(&seen).await? {
+            let r = rejection(
+                RejectionKind::Functional,
+                root,
+                vec![one_problem(
+                    &format!("/{root}/messageIdentification"),
+                    ErrorCode::DUPLICATE,
+                    "hub.duplicate-id",
+                    format!(
+                        "message {} was already received from {} with another body",
+                        seen.message_id, sender
+                    ),
+                )],
+            );
+            return self.reject(delivery, &seen, signer, sender, r, now).await;
+        }
+
+        // 7. Journal, duplicate index, dispatch mark and registry, together.
+        let entry = NewEntry {
+            message_id: seen.message_id.clone(),
+            message_type: seen.message_type.clone(),
+            sender: seen.from.clone(),
+            recipients: recipients.iter().map(ToString::to_string).collect(),
+            mrn: seen.mrn.clone(),
+            correlation_id: seen.correlation_id.clone(),
+            prepared_at: seen.prepared_at,
+            recorded_at: now,
+            body_sha256: seen.body_sha256,
+            envelope: wire.to_vec(),
+            signer,
+            status: Status::Accepted,
+        };
+        let mut tx = s.store.begin().await?;
+        let entry = journal::append(&mut tx, entry).await?;
+        mark_seen(&mut tx, &seen, entry.sequence).await?;
+        open_dispatch(&mut tx, entry.sequence, None).await?;
+        registry::record(&mut tx, &facts, &entry).await?;
+        tx.commit().await?;
+
+        // 8. Route the same envelope.
+        self.forward(&wire, &recipients, &seen).await?;
+        self.close_dispatch(entry.sequence).await?;
+
+        // 9. Acknowledge.
+        delivery.ack().await?;
+        tracing::info!(sequence = entry.sequence, recipients = ?recipients, "accepted");
+        Ok(Outcome::Accepted {
+            sequence: entry.sequence,
+            recipients: recipients.into_iter().collect(),
+        })
+    }
+
+    async fn forward(
+        &self,
+        wire: &Bytes,
+        recipients: &BTreeSet<Recipient>,
+        seen: &Seen,
+    ) -> Result<(), PipelineError> {
+        for r in recipients {
+            if let Recipient::Node(country) = r {
+                self.transport
+                    .send(Outbound {
+                        message_id: seen.message_id.clone(),
+                        destination: Destination::Node(*country),
+                        partition_key: seen.mrn.clone(),
+                        bytes: wire.clone(),
+                    })
+                    .await?;
+                self.services
+                    .metrics
+                    .message_out(&seen.message_type, country.as_str());
+            }
+        }
+        Ok(())
+    }
+
+    async fn seen_before(&self, seen: &Seen) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.services.store.begin().await?;
+        let seq: Option<i64> = on_tx!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "SELECT sequence FROM hub_seen WHERE sender = $1 AND message_id = $2 \
+                 AND body_sha256 = $3",
+            )
+            .bind(&seen.from)
+            .bind(&seen.message_id)
+            .bind(seen.body_sha256.as_slice())
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    async fn id_taken(&self, seen: &Seen) -> Result<bool, StoreError> {
+        let mut tx = self.services.store.begin().await?;
+        let n: i64 = on_tx!(&mut tx, |c| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM hub_seen WHERE sender = $1 AND message_id = $2",
+            )
+            .bind(&seen.from)
+            .bind(&seen.message_id)
+            .fetch_one(&mut *c)
+            .await?
+        });
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn close_dispatch(&self, sequence: i64) -> Result<(), StoreError> {
+        let mut tx = self.services.store.begin().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query("UPDATE hub_dispatch SET dispatched_at = $2 WHERE sequence = $1")
+                .bind(sequence)
+                .bind(now_millis())
+                .execute(&mut *c)
+                .await?;
+        });
+        tx.commit().await
+    }
+
+    /// A redelivery: finish what the first processing may not have, then acknowledge.
+    async fn duplicate(
+        &self,
+        delivery: Delivery,
+        sequence: i64,
+        seen: &Seen,
+    ) -> Result<Outcome, PipelineError> {
+        let s = &self.services;
+        s.metrics
+            .duplicate(&seen.message_type, &country_label(seen.from_country));
+        let mut tx = s.store.begin().await?;
+        let dispatch: Option<(Option<i64>, Option<i64>)> = on_tx!(&mut tx, |c| {
+            sqlx::query_as(
+                "SELECT nack_sequence, dispatched_at FROM hub_dispatch WHERE sequence = $1",
+            )
+            .bind(sequence)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(StoreError::from)?
+        });
+        tx.commit().await?;
+        if let Some((nack, None)) = dispatch {
+            let target = nack.unwrap_or(sequence);
+            if let Some(e) = journal::entry(&s.store, target).await? {
+                let recipients: BTreeSet<Recipient> = e
+                    .entry
+                    .recipients
+                    .iter()
+                    .filter_map(|r| Recipient::parse(r))
+                    .collect();
+                let again = Seen {
+                    message_id: e.entry.message_id.clone(),
+                    message_type: e.entry.message_type.clone(),
+                    mrn: e.entry.mrn.clone(),
+                    ..seen.clone()
+                };
+                self.forward(&Bytes::from(e.entry.envelope), &recipients, &again)
+                    .await?;
+                tracing::info!(sequence, "dispatch completed on redelivery");
+            }
+            self.close_dispatch(sequence).await?;
+        }
+        if dispatch.is_none() {
+            // Dead-lettered unreadable envelope: dead-letter the redelivery too.
+            delivery
+                .reject("duplicate of a dead-lettered envelope")
+                .await?;
+        } else {
+            delivery.ack().await?;
+        }
+        tracing::info!(sequence, "duplicate acknowledged");
+        Ok(Outcome::Duplicate { sequence })
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: Delivery,
+        seen: Seen,
+        code: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
+        let s = &self.services;
+        s.metrics
+            .rejected(&seen.message_type, &country_label(seen.from_country), code);
+        let mut tx = s.store.begin().await?;
+        let entry = journal::append(
+            &mut tx,
+            NewEntry {
+                message_id: seen.message_id.clone(),
+                message_type: seen.message_type.clone(),
+                sender: seen.from.clone(),
+                recipients: Vec::new(),
+                mrn: seen.mrn.clone(),
+                correlation_id: None,
+                prepared_at: seen.prepared_at,
+                recorded_at: now,
+                body_sha256: seen.body_sha256,
+                envelope: delivery.bytes.to_vec(),
+                signer: None,
+                status: Status::Rejected {
+                    code: code.to_owned(),
+                    reason: reason.to_owned(),
+                },
+            },
+        )
+        .await?;
+        mark_seen(&mut tx, &seen, entry.sequence).await?;
+        tx.commit().await?;
+        delivery.reject(&format!("{code}: {reason}")).await?;
+        tracing::warn!(sequence = entry.sequence, code, reason, "dead-lettered");
+        Ok(Outcome::DeadLettered {
+            sequence: entry.sequence,
+        })
+    }
+
+    /// Journals the refusal and the hub's NACK, sends the NACK to the sender's node, acks.
+    async fn reject(
+        &self,
+        delivery: Delivery,
+        seen: &Seen,
+        signer: Option<String>,
+        sender: CountryCode,
+        rejection: Rejection,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
+        let s = &self.services;
+        let code = rejection_code(&rejection);
+        let reason = rejection.to_string();
+        s.metrics
+            .rejected(&seen.message_type, sender.as_str(), &code);
+        tracing::info!(code, reason, "rejected");
+
+        // The NACK, addressed to the node that delivered the message (never to a country
+        // the message merely claims to come from).
+        let original = OriginalHeader {
+            message_sender: Some(format!("NTA.{sender}")),
+            message_identification: Some(seen.message_id.clone()),
+            lrn: None,
+            mrn: seen.mrn.clone(),
+        };
+        let id = nack_id();
+        let ctx = NackContext {
+            sender: HUB_ADDRESS,
+            message_identification: &id,
+            prepared_at: now.naive_utc(),
+            domain: Some(Domain::Common),
+        };
+        let nack = match rejection.to_nack(&original, &ctx) {
+            Ok(m) => m,
+            // A CD906C needs an MRN; without one the refusal travels as a CD917C.
+            Err(message_catalog::codec::nack::NackError::NoMrn) => {
+                let mut r = rejection.clone();
+                r.kind = RejectionKind::Xml;
+                r.to_nack(&original, &ctx)
+                    .map_err(|e| PipelineError::Nack(e.to_string()))?
+            }
+            Err(e) => return Err(PipelineError::Nack(e.to_string())),
+        };
+        let body = encode(&nack);
+        let nack_type = nack.message_type().to_owned();
+        let fields = EnvelopeHeaderFields {
+            message_id: id.clone(),
+            message_type: nack_type.clone(),
+            sender: PeerIdentity::Hub,
+            recipient: PeerIdentity::Node(sender),
+            correlation_id: Some(seen.message_id.clone()),
+            mrn: seen.mrn.clone(),
+            prepared_at: now,
+        };
+        let sealed = s
+            .signer
+            .seal(&fields, &body)
+            .map_err(|e| PipelineError::Nack(e.to_string()))?;
+
+        let mut tx = s.store.begin().await?;
+        let refused = journal::append(
+            &mut tx,
+            NewEntry {
+                message_id: seen.message_id.clone(),
+                message_type: seen.message_type.clone(),
+                sender: seen.from.clone(),
+                recipients: Vec::new(),
+                mrn: seen.mrn.clone(),
+                correlation_id: seen.correlation_id.clone(),
+                prepared_at: seen.prepared_at,
+                recorded_at: now,
+                body_sha256: seen.body_sha256,
+                envelope: delivery.bytes.to_vec(),
+                signer,
+                status: Status::Rejected {
+                    code: code.clone(),
+                    reason,
+                },
+            },
+        )
+        .await?;
+        let nack_entry = journal::append(
+            &mut tx,
+            NewEntry {
+                message_id: id.clone(),
+                message_type: nack_type.clone(),
+                sender: PeerIdentity::Hub.urn(),
+                recipients: vec![Recipient::Node(sender).to_string()],
+                mrn: seen.mrn.clone(),
+                correlation_id: Some(seen.message_id.clone()),
+                prepared_at: Some(now),
+                recorded_at: now,
+                body_sha256: sha256(&body),
+                envelope: sealed.clone(),
+                signer: Some(s.signer.identity().urn()),
+                status: Status::Emitted,
+            },
+        )
+        .await?;
+        mark_seen(&mut tx, seen, refused.sequence).await?;
+        open_dispatch(&mut tx, refused.sequence, Some(nack_entry.sequence)).await?;
+        tx.commit().await?;
+
+        let nack_seen = Seen {
+            message_id: id,
+            message_type: nack_type,
+            ..seen.clone()
+        };
+        self.forward(
+            &Bytes::from(sealed),
+            &BTreeSet::from([Recipient::Node(sender)]),
+            &nack_seen,
+        )
+        .await?;
+        self.close_dispatch(refused.sequence).await?;
+        delivery.ack().await?;
+        Ok(Outcome::Rejected {
+            sequence: refused.sequence,
+            nack_sequence: nack_entry.sequence,
+            code,
+        })
+    }
+}
+
+async fn mark_seen(tx: &mut HubTx<'_>, seen: &Seen, sequence: i64) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO hub_seen (sender, message_id, body_sha256, sequence) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&seen.from)
+        .bind(&seen.message_id)
+        .bind(seen.body_sha256.as_slice())
+        .bind(sequence)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
+}
+
+async fn open_dispatch(
+    tx: &mut HubTx<'_>,
+    sequence: i64,
+    nack_sequence: Option<i64>,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO hub_dispatch (sequence, nack_sequence, dispatched_at) VALUES ($1, $2, NULL)",
+        )
+        .bind(sequence)
+        .bind(nack_sequence)
+        .execute(&mut *c)
+        .await?;
+    });
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! The movement registry: per MRN, the route, a state, the last message, the last event at
+//! each office, and the times, kept from accepted messages in the same transaction as their
+//! journal entry.
+//!
+//! **Not yet the life cycle fold.** Issue 4 asks the hub to fold `message_catalog::lifecycle`
+//! over the journal; this first registry derives its state from the messages themselves:
+//!
+//! | last message | state |
+//! | --- | --- |
+//! | CD001C, CD050C, CD160C (anticipated records) | `released` |
+//! | CD168C exit, CD118C entry | `in_transit` |
+//! | CD006C arrival advice | `arrived` |
+//! | CD018C control results | `control_results_sent` |
+//! | CD010C cancellation | `cancelled` |
+//!
+//! Other messages (guarantee, status request and response, NACKs) are in the history but do
+//! not change the state. A state never moves backwards (a late AAR does not undo an arrival).
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::journal::Entry;
+use crate::routing::Facts;
+use crate::store::{HubStore, HubTx, StoreError, on_pool, on_tx};
+
+/// The state a message type puts a movement in, and its rank (states only move forward).
+fn state_of(message_type: &str) -> Option<(&'static str, u8)> {
+    Some(match message_type {
+        "CD001C" | "CD050C" | "CD160C" => ("released", 1),
+        "CD168C" | "CD118C" => ("in_transit", 2),
+        "CD006C" => ("arrived", 3),
+        "CD018C" => ("control_results_sent", 4),
+        "CD010C" => ("cancelled", 5),
+        _ => return None,
+    })
+}
+
+fn rank(state: &str) -> u8 {
+    match state {
+        "released" => 1,
+        "in_transit" => 2,
+        "arrived" => 3,
+        "control_results_sent" => 4,
+        "cancelled" => 5,
+        _ => 0,
+    }
+}
+
+fn role_name(role: message_catalog::reference::Role) -> &'static str {
+    use message_catalog::reference::Role;
+    match role {
+        Role::Departure => "departure",
+        Role::Exit => "exit",
+        Role::Transit => "transit",
+        Role::Destination => "destination",
+    }
+}
+
+/// Records an accepted message in the registry, inside the transaction of its journal entry.
+pub async fn record(tx: &mut HubTx<'_>, facts: &Facts, entry: &Entry) -> Result<(), StoreError> {
+    let Some(mrn) = facts.mrn.as_deref() else {
+        return Ok(());
+    };
+    let at = entry.entry.recorded_at.timestamp_millis();
+    let departure_country = mrn.get(2..4).unwrap_or("").to_owned();
+    let office_of = |role: message_catalog::reference::Role| {
+        facts
+            .offices
+            .iter()
+            .find(|o| o.role == role)
+            .map(|o| o.reference.clone())
+    };
+    use message_catalog::reference::Role;
+    let existing: Option<(String, String)> = on_tx!(tx, |c| {
+        sqlx::query_as("SELECT state, route FROM hub_movements WHERE mrn = $1")
+            .bind(mrn)
+            .fetch_optional(&mut *c)
+            .await?
+    });
+    let new_state = state_of(facts.message_type);
+    // The route: every office named so far, with its role.
+    let mut route: Vec<RouteOffice> = existing
+        .as_ref()
+        .and_then(|(_, r)| serde_json::from_str(r).ok())
+        .unwrap_or_default();
+    for o in &facts.offices {
+        let role = role_name(o.role);
+        if !route
+            .iter()
+            .any(|r| r.office == o.reference && r.role == role)
+        {
+            route.push(RouteOffice {
+                office: o.reference.clone(),
+                role: role.to_owned(),
+                country: o.reference.get(..2).unwrap_or("").to_owned(),
+            });
+        }
+    }
+    let route_json = serde_json::to_string(&route).unwrap_or_else(|_| "[]".into());
+    match existing {
+        None => {
+            let state = new_state.map(|(s, _)| s).unwrap_or("known");
+            on_tx!(tx, |c| {
+                sqlx::query(
+                    "INSERT INTO hub_movements (mrn, state, departure_country, departure_office, \
+                     destination_office, route, last_message_type, last_message_id, last_sequence, \
+                     first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
+                )
+                .bind(mrn)
+                .bind(state)
+                .bind(&departure_country)
+                .bind(office_of(Role::Departure))
+                .bind(office_of(Role::Destination))
+                .bind(&route_json)
+                .bind(facts.message_type)
+                .bind(&facts.message_id)
+                .bind(entry.sequence)
+                .bind(at)
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+        Some((old_state, _)) => {
+            let state = match new_state {
+                Some((s, r)) if r >= rank(&old_state) => s.to_owned(),
+                _ => old_state,
+            };
+            on_tx!(tx, |c| {
+                sqlx::query(
+                    "UPDATE hub_movements SET state = $2, route = $3, last_message_type = $4, \
+                     last_message_id = $5, last_sequence = $6, last_seen = $7, \
+                     departure_office = COALESCE(departure_office, $8), \
+                     destination_office = COALESCE(destination_office, $9) WHERE mrn = $1",
+                )
+                .bind(mrn)
+                .bind(&state)
+                .bind(&route_json)
+                .bind(facts.message_type)
+                .bind(&facts.message_id)
+                .bind(entry.sequence)
+                .bind(at)
+                .bind(office_of(Role::Departure))
+                .bind(office_of(Role::Destination))
+                .execute(&mut *c)
+                .await?;
+            });
+        }
+    }
+    // The office that acted: the sending office, or every office the message names when it
+    // says who sends it (the departure office for anticipated records).
+    if let Some(o) = facts.sending_office.and_then(|i| facts.offices.get(i)) {
+        let role = role_name(o.role);
+        on_tx!(tx, |c| {
+            sqlx::query(
+                "DELETE FROM hub_movement_offices WHERE mrn = $1 AND office = $2 AND role = $3",
+            )
+            .bind(mrn)
+            .bind(&o.reference)
+            .bind(role)
+            .execute(&mut *c)
+            .await?;
+            sqlx::query(
+                "INSERT INTO hub_movement_offices (mrn, office, role, last_event, last_event_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(mrn)
+            .bind(&o.reference)
+            .bind(role)
+            .bind(facts.message_type)
+            .bind(at)
+            .execute(&mut *c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// An office on a movement's route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RouteOffice {
+    /// Reference number.
+    pub office: String,
+    /// `departure`, `exit`, `transit`, `destination`.
+    pub role: String,
+    /// Its country.
+    pub country: String,
+}
+
+/// The last event at one office.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OfficeEvent {
+    /// Reference number.
+    pub office: String,
+    /// Role.
+    pub role: String,
+    /// The last message it sent (type).
+    pub last_event: Option<String>,
+    /// When the hub recorded it (RFC 3339 UTC).
+    pub at: Option<String>,
+}
+
+/// A movement as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MovementSummary {
+    /// The MRN.
+    pub mrn: String,
+    /// See the module documentation.
+    pub state: String,
+    /// From the MRN.
+    pub departure_country: String,
+    /// Office of departure, once a message named it.
+    pub departure_office: Option<String>,
+    /// Office of destination, once a message named it.
+    pub destination_office: Option<String>,
+    /// Every office named so far.
+    pub route: Vec<RouteOffice>,
+    /// Type of the last accepted message.
+    pub last_message_type: String,
+    /// Its identification.
+    pub last_message_id: String,
+    /// Its journal sequence.
+    pub last_sequence: i64,
+    /// First accepted message (RFC 3339 UTC).
+    pub first_seen: String,
+    /// Last accepted message (RFC 3339 UTC).
+    pub last_seen: String,
+}
+
+/// One journal entry of a movement's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryItem {
+    /// Journal sequence.
+    pub sequence: i64,
+    /// Message identification.
+    pub message_id: String,
+    /// Type.
+    pub message_type: String,
+    /// Sender URN.
+    pub sender: String,
+    /// Recipients.
+    pub recipients: Vec<String>,
+    /// `accepted`, `rejected`, `emitted`.
+    pub status: String,
+    /// Error code when rejected.
+    pub error_code: Option<String>,
+    /// When recorded (RFC 3339 UTC).
+    pub recorded_at: String,
+    /// SHA-256 of the body, hex.
+    pub body_sha256: String,
+}
+
+/// A movement with its offices and full history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MovementDetail {
+    /// The summary.
+    #[serde(flatten)]
+    pub summary: MovementSummary,
+    /// The last event at each office that acted.
+    pub offices: Vec<OfficeEvent>,
+    /// Every journal entry with this MRN, in order.
+    pub history: Vec<HistoryItem>,
+}
+
+/// Filters of `GET /api/v1/movements`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MovementQuery {
+    /// Only movements in this state.
+    pub state: Option<String>,
+    /// Only movements with this country on the route (departure included).
+    pub country: Option<String>,
+    /// Only movements with this office on the route.
+    pub office: Option<String>,
+    /// Last seen at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Last seen at or before (RFC 3339).
+    pub to: Option<String>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Why a query was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// A filter value is malformed.
+    #[error("registry.bad-filter: {0}")]
+    BadFilter(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl QueryError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::BadFilter(_) => "registry.bad-filter",
+            QueryError::Store(e) => e.code(),
+        }
+    }
+}
+
+fn parse_time(name: &str, v: &Option<String>) -> Result<Option<i64>, QueryError> {
+    match v {
+        None => Ok(None),
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|e| QueryError::BadFilter(format!("{name}={s:?}: {e}"))),
+    }
+}
+
+const SUMMARY_COLUMNS: &str = "mrn, state, departure_country, departure_office, destination_office, \
+     route, last_message_type, last_message_id, last_sequence, first_seen, last_seen";
+
+fn summary<R: Row>(row: &R) -> Result<MovementSummary, StoreError>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let route: String = row.try_get("route")?;
+    Ok(MovementSummary {
+        mrn: row.try_get("mrn")?,
+        state: row.try_get("state")?,
+        departure_country: row.try_get("departure_country")?,
+        departure_office: row.try_get("departure_office")?,
+        destination_office: row.try_get("destination_office")?,
+        route: serde_json::from_str(&route)
+            .map_err(|e| StoreError::Corrupt(format!("route: {e}")))?,
+        last_message_type: row.try_get("last_message_type")?,
+        last_message_id: row.try_get("last_message_id")?,
+        last_sequence: row.try_get("last_sequence")?,
+        first_seen: rfc3339(row.try_get("first_seen")?),
+        last_seen: rfc3339(row.try_get("last_seen")?),
+    })
+}
+
+/// The movements matching `q`, most recently active first (at most 1000).
+pub async fn movements(
+    store: &HubStore,
+    q: &MovementQuery,
+) -> Result<Vec<MovementSummary>, QueryError> {
+    let from = parse_time("from", &q.from)?;
+    let to = parse_time("to", &q.to)?;
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM hub_movements \
+         WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR last_seen >= $2) \
+         AND ($3 IS NULL OR last_seen <= $3) ORDER BY last_seen DESC, mrn LIMIT 1000"
+    );
+    let all: Vec<MovementSummary> = on_pool!(store, |p| {
+        sqlx::query(&sql)
+            .bind(&q.state)
+            .bind(from)
+            .bind(to)
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+            .iter()
+            .map(summary)
+            .collect::<Result<_, _>>()?
+    });
+    Ok(all
+        .into_iter()
+        .filter(|m| {
+            q.country
+                .as_deref()
+                .is_none_or(|c| m.departure_country == c || m.route.iter().any(|r| r.country == c))
+        })
+        .filter(|m| {
+            q.office
+                .as_deref()
+                .is_none_or(|o| m.route.iter().any(|r| r.office == o))
+        })
+        .collect())
+}
+
+/// One movement with its offices and history; `None` when the hub never accepted a message
+/// with this MRN.
+pub async fn movement(store: &HubStore, mrn: &str) -> Result<Option<MovementDetail>, QueryError> {
+    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM hub_movements WHERE mrn = $1");
+    let found: Option<MovementSummary> = on_pool!(store, |p| {
+        match sqlx::query(&sql)
+            .bind(mrn)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::from)?
+        {
+            Some(row) => Some(summary(&row)?),
+            None => None,
+        }
+    });
+    let Some(summary) = found else {
+        return Ok(None);
+    };
+    let offices: Vec<(String, String, Option<String>, Option<i64>)> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT office, role, last_event, last_event_at FROM hub_movement_offices \
+             WHERE mrn = $1 ORDER BY last_event_at, office",
+        )
+        .bind(mrn)
+        .fetch_all(p)
+        .await
+        .map_err(StoreError::from)?
+    });
+    let history = crate::journal::entries_of_mrn(store, mrn)
+        .await?
+        .into_iter()
+        .map(|e| HistoryItem {
+            sequence: e.sequence,
+            message_id: e.entry.message_id,
+            message_type: e.entry.message_type,
+            sender: e.entry.sender,
+            recipients: e.entry.recipients,
+            status: e.entry.status.as_str().to_owned(),
+            error_code: match e.entry.status {
+                crate::journal::Status::Rejected { code, .. } => Some(code),
+                _ => None,
+            },
+            recorded_at: e
+                .entry
+                .recorded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            body_sha256: hex::encode(e.entry.body_sha256),
+        })
+        .collect();
+    Ok(Some(MovementDetail {
+        summary,
+        offices: offices
+            .into_iter()
+            .map(|(office, role, last_event, at)| OfficeEvent {
+                office,
+                role,
+                last_event,
+                at: at.map(rfc3339),
+            })
+            .collect(),
+        history,
+    }))
+}
