@@ -615,7 +615,7 @@ async fn hub_restarted_in_the_middle_of_10000(db: Db) {
     let consumer = testkit::spawn_consumer(hub.clone(), hub_store.clone(), effects.clone());
     testkit::wait_for(
         &effects,
-        Duration::from_secs(120),
+        Duration::from_secs(600),
         "a third of the messages",
         |e| e.applied.len() >= N / 3,
     )
@@ -629,7 +629,7 @@ async fn hub_restarted_in_the_middle_of_10000(db: Db) {
     let consumer = testkit::spawn_consumer(hub.clone(), hub_store.clone(), effects.clone());
     testkit::wait_for(
         &effects,
-        Duration::from_secs(300),
+        Duration::from_secs(900),
         "all 10,000 messages",
         |e| e.applied.len() == N,
     )
@@ -679,4 +679,94 @@ async fn sqlite_hub_restarted_in_the_middle_of_10000_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_hub_restarted_in_the_middle_of_10000_messages() {
     hub_restarted_in_the_middle_of_10000(Db::Postgres).await;
+}
+
+// ---------------------------------------------------------------- revocation while connected
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_connected_node_cuts_it_off() {
+    let pki = pki();
+    let (hub_store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
+        .await
+        .expect("store");
+    let (node_store, _) = fresh_store(Db::Sqlite, pki.dir(), "node")
+        .await
+        .expect("store");
+    let hub = bind_hub(loopback(), &pki, hub_store).await;
+    let node = connect_node(&pki, hub.local_addr(), node_store).await;
+    for _ in 0..100 {
+        if !hub.connected_nodes().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hub.connected_nodes(), vec![CountryCode::KZ]);
+
+    let kz = pki.files.nodes.get(&CountryCode::KZ).expect("node");
+    let mut list = cats_trust::identity::AllowList::load(&pki.files.allow_list).expect("list");
+    assert!(list.revoke(&PeerIdentity::Node(CountryCode::KZ), &kz.fingerprint));
+    let revoked_list = pki.dir().join("fingerprints-revoked.json");
+    list.save(&revoked_list).expect("save");
+    let trust = cats_trust::identity::TrustStore::load(&pki.files.ca.cert, Some(&revoked_list))
+        .expect("trust");
+    hub.reload_trust(trust);
+
+    // Disconnected, and it stays out: every reconnect is refused at the handshake.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        hub.connected_nodes().is_empty(),
+        "the revoked node is still connected"
+    );
+    let id = testkit::unique_id("revoked");
+    let sent = tokio::time::timeout(
+        Duration::from_secs(1),
+        node.send(testkit::message(Destination::Hub, &id, None, 10)),
+    )
+    .await;
+    assert!(
+        !matches!(sent, Ok(Ok(()))),
+        "a revoked node got a message through"
+    );
+    node.shutdown().await;
+    hub.shutdown().await;
+}
+
+// ---------------------------------------------------------------- graceful shutdown
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_closes_receive_and_the_node_waits_for_the_hub() {
+    let pki = pki();
+    let (hub_store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
+        .await
+        .expect("store");
+    let (node_store, _) = fresh_store(Db::Sqlite, pki.dir(), "node")
+        .await
+        .expect("store");
+    let hub = Arc::new(bind_hub(loopback(), &pki, hub_store.clone()).await);
+    let addr = hub.local_addr();
+    let node = connect_node(&pki, addr, node_store).await;
+    let receiving = {
+        let hub = hub.clone();
+        tokio::spawn(async move { hub.receive().await.map(|_| ()) })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    hub.shutdown().await;
+    let r = tokio::time::timeout(Duration::from_secs(5), receiving)
+        .await
+        .expect("receive returns")
+        .expect("task");
+    assert!(matches!(
+        r,
+        Err(cats_transport::contract::TransportError::Closed)
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!node.is_connected());
+    // The hub comes back; the node reconnects by itself.
+    drop(hub);
+    let hub = bind_hub(addr, &pki, hub_store).await;
+    node.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("reconnects");
+    node.shutdown().await;
+    hub.shutdown().await;
 }

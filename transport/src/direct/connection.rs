@@ -105,3 +105,38 @@ fn encode(frame: &Frame, buffer: &mut BytesMut) -> Result<(), TransportError> {
         .encode(buffer)
         .map_err(|e| TransportError::Protocol(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_writer_sends_heartbeats_and_a_silent_peer_times_out() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(run_writer(
+            ours,
+            rx,
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+        ));
+        let (their_read, _their_write) = tokio::io::split(theirs);
+        let mut reader = FrameReader::new(their_read, 1024);
+        // Nothing sent for 5 s (paused clock): a heartbeat arrives.
+        let frame = reader.read(Duration::from_secs(6)).await.expect("read");
+        assert_eq!(frame, Some(Frame::Heartbeat));
+        tx.send(Frame::Ack { seq: 9 }).expect("send");
+        let frame = reader.read(Duration::from_secs(1)).await.expect("read");
+        assert_eq!(frame, Some(Frame::Ack { seq: 9 }));
+        // A reader that hears nothing for its idle timeout gives up.
+        drop(tx);
+        writer.await.expect("writer task").expect("writer");
+        let (_a, b) = tokio::io::duplex(64);
+        let (b_read, _b_write) = tokio::io::split(b);
+        let mut silent = FrameReader::new(b_read, 1024);
+        assert!(matches!(
+            silent.read(Duration::from_secs(15)).await,
+            Err(TransportError::Timeout(_))
+        ));
+    }
+}

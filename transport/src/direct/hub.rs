@@ -167,7 +167,7 @@ impl DirectHub {
 
     /// Stops accepting, closes every connection cleanly (waiting at most
     /// [`LinkConfig::shutdown_grace`]) and makes `receive` return [`TransportError::Closed`].
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.trigger.trigger();
         let task = self.accept_task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
@@ -517,6 +517,9 @@ async fn pump(
             }
             continue;
         };
+        // Recorded before the frames leave, so that a copy written again after a reconnect
+        // (or a hub restart) is always marked redelivered.
+        inner.queue.mark_attempted(country, first, last).await?;
         for message in batch {
             let permit = window.acquire().await.map_err(|_| TransportError::Closed)?;
             permit.forget();
@@ -536,7 +539,6 @@ async fn pump(
                 .map_err(|_| TransportError::Disconnected("writer gone".into()))?;
             last_sent = message.seq;
         }
-        inner.queue.mark_attempted(country, first, last).await?;
     }
 }
 

@@ -196,7 +196,7 @@ impl DirectNode {
     }
 
     /// Closes the link cleanly; pending `send`s fail with [`TransportError::Closed`].
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.trigger.trigger();
         let task = self.task.lock().ok().and_then(|mut t| t.take());
         if let Some(task) = task {
