@@ -18,9 +18,13 @@
 //! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
 //!   [`run`] / [`verify_journal`], the entry points of `cats hub`.
 
+pub mod config;
+pub mod http;
 pub mod journal;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod routing;
 pub mod store;
+
+pub use config::{RawConfig, ResolvedConfig, RunningHub, run, start, verify_journal};

@@ -34,7 +34,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use cats_transport::contract::{Delivery, Destination, Outbound, Transport, TransportError};
 use cats_trust::{Envelope, EnvelopeHeaderFields, PeerIdentity, Signer, Verifier};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use message_catalog::codec::nack::{Domain, NackContext, OriginalHeader};
 use message_catalog::codec::{ErrorCode, Limits, Problem, Rejection, RejectionKind, encode};
 use message_catalog::ids::CountryCode;
@@ -135,6 +135,7 @@ struct Seen {
     from_country: Option<CountryCode>,
     message_id: String,
     message_type: String,
+    recipient: Recipient,
     mrn: Option<String>,
     correlation_id: Option<String>,
     prepared_at: Option<DateTime<Utc>>,
@@ -263,6 +264,7 @@ impl<T: Transport> Pipeline<T> {
                     from_country,
                     message_id: delivery.message_id.clone(),
                     message_type: "unknown".into(),
+                    recipient: Recipient::Hub,
                     mrn: delivery.partition_key.clone(),
                     correlation_id: None,
                     prepared_at: None,
@@ -289,6 +291,10 @@ impl<T: Transport> Pipeline<T> {
             from_country,
             message_id: h.message_id.clone(),
             message_type: h.message_type.clone(),
+            recipient: match h.recipient {
+                PeerIdentity::Hub => Recipient::Hub,
+                PeerIdentity::Node(c) => Recipient::Node(c),
+            },
             mrn: h.mrn.clone(),
             correlation_id: h.correlation_id.clone(),
             prepared_at: Some(h.prepared_at),
@@ -370,6 +376,22 @@ impl<T: Transport> Pipeline<T> {
                 format!("{root} is not a message a node sends to the hub"),
             )),
             Some(f) => {
+                // The signed header names the final recipient; it must be one the route
+                // allows, and it is the only one the envelope goes to.
+                let allowed = routing::recipients(f, sender);
+                if !allowed.contains(&seen.recipient) {
+                    let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+                    problems.push(one_problem(
+                        &format!("/{root}/messageRecipient"),
+                        ErrorCode::RULE,
+                        "hub.recipient",
+                        format!(
+                            "addressed to {}, but this {root} goes to [{}]",
+                            seen.recipient,
+                            list.join(", ")
+                        ),
+                    ));
+                }
                 if f.mrn != seen.mrn {
                     problems.push(one_problem(
                         &format!("/{root}/TransitOperation/MRN"),
@@ -385,7 +407,7 @@ impl<T: Transport> Pipeline<T> {
             let r = rejection(RejectionKind::Functional, root, problems);
             return self.reject(delivery, &seen, signer, sender, r, now).await;
         };
-        let recipients: BTreeSet<Recipient> = routing::recipients(&facts, sender);
+        let recipients = BTreeSet::from([seen.recipient]);
 
         // 6. Same identification, other body.
         if self.id_taken(&seen).await? {
@@ -629,6 +651,8 @@ impl<T: Transport> Pipeline<T> {
             lrn: None,
             mrn: seen.mrn.clone(),
         };
+        // NCTS times have whole seconds.
+        let now = now.with_nanosecond(0).unwrap_or(now);
         let id = nack_id();
         let ctx = NackContext {
             sender: HUB_ADDRESS,
@@ -637,15 +661,24 @@ impl<T: Transport> Pipeline<T> {
             domain: Some(Domain::Common),
         };
         let nack = match rejection.to_nack(&original, &ctx) {
-            Ok(m) => m,
+            Ok(m) => Ok(m),
             // A CD906C needs an MRN; without one the refusal travels as a CD917C.
             Err(message_catalog::codec::nack::NackError::NoMrn) => {
                 let mut r = rejection.clone();
                 r.kind = RejectionKind::Xml;
                 r.to_nack(&original, &ctx)
-                    .map_err(|e| PipelineError::Nack(e.to_string()))?
             }
-            Err(e) => return Err(PipelineError::Nack(e.to_string())),
+            Err(e) => Err(e),
+        };
+        let nack = match nack {
+            Ok(m) => m,
+            Err(e) => {
+                // No NACK can be built: dead-letter rather than retry for ever.
+                let why = format!("{reason}; no NACK could be built: {e}");
+                return self
+                    .dead_letter(delivery, seen.clone(), &code, &why, now)
+                    .await;
+            }
         };
         let body = encode(&nack);
         let nack_type = nack.message_type().to_owned();

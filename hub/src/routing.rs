@@ -17,6 +17,10 @@
 //! | CD203C, CD204C, CD209C guarantee use, cancellation, credit | the hub (guarantee ledger) |
 //! | CD094C status request, CD095C status response, CD906C, CD917C | the country in `messageRecipient` |
 //!
+//! These are the recipients the route *allows*. Each envelope names its one final recipient in
+//! its signed header (a node sends one envelope per recipient country, e.g. one ATR per
+//! transit country); the pipeline checks that it is one of these and forwards it there only.
+//!
 //! The departure country is the MRN's (positions 3–4). A country on a route that the hub does
 //! not know is still a recipient: its messages wait in that country's queue.
 //!

@@ -1,0 +1,515 @@
+//! The hub end to end on the direct link, with real TLS on loopback (certificates from
+//! `DevPki::init` in a temporary directory), on SQLite and on PostgreSQL: three node identities
+//! (KZ, AZ, GE) send signed CD messages through the hub started by `cats_hub::start`.
+//!
+//! PostgreSQL: `postgres://postgres@127.0.0.1:5432/postgres` (override with
+//! `CATS_TEST_POSTGRES`), a fresh database per test. Unreachable: the test fails when
+//! `CI=true`, else it says loudly that it did not run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cats_hub::journal;
+use cats_hub::registry;
+use cats_hub::{RawConfig, RunningHub};
+use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
+use cats_transport::direct::{DirectNode, LinkConfig, NodeTls};
+use cats_transport::shutdown::{self, ShutdownTrigger};
+use cats_transport::store::Store;
+use cats_trust::pki::{DevPki, DevPkiFiles};
+use cats_trust::{EnvelopeHeaderFields, Signer, TrustStore, Verifier};
+use message_catalog::Message;
+use message_catalog::codec::{Limits, decode};
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const CD001C: &str = include_str!("data/cd001c.xml");
+const CD050C: &str = include_str!("data/cd050c.xml");
+const MRN: &str = "26KZ000101000001J0";
+
+#[derive(Debug, Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+async fn database_url(db: Db, dir: &std::path::Path) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!("sqlite://{}", dir.join("hub.db").display())),
+        Db::Postgres => {
+            let base = std::env::var("CATS_TEST_POSTGRES")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let mut admin = match sqlx::PgConnection::connect(&base).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if std::env::var("CI").as_deref() == Ok("true") {
+                        panic!("PostgreSQL at {base} is unreachable in CI: {e}");
+                    }
+                    eprintln!(
+                        "\n!!!!! SKIPPED: PostgreSQL at {base} is unreachable ({e}); \
+                         this test did NOT run on PostgreSQL !!!!!\n"
+                    );
+                    return None;
+                }
+            };
+            let name = format!("cats_hub_{:016x}", rand::random::<u64>());
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut admin)
+                .await
+                .expect("create database");
+            let i = base.rfind('/').expect("database URL has a path");
+            Some(format!("{}/{name}", &base[..i]))
+        }
+    }
+}
+
+struct Nodes {
+    links: BTreeMap<CountryCode, DirectNode>,
+    signers: BTreeMap<CountryCode, Signer>,
+    verifiers: BTreeMap<CountryCode, Verifier>,
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    files: DevPkiFiles,
+    url: String,
+    hub: RunningHub,
+    trigger: ShutdownTrigger,
+    nodes: Nodes,
+}
+
+fn link_config() -> LinkConfig {
+    LinkConfig {
+        heartbeat: Duration::from_secs(1),
+        min_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(300),
+        send_timeout: Duration::from_secs(30),
+        shutdown_grace: Duration::from_secs(2),
+        ..LinkConfig::default()
+    }
+}
+
+async fn world(db: Db) -> Option<World> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let countries = [CountryCode::KZ, CountryCode::AZ, CountryCode::GE];
+    let files = DevPki::init(&dir.path().join("pki"), &countries, false).expect("dev PKI");
+    let url = database_url(db, dir.path()).await?;
+    let mut raw = RawConfig::default();
+    raw.store.url = url.clone();
+    raw.http.listen = "127.0.0.1:0".into();
+    raw.transport.listen = "127.0.0.1:0".into();
+    raw.certs.dir = files.dir.clone();
+    let config = raw.resolve().expect("config resolves");
+    let (trigger, shutdown) = shutdown::channel();
+    let hub = cats_hub::start(config, shutdown).await.expect("hub starts");
+
+    let mut nodes = Nodes {
+        links: BTreeMap::new(),
+        signers: BTreeMap::new(),
+        verifiers: BTreeMap::new(),
+    };
+    for c in countries {
+        let node = files.nodes.get(&c).expect("node certificate");
+        let mut tls = NodeTls::from_files(&files.ca.cert, &node.cert, &node.key).expect("node TLS");
+        tls.server_name = "localhost".into();
+        let node_db = format!(
+            "sqlite://{}",
+            dir.path().join(format!("node-{c}.db")).display()
+        );
+        let store = Store::connect(&node_db).await.expect("node store");
+        let link = DirectNode::connect(hub.direct_addr.to_string(), tls, store, link_config())
+            .expect("node link");
+        link.wait_connected(Duration::from_secs(10))
+            .await
+            .expect("node connects");
+        nodes.links.insert(c, link);
+        let signer = files.signers.get(&c).expect("signer");
+        nodes.signers.insert(
+            c,
+            Signer::load(&signer.cert, &signer.key).expect("signer loads"),
+        );
+        let trust = TrustStore::load(&files.ca.cert, Some(&files.allow_list)).expect("trust");
+        nodes.verifiers.insert(
+            c,
+            Verifier::new(trust, Duration::from_secs(300))
+                .with_local_identity(PeerIdentity::Node(c)),
+        );
+    }
+    Some(World {
+        _dir: dir,
+        files,
+        url,
+        hub,
+        trigger,
+        nodes,
+    })
+}
+
+fn body(template: &str, id: &str, sender: &str, mrn: &str) -> Vec<u8> {
+    template
+        .replace("CD001C-MESS-0001", id)
+        .replace("CD050C-MESS-0001", id)
+        .replace(
+            "<messageSender>NTA.KZ</messageSender>",
+            &format!("<messageSender>{sender}</messageSender>"),
+        )
+        .replace("26KZ000101000001J0", mrn)
+        .into_bytes()
+}
+
+fn seal(
+    signer: &Signer,
+    sender: CountryCode,
+    to: CountryCode,
+    id: &str,
+    ty: &str,
+    mrn: &str,
+    body: &[u8],
+) -> Bytes {
+    let fields = EnvelopeHeaderFields {
+        message_id: id.into(),
+        message_type: ty.into(),
+        sender: PeerIdentity::Node(sender),
+        recipient: PeerIdentity::Node(to),
+        correlation_id: None,
+        mrn: Some(mrn.into()),
+        prepared_at: chrono::Utc::now(),
+    };
+    Bytes::from(signer.seal(&fields, body).expect("seal"))
+}
+
+impl World {
+    async fn send(&self, from: CountryCode, id: &str, wire: Bytes) {
+        self.nodes.links[&from]
+            .send(Outbound {
+                message_id: id.into(),
+                destination: Destination::Hub,
+                partition_key: Some(MRN.into()),
+                bytes: wire,
+            })
+            .await
+            .expect("hub takes the message");
+    }
+
+    /// Sends a message `from` signs for itself.
+    async fn send_signed(
+        &self,
+        from: CountryCode,
+        to: CountryCode,
+        id: &str,
+        ty: &str,
+        body: &[u8],
+    ) -> Bytes {
+        let wire = seal(&self.nodes.signers[&from], from, to, id, ty, MRN, body);
+        self.send(from, id, wire.clone()).await;
+        wire
+    }
+
+    /// The next envelope delivered to `node`: verified as the node would, acked.
+    async fn next(&self, node: CountryCode) -> (Bytes, Message) {
+        let d = tokio::time::timeout(Duration::from_secs(15), self.nodes.links[&node].receive())
+            .await
+            .expect("a delivery arrives")
+            .expect("receive");
+        assert_eq!(d.from, PeerIdentity::Hub);
+        let wire = d.bytes.clone();
+        let opened = self.nodes.verifiers[&node]
+            .open(&wire, &PeerIdentity::Hub, chrono::Utc::now())
+            .expect("the node accepts what the hub delivers");
+        let message = decode(opened.body, &Limits::default()).expect("body decodes");
+        d.ack().await.expect("ack");
+        (wire, message)
+    }
+
+    async fn nothing_for(&self, node: CountryCode) {
+        let got = tokio::time::timeout(
+            Duration::from_millis(700),
+            self.nodes.links[&node].receive(),
+        )
+        .await;
+        assert!(got.is_err(), "{node} received something it should not have");
+    }
+
+    async fn journal_size(&self) -> i64 {
+        journal::size(&self.hub.services.store)
+            .await
+            .expect("journal size")
+    }
+
+    async fn http_get(&self, path: &str) -> (u16, String) {
+        let mut s = tokio::net::TcpStream::connect(self.hub.http_addr)
+            .await
+            .expect("connect");
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .expect("write");
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.expect("read");
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        (status, body.to_owned())
+    }
+}
+
+fn functional_errors(m: &Message) -> Vec<(String, String)> {
+    match m {
+        Message::CD906C(n) => n
+            .functional_error
+            .iter()
+            .map(|e| (e.error_pointer.clone(), format!("{:?}", e.error_code)))
+            .collect(),
+        other => panic!("expected a CD906C, got {}", other.message_type()),
+    }
+}
+
+fn xml_errors(m: &Message) -> Vec<(Option<String>, String)> {
+    match m {
+        Message::CD917C(n) => n
+            .xml_error
+            .iter()
+            .map(|e| (e.error_pointer.clone(), e.error_text.clone()))
+            .collect(),
+        other => panic!("expected a CD917C, got {}", other.message_type()),
+    }
+}
+
+async fn scenario(db: Db) {
+    let Some(w) = world(db).await else { return };
+    let (kz, az, ge) = (CountryCode::KZ, CountryCode::AZ, CountryCode::GE);
+
+    // AAR KZ → GE: GE receives the very bytes KZ signed.
+    let aar = body(CD001C, "KZ-AAR-1", "NTA.KZ", MRN);
+    let sent = w.send_signed(kz, ge, "KZ-AAR-1", "CD001C", &aar).await;
+    let (got, m) = w.next(ge).await;
+    assert_eq!(got, sent, "the hub forwards the node's envelope unchanged");
+    assert_eq!(m.message_type(), "CD001C");
+
+    // ATR KZ → AZ (office of transit AZ000101).
+    let atr = body(CD050C, "KZ-ATR-1", "NTA.KZ", MRN);
+    let sent = w.send_signed(kz, az, "KZ-ATR-1", "CD050C", &atr).await;
+    let (got, m) = w.next(az).await;
+    assert_eq!(got, sent);
+    assert_eq!(m.message_type(), "CD050C");
+    assert_eq!(w.journal_size().await, 2);
+
+    // AZ sends a message whose messageSender is GE: CD906C to AZ, nothing to GE.
+    let forged = body(CD001C, "AZ-FORGED-1", "NTA.GE", MRN);
+    w.send_signed(az, ge, "AZ-FORGED-1", "CD001C", &forged)
+        .await;
+    let (_, nack) = w.next(az).await;
+    let errors = functional_errors(&nack);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, c)| p == "/CD001C/messageSender" && c.contains("14")),
+        "{errors:?}"
+    );
+    // AZ's transport delivering an envelope signed and sent as GE: CD917C to AZ.
+    let ge_body = body(CD001C, "GE-STOLEN-1", "NTA.GE", MRN);
+    let stolen = seal(
+        &w.nodes.signers[&ge],
+        ge,
+        ge,
+        "GE-STOLEN-1",
+        "CD001C",
+        MRN,
+        &ge_body,
+    );
+    w.send(az, "GE-STOLEN-1", stolen).await;
+    let (_, nack) = w.next(az).await;
+    let errors = xml_errors(&nack);
+    assert!(
+        errors
+            .iter()
+            .any(|(_, t)| t.starts_with("envelope.transport-mismatch")),
+        "{errors:?}"
+    );
+
+    // Schema error: CD917C with the pointer of the unknown element.
+    let bad = String::from_utf8(body(CD001C, "KZ-BAD-XML", "NTA.KZ", MRN))
+        .expect("utf-8")
+        .replace(
+            "<messageType>CD001C</messageType>",
+            "<messageType>CD001C</messageType>\n  <colour>red</colour>",
+        );
+    w.send_signed(kz, ge, "KZ-BAD-XML", "CD001C", bad.as_bytes())
+        .await;
+    let (_, nack) = w.next(kz).await;
+    let errors = xml_errors(&nack);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, _)| p.as_deref().is_some_and(|p| p.contains("colour"))),
+        "{errors:?}"
+    );
+
+    // Rules error: an MRN whose check digit is wrong gives CD906C code 93 at the MRN.
+    let bad_mrn = "26KZ000101000001J1";
+    let rules = body(CD001C, "KZ-BAD-MRN", "NTA.KZ", bad_mrn);
+    let wire = seal(
+        &w.nodes.signers[&kz],
+        kz,
+        ge,
+        "KZ-BAD-MRN",
+        "CD001C",
+        bad_mrn,
+        &rules,
+    );
+    w.send(kz, "KZ-BAD-MRN", wire).await;
+    let (_, nack) = w.next(kz).await;
+    let errors = functional_errors(&nack);
+    assert!(
+        errors
+            .iter()
+            .any(|(p, c)| p == "/CD001C/TransitOperation/MRN" && c.contains("93")),
+        "{errors:?}"
+    );
+
+    // Duplicate: the same AAR again is acknowledged, not journalled or routed twice.
+    let size = w.journal_size().await;
+    w.send_signed(kz, ge, "KZ-AAR-1", "CD001C", &aar).await;
+    assert_eq!(
+        w.journal_size().await,
+        size,
+        "a duplicate adds no journal entry"
+    );
+    w.nothing_for(ge).await;
+
+    // Same identification, other body: CD906C code 26.
+    let other = body(CD001C, "KZ-AAR-1", "NTA.KZ", MRN);
+    let other = String::from_utf8(other)
+        .expect("utf-8")
+        .replace("Seamless steel pipes", "Steel sheets");
+    w.send_signed(kz, ge, "KZ-AAR-1", "CD001C", other.as_bytes())
+        .await;
+    let (_, nack) = w.next(kz).await;
+    let errors = functional_errors(&nack);
+    assert!(errors.iter().any(|(_, c)| c.contains("26")), "{errors:?}");
+
+    // Registry: the movement with its history.
+    let detail = registry::movement(&w.hub.services.store, MRN)
+        .await
+        .expect("query")
+        .expect("movement known");
+    assert_eq!(detail.summary.state, "released");
+    assert_eq!(detail.summary.departure_office.as_deref(), Some("KZ000101"));
+    assert!(
+        detail
+            .summary
+            .route
+            .iter()
+            .any(|r| r.office == "AZ000101" && r.role == "transit")
+    );
+    let accepted: Vec<&str> = detail
+        .history
+        .iter()
+        .filter(|h| h.status == "accepted")
+        .map(|h| h.message_type.as_str())
+        .collect();
+    assert_eq!(accepted, vec!["CD001C", "CD050C"]);
+    let (status, json) = w.http_get(&format!("/api/v1/movements/{MRN}")).await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"KZ-ATR-1\""), "{json}");
+    let (status, json) = w
+        .http_get("/api/v1/movements?country=AZ&state=released")
+        .await;
+    assert_eq!(status, 200);
+    assert!(json.contains(MRN), "{json}");
+    let (status, json) = w.http_get("/api/v1/movements?office=GE000301").await;
+    assert_eq!(status, 200);
+    assert!(!json.contains(MRN), "{json}");
+    assert_eq!(
+        w.http_get("/api/v1/movements/26KZ000101000099J0").await.0,
+        404
+    );
+    assert_eq!(w.http_get("/healthz").await.0, 200);
+    assert_eq!(w.http_get("/readyz").await.0, 200);
+
+    // Metrics count what happened.
+    let (status, text) = w.http_get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "cats_hub_messages_in_total{type=\"CD001C\",country=\"KZ\"} 5",
+        "cats_hub_messages_out_total{type=\"CD001C\",country=\"GE\"} 1",
+        "cats_hub_messages_out_total{type=\"CD050C\",country=\"AZ\"} 1",
+        "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"AZ\",code=\"14\"} 1",
+        "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"KZ\",code=\"26\"} 1",
+        "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"KZ\",code=\"93\"} 1",
+        "cats_hub_messages_duplicate_total{type=\"CD001C\",country=\"KZ\"} 1",
+        "cats_hub_processing_seconds_count 8",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let size = w.journal_size().await;
+    assert!(
+        text.contains(&format!("cats_hub_journal_entries {size}")),
+        "{text}"
+    );
+
+    // Nothing reached GE but the AAR.
+    w.nothing_for(ge).await;
+
+    // The chain verifies; tampering with one row is reported at that row.
+    let chain = cats_hub::verify_journal(&w.url)
+        .await
+        .expect("journal verifies");
+    assert_eq!(chain.entries, size);
+    let store = &w.hub.services.store;
+    tamper(store, 4).await;
+    match cats_hub::verify_journal(&w.url).await {
+        Err(journal::VerifyError::Broken(b)) => assert_eq!(b.sequence, 4, "{b}"),
+        other => panic!("tampering not detected: {other:?}"),
+    }
+
+    w.trigger.trigger();
+    for (_, n) in w.nodes.links {
+        n.shutdown().await;
+    }
+    tokio::time::timeout(Duration::from_secs(10), w.hub.stopped())
+        .await
+        .expect("hub stops on shutdown");
+    let _ = w.files;
+}
+
+async fn tamper(store: &cats_hub::store::HubStore, sequence: i64) {
+    let mut tx = store.begin().await.expect("tx");
+    match &mut tx {
+        cats_hub::store::HubTx::Sqlite(t) => {
+            sqlx::query("UPDATE hub_journal SET mrn = '26KZ000101000002J8' WHERE sequence = $1")
+                .bind(sequence)
+                .execute(&mut **t)
+                .await
+                .expect("tamper");
+        }
+        cats_hub::store::HubTx::Postgres(t) => {
+            sqlx::query("UPDATE hub_journal SET mrn = '26KZ000101000002J8' WHERE sequence = $1")
+                .bind(sequence)
+                .execute(&mut **t)
+                .await
+                .expect("tamper");
+        }
+    }
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_three_nodes_through_the_hub() {
+    scenario(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_three_nodes_through_the_hub() {
+    scenario(Db::Postgres).await;
+}
