@@ -1038,6 +1038,29 @@ fn to_fast(n: &Node) -> Option<String> {
     Some(format!("Fast::Atoms(&[{}])", atoms.join(", ")))
 }
 
+/// General fast path: the whole regex as a static tree for the small backtracking matcher.
+fn to_tree(n: &Node) -> Option<String> {
+    Some(match n {
+        Node::Class(c) => format!("FNode::Class({})", c.fast.as_ref()?),
+        Node::Group(g) => return to_tree(g),
+        Node::Seq(v) => {
+            let parts = v.iter().map(to_tree).collect::<Option<Vec<_>>>()?;
+            format!("FNode::Seq(&[{}])", parts.join(", "))
+        }
+        Node::Alt(v) => {
+            let parts = v.iter().map(to_tree).collect::<Option<Vec<_>>>()?;
+            format!("FNode::Alt(&[{}])", parts.join(", "))
+        }
+        Node::Repeat(a, min, max) => {
+            format!(
+                "FNode::Repeat(&{}, {min}, {})",
+                to_tree(a)?,
+                max.map_or("u32::MAX".to_string(), |m| m.to_string())
+            )
+        }
+    })
+}
+
 fn translate_pattern(p: &str) -> R<(String, Option<String>)> {
     let mut parser = RxParser {
         chars: p.chars().collect(),
@@ -1051,7 +1074,10 @@ fn translate_pattern(p: &str) -> R<(String, Option<String>)> {
     let rx = format!("^(?:{})$", to_regex(&ast));
     regex::Regex::new(&rx)
         .map_err(|e| format!("XSD pattern {p:?} translated to {rx:?} does not compile: {e}"))?;
-    Ok((rx, to_fast(&ast)))
+    Ok((
+        rx,
+        to_fast(&ast).or_else(|| to_tree(&ast).map(|t| format!("Fast::Tree(&{t})"))),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------

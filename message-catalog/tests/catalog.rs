@@ -743,3 +743,80 @@ mod nack {
         );
     }
 }
+
+mod patterns {
+    use message_catalog::generated::FAMILIES;
+
+    /// Every pattern's direct check agrees with its regex translation on a spread of values.
+    #[test]
+    fn fast_paths_agree_with_the_regexes() {
+        let samples = [
+            "",
+            "0",
+            "00",
+            "1",
+            "9",
+            "10",
+            "1999",
+            "2000",
+            "1.5",
+            "0.25",
+            "01",
+            ".5",
+            "1.",
+            "-1.5",
+            "+1.50",
+            "A",
+            "AB",
+            "ab",
+            "ABC",
+            "GB000001",
+            "KZ000101",
+            "26KZ000101ABCDEFJ0",
+            "26KZ00010100000017",
+            " a",
+            "a ",
+            "a b",
+            "x@y.z",
+            "NCTS5.1",
+            "12345678901234567890",
+            "é",
+            "A\tB",
+            "A\nB",
+            "ZZ-12",
+            "90.000000",
+            "45.123456",
+            "180.0000000",
+            "XA25123456",
+            "a/b",
+            "T1",
+            "2026-03-16T09:30:00",
+        ];
+        let mut seen = 0;
+        let mut failures = Vec::new();
+        for (_, _, _, types) in FAMILIES {
+            for t in *types {
+                for e in t.elements {
+                    let Some(st) = e.simple else { continue };
+                    for l in st.levels {
+                        for p in l.patterns {
+                            let Some(fast) = &p.fast else { continue };
+                            seen += 1;
+                            let rx = regex::Regex::new(p.regex).unwrap();
+                            for s in samples {
+                                let _ = fast;
+                                if p.matches(s) != rx.is_match(s) {
+                                    failures.push(format!("{:?} on {s:?}", p.xsd));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(seen > 50);
+        failures.sort();
+        failures.dedup();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+}

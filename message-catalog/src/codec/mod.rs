@@ -101,6 +101,14 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, Rejection> {
             "the document is not valid UTF-8".into(),
         ));
     }
+    if let Some(at) = rt::first_bad_char(bytes) {
+        return Err(early(
+            at as u64,
+            XmlError::Syntax,
+            "/",
+            "a character that XML does not allow".into(),
+        ));
+    }
     let (body, base) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
         Some(rest) => (rest, 3),
         None => (bytes, 0),

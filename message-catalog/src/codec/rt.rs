@@ -217,6 +217,8 @@ pub struct Atom {
 pub enum Fast {
     /// A sequence of atoms, at most one with a variable count.
     Atoms(&'static [Atom]),
+    /// Any other pattern whose classes the fast path knows, by backtracking.
+    Tree(&'static FNode),
     /// `E(M*E)?`: a non-empty value whose first and last characters are in `ends` and the rest
     /// in `middle` (the P5 "no leading or trailing blanks" shape).
     Trimmed {
@@ -227,9 +229,151 @@ pub enum Fast {
     },
 }
 
+/// A pattern as a tree, for [`Fast::Tree`].
+#[derive(Debug)]
+pub enum FNode {
+    /// One character of a class.
+    Class(Class),
+    /// Everything in order.
+    Seq(&'static [FNode]),
+    /// One of the branches.
+    Alt(&'static [FNode]),
+    /// `node{min,max}` (`u32::MAX` for unbounded), greedy.
+    Repeat(&'static FNode, u32, u32),
+}
+
+/// What remains to match after the current node.
+enum Cont<'c> {
+    Items(&'c [FNode], Option<&'c Cont<'c>>),
+    Repeat(&'static FNode, u32, u32, u32, Option<&'c Cont<'c>>),
+}
+
+/// Work budget of one match: beyond it the regex decides.
+const TREE_BUDGET: u32 = 20_000;
+
+fn next_char(s: &str, pos: usize) -> Option<char> {
+    s.get(pos..).and_then(|t| t.chars().next())
+}
+
+fn run_cont(c: Option<&Cont<'_>>, s: &str, pos: usize, budget: &mut u32) -> Option<bool> {
+    match c {
+        None => Some(pos == s.len()),
+        Some(Cont::Items(items, next)) => run_items(items, *next, s, pos, budget),
+        Some(Cont::Repeat(node, min, max, count, next)) => {
+            run_repeat(node, *min, *max, *count, *next, s, pos, budget)
+        }
+    }
+}
+
+fn run_items(
+    items: &[FNode],
+    next: Option<&Cont<'_>>,
+    s: &str,
+    pos: usize,
+    budget: &mut u32,
+) -> Option<bool> {
+    *budget = budget.checked_sub(1)?;
+    let Some((first, rest)) = items.split_first() else {
+        return run_cont(next, s, pos, budget);
+    };
+    let cont = Cont::Items(rest, next);
+    match first {
+        FNode::Class(c) => match next_char(s, pos) {
+            Some(ch) if c.matches(ch)? => run_items(rest, next, s, pos + ch.len_utf8(), budget),
+            _ => Some(false),
+        },
+        FNode::Seq(v) => run_items(v, Some(&cont), s, pos, budget),
+        FNode::Alt(v) => {
+            for b in *v {
+                if run_items(std::slice::from_ref(b), Some(&cont), s, pos, budget)? {
+                    return Some(true);
+                }
+            }
+            Some(false)
+        }
+        FNode::Repeat(node, min, max) => {
+            run_repeat(node, *min, *max, 0, Some(&cont), s, pos, budget)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_repeat(
+    node: &'static FNode,
+    min: u32,
+    max: u32,
+    count: u32,
+    next: Option<&Cont<'_>>,
+    s: &str,
+    pos: usize,
+    budget: &mut u32,
+) -> Option<bool> {
+    *budget = budget.checked_sub(1)?;
+    if let FNode::Class(c) = node {
+        // Single class: take greedily, then give back.
+        let mut p = pos;
+        let mut n = count;
+        while n < max {
+            match next_char(s, p) {
+                Some(ch) if c.matches(ch)? => {
+                    p += ch.len_utf8();
+                    n += 1;
+                }
+                _ => break,
+            }
+        }
+        loop {
+            if n < min {
+                return Some(false);
+            }
+            if run_cont(next, s, p, budget)? {
+                return Some(true);
+            }
+            if n == count {
+                return Some(false);
+            }
+            let back = s.get(pos..p).and_then(|t| t.chars().next_back())?;
+            p -= back.len_utf8();
+            n -= 1;
+        }
+    }
+    if count < max {
+        let again = Cont::Repeat(node, min, max, count + 1, next);
+        let guard = Cont::Items(&[], Some(&again));
+        // One more iteration, which must consume something.
+        let start = pos;
+        let r = run_items_nonempty(node, &guard, s, start, budget)?;
+        if r {
+            return Some(true);
+        }
+    }
+    if count >= min {
+        run_cont(next, s, pos, budget)
+    } else {
+        Some(false)
+    }
+}
+
+fn run_items_nonempty(
+    node: &'static FNode,
+    then: &Cont<'_>,
+    s: &str,
+    pos: usize,
+    budget: &mut u32,
+) -> Option<bool> {
+    // A zero-length iteration cannot help a greedy loop; the continuation checks progress by
+    // refusing to start another iteration at the same place.
+    let _ = pos;
+    run_items(std::slice::from_ref(node), Some(then), s, pos, budget)
+}
+
 impl Fast {
     fn matches(&self, s: &str) -> Option<bool> {
         match self {
+            Fast::Tree(t) => {
+                let mut budget = TREE_BUDGET;
+                run_items(std::slice::from_ref(*t), None, s, 0, &mut budget)
+            }
             Fast::Atoms(atoms) => {
                 let n = if s.is_ascii() {
                     s.len()
@@ -873,6 +1017,8 @@ pub struct Decoder<'a> {
     pub(crate) max_depth: usize,
     /// Offset of the start of the last event read.
     pub(crate) event_start: u64,
+    /// The input (after the BOM), known to be UTF-8.
+    pub(crate) input: &'a str,
     /// Offset of the start tag of the element whose value is being checked.
     pub(crate) element_start: u64,
     /// Offset of the BOM we skipped (positions are relative to the original bytes).
@@ -889,13 +1035,56 @@ fn is_blank(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
+/// XML 1.0 end-of-line handling: CR LF and lone CR become LF.
+fn normalize_eol(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\r', "\n")
+}
+
 fn has_bad_chars(s: &str) -> bool {
-    s.bytes()
-        .any(|c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
-        || s.contains(['\u{FFFE}', '\u{FFFF}'])
+    first_bad_char(s.as_bytes()).is_some()
+}
+
+/// Offset of the first character XML 1.0 does not allow (C0 controls other than tab, line feed
+/// and carriage return; U+FFFE, U+FFFF) in UTF-8 bytes.
+pub(crate) fn first_bad_char(b: &[u8]) -> Option<usize> {
+    // Branch-free screening (vectorises); the exact search only runs on a suspicious document.
+    let mut suspicious = false;
+    for &c in b {
+        suspicious |= ((c < 0x20) & (c != b'\t') & (c != b'\n') & (c != b'\r')) | (c == 0xEF);
+    }
+    if !suspicious {
+        return None;
+    }
+    b.iter().enumerate().find_map(|(i, &c)| {
+        let bad = (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r'))
+            || (c == 0xEF
+                && b.get(i + 1) == Some(&0xBF)
+                && matches!(b.get(i + 2), Some(0xBE | 0xBF)));
+        bad.then_some(i)
+    })
 }
 
 impl<'a> Decoder<'a> {
+    /// The text of an event borrowed from the input as `&str` without validating it again (the
+    /// whole input was checked to be UTF-8), line ends normalised as XML 1.0 requires.
+    fn content(&self, b: &[u8]) -> Result<Cow<'a, str>, Fail> {
+        let off = (b.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
+        let s: &'a str = match self.input.get(off..off.saturating_add(b.len())) {
+            Some(s) if s.as_ptr() == b.as_ptr() => s,
+            _ => {
+                return match std::str::from_utf8(b) {
+                    Ok(s) => Ok(Cow::Owned(normalize_eol(s))),
+                    Err(_) => Err(self.fail(XmlError::Utf8, "invalid UTF-8".into())),
+                };
+            }
+        };
+        Ok(if s.contains('\r') {
+            Cow::Owned(normalize_eol(s))
+        } else {
+            Cow::Borrowed(s)
+        })
+    }
+
     pub(crate) fn new(text: &'a [u8], max_depth: usize, base: u64) -> Decoder<'a> {
         let mut reader = Reader::from_reader(text);
         let c = reader.config_mut();
@@ -905,6 +1094,7 @@ impl<'a> Decoder<'a> {
         c.expand_empty_elements = false;
         c.allow_dangling_amp = false;
         Decoder {
+            input: std::str::from_utf8(text).unwrap_or(""),
             reader,
             path: Pointer::default(),
             depth: 0,
@@ -1064,27 +1254,11 @@ impl<'a> Decoder<'a> {
             let ev = self.read()?;
             match ev {
                 Event::Text(t) => {
-                    let s = t
-                        .xml_content()
-                        .map_err(|_| self.fail(XmlError::Utf8, "invalid UTF-8".into()))?;
-                    if has_bad_chars(&s) {
-                        return Err(self.fail(
-                            XmlError::Syntax,
-                            "a character that XML does not allow".into(),
-                        ));
-                    }
+                    let s = self.content(&t)?;
                     push(&mut first, &mut acc, s);
                 }
                 Event::CData(c) => {
-                    let s = c
-                        .xml_content()
-                        .map_err(|_| self.fail(XmlError::Utf8, "invalid UTF-8".into()))?;
-                    if has_bad_chars(&s) {
-                        return Err(self.fail(
-                            XmlError::Syntax,
-                            "a character that XML does not allow".into(),
-                        ));
-                    }
+                    let s = self.content(&c)?;
                     push(&mut first, &mut acc, s);
                 }
                 Event::GeneralRef(r) => {
@@ -1583,5 +1757,49 @@ mod tests {
         assert_eq!(t.matches("a b"), Some(true));
         assert_eq!(t.matches(" a"), Some(false));
         assert_eq!(t.matches(""), Some(false));
+    }
+}
+
+#[cfg(test)]
+mod tree_tests {
+    use super::*;
+
+    static DEC: FNode = FNode::Seq(&[
+        FNode::Alt(&[
+            FNode::Class(Class::Ranges(&[('0', '0')])),
+            FNode::Seq(&[
+                FNode::Class(Class::Ranges(&[('1', '9')])),
+                FNode::Repeat(&FNode::Class(Class::Digit), 0, u32::MAX),
+            ]),
+        ]),
+        FNode::Repeat(
+            &FNode::Seq(&[
+                FNode::Class(Class::Ranges(&[('.', '.')])),
+                FNode::Repeat(&FNode::Class(Class::Digit), 1, u32::MAX),
+            ]),
+            0,
+            1,
+        ),
+    ]);
+
+    #[test]
+    fn tree_matches_like_the_regex() {
+        let f = Fast::Tree(&DEC);
+        let rx = regex::Regex::new(r"^(?:(?:0|[1-9]\d*)(?:\.\d+)?)$").expect("a valid test regex");
+        for s in [
+            "0",
+            "10",
+            "1.5",
+            "0.25",
+            "01",
+            "1.",
+            ".5",
+            "",
+            "12.3.4",
+            "9999999.000001",
+            "a",
+        ] {
+            assert_eq!(f.matches(s), Some(rx.is_match(s)), "{s}");
+        }
     }
 }
