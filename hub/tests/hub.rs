@@ -26,6 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CD001C: &str = include_str!("data/cd001c.xml");
 const CD050C: &str = include_str!("data/cd050c.xml");
+const CD203C: &str = include_str!("data/cd203c.xml");
 const MRN: &str = "26KZ000101000001J0";
 
 #[derive(Debug, Clone, Copy)]
@@ -171,11 +172,23 @@ fn seal(
     mrn: &str,
     body: &[u8],
 ) -> Bytes {
+    seal_to(signer, sender, PeerIdentity::Node(to), id, ty, mrn, body)
+}
+
+fn seal_to(
+    signer: &Signer,
+    sender: CountryCode,
+    recipient: PeerIdentity,
+    id: &str,
+    ty: &str,
+    mrn: &str,
+    body: &[u8],
+) -> Bytes {
     let fields = EnvelopeHeaderFields {
         message_id: id.into(),
         message_type: ty.into(),
         sender: PeerIdentity::Node(sender),
-        recipient: PeerIdentity::Node(to),
+        recipient,
         correlation_id: None,
         mrn: Some(mrn.into()),
         prepared_at: chrono::Utc::now(),
@@ -304,6 +317,27 @@ async fn scenario(db: Db) {
     assert_eq!(m.message_type(), "CD050C");
     assert_eq!(w.journal_size().await, 2);
 
+    // Guarantee use (CD203C) is for the hub's ledger: journalled, forwarded to nobody.
+    let guarantee = CD203C.replace("CD203C-MESS-0001", "KZ-GUA-1").into_bytes();
+    let wire = seal_to(
+        &w.nodes.signers[&kz],
+        kz,
+        PeerIdentity::Hub,
+        "KZ-GUA-1",
+        "CD203C",
+        MRN,
+        &guarantee,
+    );
+    w.send(kz, "KZ-GUA-1", wire).await;
+    let entry = journal::entry(&w.hub.services.store, 3)
+        .await
+        .expect("read")
+        .expect("entry 3");
+    assert_eq!(entry.entry.message_type, "CD203C");
+    assert_eq!(entry.entry.recipients, vec!["hub".to_owned()]);
+    assert_eq!(entry.entry.status, journal::Status::Accepted);
+    w.nothing_for(az).await;
+
     // AZ sends a message whose messageSender is GE: CD906C to AZ, nothing to GE.
     let forged = body(CD001C, "AZ-FORGED-1", "NTA.GE", MRN);
     w.send_signed(az, ge, "AZ-FORGED-1", "CD001C", &forged)
@@ -418,7 +452,7 @@ async fn scenario(db: Db) {
         .filter(|h| h.status == "accepted")
         .map(|h| h.message_type.as_str())
         .collect();
-    assert_eq!(accepted, vec!["CD001C", "CD050C"]);
+    assert_eq!(accepted, vec!["CD001C", "CD050C", "CD203C"]);
     let (status, json) = w.http_get(&format!("/api/v1/movements/{MRN}")).await;
     assert_eq!(status, 200, "{json}");
     assert!(json.contains("\"KZ-ATR-1\""), "{json}");
@@ -447,8 +481,9 @@ async fn scenario(db: Db) {
         "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"AZ\",code=\"14\"} 1",
         "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"KZ\",code=\"26\"} 1",
         "cats_hub_messages_rejected_total{type=\"CD001C\",country=\"KZ\",code=\"93\"} 1",
+        "cats_hub_messages_in_total{type=\"CD203C\",country=\"KZ\"} 1",
         "cats_hub_messages_duplicate_total{type=\"CD001C\",country=\"KZ\"} 1",
-        "cats_hub_processing_seconds_count 8",
+        "cats_hub_processing_seconds_count 9",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -512,4 +547,206 @@ async fn sqlite_three_nodes_through_the_hub() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_three_nodes_through_the_hub() {
     scenario(Db::Postgres).await;
+}
+
+// ------------------------------------------------ redelivery after a crash, unreadable envelopes
+
+/// A transport whose next `send` can be made to fail (the link dropped after the journal
+/// commit), recording what it sends.
+#[derive(Debug, Default)]
+struct FlakyTransport {
+    fail_next_send: std::sync::atomic::AtomicBool,
+    sent: std::sync::Mutex<Vec<Outbound>>,
+}
+
+impl Transport for FlakyTransport {
+    fn send(
+        &self,
+        msg: Outbound,
+    ) -> impl std::future::Future<Output = Result<(), cats_transport::contract::TransportError>> + Send
+    {
+        let fail = self
+            .fail_next_send
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if !fail {
+            self.sent.lock().expect("lock").push(msg);
+        }
+        async move {
+            if fail {
+                Err(cats_transport::contract::TransportError::Disconnected(
+                    "test".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    fn receive(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<
+            cats_transport::contract::Delivery,
+            cats_transport::contract::TransportError,
+        >,
+    > + Send {
+        async { Err(cats_transport::contract::TransportError::Closed) }
+    }
+}
+
+type Settled = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+#[derive(Debug)]
+struct Settle(Settled);
+
+type Settling = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(), cats_transport::contract::TransportError>>
+            + Send,
+    >,
+>;
+
+impl cats_transport::contract::Acknowledger for Settle {
+    fn ack(self: Box<Self>) -> Settling {
+        self.0.lock().expect("lock").push("ack".into());
+        Box::pin(async { Ok(()) })
+    }
+    fn reject(self: Box<Self>, reason: String) -> Settling {
+        self.0
+            .lock()
+            .expect("lock")
+            .push(format!("reject: {reason}"));
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn delivery(
+    from: CountryCode,
+    id: &str,
+    bytes: Bytes,
+    settled: &Settled,
+) -> cats_transport::contract::Delivery {
+    cats_transport::contract::Delivery::new(
+        PeerIdentity::Node(from),
+        id.into(),
+        Some(MRN.into()),
+        bytes,
+        false,
+        Box::new(Settle(settled.clone())),
+    )
+}
+
+async fn redelivery(db: Db) {
+    use cats_hub::pipeline::{HubServices, Outcome, Pipeline};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = DevPki::init(
+        &dir.path().join("pki"),
+        &[CountryCode::KZ, CountryCode::GE],
+        false,
+    )
+    .expect("dev PKI");
+    let Some(url) = database_url(db, dir.path()).await else {
+        return;
+    };
+    let store = cats_hub::store::HubStore::connect(&url)
+        .await
+        .expect("store");
+    let trust = TrustStore::load(&files.ca.cert, Some(&files.allow_list)).expect("trust");
+    let services = std::sync::Arc::new(HubServices {
+        store: store.clone(),
+        verifier: Verifier::new(trust, Duration::from_secs(300)),
+        signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
+        reference: message_catalog::reference::ReferenceData::pilot(),
+        metrics: std::sync::Arc::new(cats_hub::metrics::Metrics::new()),
+        limits: Limits::default(),
+    });
+    let transport = std::sync::Arc::new(FlakyTransport::default());
+    let pipeline = Pipeline::new(transport.clone(), services);
+    let kz = CountryCode::KZ;
+    let signer = files.signers.get(&kz).expect("KZ signer");
+    let signer = Signer::load(&signer.cert, &signer.key).expect("signer");
+    let aar = body(CD001C, "KZ-AAR-9", "NTA.KZ", MRN);
+    let wire = seal(
+        &signer,
+        kz,
+        CountryCode::GE,
+        "KZ-AAR-9",
+        "CD001C",
+        MRN,
+        &aar,
+    );
+    let settled = Settled::default();
+
+    // Journal committed, then the forward fails: the delivery stays owed.
+    transport
+        .fail_next_send
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = pipeline
+        .process(delivery(kz, "KZ-AAR-9", wire.clone(), &settled))
+        .await;
+    assert!(first.is_err(), "{first:?}");
+    assert!(settled.lock().expect("lock").is_empty(), "not acked");
+    assert!(transport.sent.lock().expect("lock").is_empty());
+    assert_eq!(journal::size(&store).await.expect("size"), 1);
+
+    // Redelivered: a duplicate, and the forward happens now, once.
+    let again = pipeline
+        .process(delivery(kz, "KZ-AAR-9", wire.clone(), &settled))
+        .await
+        .expect("processed");
+    assert_eq!(again, Outcome::Duplicate { sequence: 1 });
+    {
+        let sent = transport.sent.lock().expect("lock");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].destination, Destination::Node(CountryCode::GE));
+        assert_eq!(sent[0].bytes, wire);
+    }
+    assert_eq!(*settled.lock().expect("lock"), vec!["ack".to_owned()]);
+
+    // Once more: acked, nothing sent again, nothing journalled.
+    let third = pipeline
+        .process(delivery(kz, "KZ-AAR-9", wire.clone(), &settled))
+        .await
+        .expect("processed");
+    assert_eq!(third, Outcome::Duplicate { sequence: 1 });
+    assert_eq!(transport.sent.lock().expect("lock").len(), 1);
+    assert_eq!(journal::size(&store).await.expect("size"), 1);
+
+    // An unreadable envelope: journalled as rejected and dead-lettered, not NACKed.
+    let garbage = pipeline
+        .process(delivery(
+            kz,
+            "KZ-GARBAGE",
+            Bytes::from_static(b"not an envelope"),
+            &settled,
+        ))
+        .await
+        .expect("processed");
+    assert_eq!(garbage, Outcome::DeadLettered { sequence: 2 });
+    let last = settled
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    assert!(last.starts_with("reject: envelope.malformed"), "{last}");
+    let entry = journal::entry(&store, 2)
+        .await
+        .expect("read")
+        .expect("entry 2");
+    assert!(
+        matches!(&entry.entry.status, journal::Status::Rejected { code, .. } if code == "envelope.malformed")
+    );
+    assert_eq!(transport.sent.lock().expect("lock").len(), 1);
+    journal::verify(&store).await.expect("chain verifies");
+}
+
+#[tokio::test]
+async fn sqlite_redelivery_after_failed_forward_routes_once() {
+    redelivery(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_redelivery_after_failed_forward_routes_once() {
+    redelivery(Db::Postgres).await;
 }
