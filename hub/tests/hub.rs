@@ -582,15 +582,10 @@ impl Transport for FlakyTransport {
         }
     }
 
-    fn receive(
+    async fn receive(
         &self,
-    ) -> impl std::future::Future<
-        Output = Result<
-            cats_transport::contract::Delivery,
-            cats_transport::contract::TransportError,
-        >,
-    > + Send {
-        async { Err(cats_transport::contract::TransportError::Closed) }
+    ) -> Result<cats_transport::contract::Delivery, cats_transport::contract::TransportError> {
+        Err(cats_transport::contract::TransportError::Closed)
     }
 }
 
