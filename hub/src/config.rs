@@ -213,6 +213,15 @@ impl HubError {
 impl RawConfig {
     /// Reads `file` (TOML, optional) and the `CATS_HUB__…` environment over the defaults.
     pub fn load(file: Option<&Path>) -> Result<RawConfig, HubError> {
+        RawConfig::load_with_env(file, None)
+    }
+
+    /// [`RawConfig::load`] with the environment given as a map instead of the process's
+    /// (`None`: the process environment).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: Option<std::collections::HashMap<String, String>>,
+    ) -> Result<RawConfig, HubError> {
         let mut b = config::Config::builder();
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).format(config::FileFormat::Toml));
@@ -220,7 +229,8 @@ impl RawConfig {
         b = b.add_source(
             config::Environment::with_prefix("CATS_HUB")
                 .prefix_separator("__")
-                .separator("__"),
+                .separator("__")
+                .source(env),
         );
         b.build()
             .and_then(|c| c.try_deserialize())
@@ -396,6 +406,30 @@ mod tests {
             .build()
             .and_then(|c| c.try_deserialize::<RawConfig>());
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hub.toml");
+        std::fs::write(
+            &file,
+            "[store]\nurl = \"sqlite://from-file.db\"\n[http]\nlisten = \"127.0.0.1:1\"\n",
+        )
+        .expect("write");
+        let env = std::collections::HashMap::from([(
+            "CATS_HUB__STORE__URL".to_owned(),
+            "postgres://cats@db/cats".to_owned(),
+        )]);
+        let raw = RawConfig::load_with_env(Some(&file), Some(env)).expect("loads");
+        assert_eq!(raw.store.url, "postgres://cats@db/cats");
+        assert_eq!(raw.http.listen, "127.0.0.1:1");
+        assert_eq!(raw.transport, RawTransport::default());
+        let bad = std::collections::HashMap::from([(
+            "CATS_HUB__STORE__SPEED".to_owned(),
+            "3".to_owned(),
+        )]);
+        assert!(RawConfig::load_with_env(None, Some(bad)).is_err());
     }
 
     #[test]

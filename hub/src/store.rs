@@ -243,10 +243,12 @@ impl HubStore {
         Ok(())
     }
 
-    /// Begins a transaction.
+    /// Begins a transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the write lock at
+    /// once (waiting up to the busy timeout), so two processes appending to the journal queue
+    /// up instead of failing on a lock upgrade.
     pub async fn begin(&self) -> Result<HubTx<'static>, StoreError> {
         Ok(match &self.pool {
-            Pool::Sqlite(p) => HubTx::Sqlite(p.begin().await?),
+            Pool::Sqlite(p) => HubTx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => HubTx::Postgres(p.begin().await?),
         })
     }

@@ -745,3 +745,63 @@ async fn sqlite_redelivery_after_failed_forward_routes_once() {
 async fn postgres_redelivery_after_failed_forward_routes_once() {
     redelivery(Db::Postgres).await;
 }
+
+// ------------------------------------------------ two writers cannot fork the chain
+
+async fn two_writers(db: Db) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(url) = database_url(db, dir.path()).await else {
+        return;
+    };
+    // Two stores = two connection pools, as two hub processes would have.
+    let a = cats_hub::store::HubStore::connect(&url)
+        .await
+        .expect("store a");
+    let b = cats_hub::store::HubStore::connect(&url)
+        .await
+        .expect("store b");
+    let write = |store: cats_hub::store::HubStore, who: &'static str| async move {
+        for i in 0..40 {
+            let mut tx = store.begin().await.expect("begin");
+            let body = format!("{who}-{i}");
+            journal::append(
+                &mut tx,
+                journal::NewEntry {
+                    message_id: body.clone(),
+                    message_type: "CD001C".into(),
+                    sender: format!("urn:cats:node:{who}"),
+                    recipients: vec!["node:GE".into()],
+                    mrn: Some(MRN.into()),
+                    correlation_id: None,
+                    prepared_at: None,
+                    recorded_at: chrono::Utc::now(),
+                    body_sha256: journal::sha256(body.as_bytes()),
+                    envelope: body.into_bytes(),
+                    signer: None,
+                    status: journal::Status::Accepted,
+                },
+            )
+            .await
+            .expect("append");
+            tx.commit().await.expect("commit");
+        }
+    };
+    let (ra, rb) = tokio::join!(
+        tokio::spawn(write(a.clone(), "KZ")),
+        tokio::spawn(write(b.clone(), "AZ"))
+    );
+    ra.expect("writer a");
+    rb.expect("writer b");
+    let chain = journal::verify(&a).await.expect("one unbroken chain");
+    assert_eq!(chain.entries, 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_writers_keep_one_chain() {
+    two_writers(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_writers_keep_one_chain() {
+    two_writers(Db::Postgres).await;
+}
