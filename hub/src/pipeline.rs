@@ -209,6 +209,9 @@ impl<T: Transport> Pipeline<T> {
                 Ok(d) => {
                     if let Err(e) = self.process(d).await {
                         tracing::warn!(code = e.code(), error = %e, "delivery left owed");
+                        // The delivery comes again at once: do not spin on a store or
+                        // link that is down.
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                     }
                 }
                 Err(TransportError::Closed) => return,
