@@ -450,6 +450,7 @@ impl<T: Transport> Pipeline<T> {
         mark_seen(&mut tx, &seen, entry.sequence).await?;
         open_dispatch(&mut tx, entry.sequence, None).await?;
         registry::record(&mut tx, &facts, &entry).await?;
+        registry::fold(&mut tx, &facts, &message, sender, &recipients, &entry).await?;
         tx.commit().await?;
 
         // 8. Route the same envelope.

@@ -15,6 +15,14 @@
 //!
 //! Other messages (guarantee, status request and response, NACKs) are in the history but do
 //! not change the state. A state never moves backwards (a late AAR does not undo an arrival).
+//!
+//! **Per node, the life cycle.** [`fold`] applies `message_catalog::lifecycle::apply` for each
+//! message the hub forwards, at the receiving node's office in its role (destination for an
+//! AAR, transit for an ATR, exit for an AXR, departure for CD168C/CD118C/CD006C/CD018C), and
+//! keeps the resulting `Movement` and its digest per (MRN, country) in `hub_node_movements`:
+//! what that node should hold, for reconciliation. The departure node's own movement starts from
+//! its CC015C and officers' decisions, which the hub never sees, so at departure the fold has
+//! no state (the life cycle answers 90) and nothing is stored.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -175,6 +183,127 @@ pub async fn record(tx: &mut HubTx<'_>, facts: &Facts, entry: &Entry) -> Result<
     Ok(())
 }
 
+fn lifecycle_role(role: message_catalog::reference::Role) -> message_catalog::lifecycle::Role {
+    use message_catalog::lifecycle::Role as L;
+    use message_catalog::reference::Role as R;
+    match role {
+        R::Departure => L::Departure,
+        R::Exit => L::Exit,
+        R::Transit => L::Transit,
+        R::Destination => L::Destination,
+    }
+}
+
+/// The roles in which a message is received at its recipient's offices.
+fn receiving_roles(message_type: &str) -> &'static [message_catalog::reference::Role] {
+    use message_catalog::reference::Role as R;
+    match message_type {
+        "CD001C" => &[R::Destination],
+        "CD050C" => &[R::Transit],
+        "CD160C" => &[R::Exit],
+        "CD168C" | "CD118C" | "CD006C" | "CD018C" => &[R::Departure],
+        "CD010C" => &[R::Destination, R::Transit, R::Exit],
+        _ => &[],
+    }
+}
+
+/// Folds the life cycle for each node `recipients` names (see the module documentation),
+/// inside the transaction of the message's journal entry.
+pub async fn fold(
+    tx: &mut HubTx<'_>,
+    facts: &Facts,
+    message: &message_catalog::Message,
+    sender: message_catalog::ids::CountryCode,
+    recipients: &std::collections::BTreeSet<crate::routing::Recipient>,
+    entry: &Entry,
+) -> Result<(), StoreError> {
+    use message_catalog::ids::CustomsOfficeRef;
+    use message_catalog::lifecycle::{self, Actor, Event, Input, Movement};
+    let Some(mrn) = facts.mrn.as_deref() else {
+        return Ok(());
+    };
+    for r in recipients {
+        let crate::routing::Recipient::Node(country) = r else {
+            continue;
+        };
+        let offices = facts.offices.iter().filter(|o| {
+            receiving_roles(facts.message_type).contains(&o.role)
+                && o.reference.get(..2) == Some(country.as_str())
+        });
+        let stored: Option<String> = on_tx!(&mut *tx, |c| {
+            sqlx::query_scalar(
+                "SELECT movement FROM hub_node_movements WHERE mrn = $1 AND country = $2",
+            )
+            .bind(mrn)
+            .bind(country.as_str())
+            .fetch_optional(&mut *c)
+            .await?
+        });
+        let mut state: Option<Movement> =
+            match stored {
+                Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                    StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}"))
+                })?),
+                None => None,
+            };
+        let mut changed = false;
+        for o in offices {
+            let Ok(office) = CustomsOfficeRef::parse(&o.reference) else {
+                continue;
+            };
+            let event = Event {
+                at: entry.entry.recorded_at,
+                by: Actor::Node {
+                    country: sender.to_string(),
+                },
+                office,
+                role: lifecycle_role(o.role),
+                input: Input::Message(message.clone()),
+            };
+            let before = state.clone();
+            let step = lifecycle::apply(state, &event);
+            changed |= step.movement != before;
+            state = step.movement;
+        }
+        let Some(movement) = state.filter(|_| changed) else {
+            continue;
+        };
+        let json = serde_json::to_string(&movement)
+            .map_err(|e| StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}")))?;
+        let applied = i64::try_from(movement.applied).unwrap_or(i64::MAX);
+        on_tx!(&mut *tx, |c| {
+            sqlx::query("DELETE FROM hub_node_movements WHERE mrn = $1 AND country = $2")
+                .bind(mrn)
+                .bind(country.as_str())
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(
+                "INSERT INTO hub_node_movements (mrn, country, movement, digest, applied) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(mrn)
+            .bind(country.as_str())
+            .bind(&json)
+            .bind(movement.digest_hex())
+            .bind(applied)
+            .execute(&mut *c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// What one node should hold for a movement, from the life cycle folded by the hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeState {
+    /// The node's country.
+    pub country: String,
+    /// `Movement::digest_hex` of the expected state.
+    pub digest: String,
+    /// Events applied.
+    pub applied: i64,
+}
+
 /// An office on a movement's route.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RouteOffice {
@@ -259,6 +388,8 @@ pub struct MovementDetail {
     pub offices: Vec<OfficeEvent>,
     /// Every journal entry with this MRN, in order.
     pub history: Vec<HistoryItem>,
+    /// What each node that received messages should hold (life cycle digests).
+    pub nodes: Vec<NodeState>,
 }
 
 /// Filters of `GET /api/v1/movements`.
@@ -428,7 +559,24 @@ pub async fn movement(store: &HubStore, mrn: &str) -> Result<Option<MovementDeta
             body_sha256: hex::encode(e.entry.body_sha256),
         })
         .collect();
+    let nodes: Vec<(String, String, i64)> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT country, digest, applied FROM hub_node_movements WHERE mrn = $1 ORDER BY country",
+        )
+        .bind(mrn)
+        .fetch_all(p)
+        .await
+        .map_err(StoreError::from)?
+    });
     Ok(Some(MovementDetail {
+        nodes: nodes
+            .into_iter()
+            .map(|(country, digest, applied)| NodeState {
+                country,
+                digest,
+                applied,
+            })
+            .collect(),
         summary,
         offices: offices
             .into_iter()

@@ -121,12 +121,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "journal",
-    sqlite: include_str!("../migrations/sqlite/0001_journal.sql"),
-    postgres: include_str!("../migrations/postgres/0001_journal.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "journal",
+        sqlite: include_str!("../migrations/sqlite/0001_journal.sql"),
+        postgres: include_str!("../migrations/postgres/0001_journal.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "node_movements",
+        sqlite: include_str!("../migrations/sqlite/0002_node_movements.sql"),
+        postgres: include_str!("../migrations/postgres/0002_node_movements.sql"),
+    },
+];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).
 const PG_MIGRATION_LOCK: i64 = 0x4341_5453_4855_424d;

@@ -453,6 +453,15 @@ async fn scenario(db: Db) {
         .map(|h| h.message_type.as_str())
         .collect();
     assert_eq!(accepted, vec!["CD001C", "CD050C", "CD203C"]);
+    // The life cycle folded per receiving node: GE (destination) and AZ (transit).
+    let countries: Vec<&str> = detail.nodes.iter().map(|n| n.country.as_str()).collect();
+    assert_eq!(countries, vec!["AZ", "GE"], "{:?}", detail.nodes);
+    assert!(
+        detail
+            .nodes
+            .iter()
+            .all(|n| n.digest.len() == 64 && n.applied == 1)
+    );
     let (status, json) = w.http_get(&format!("/api/v1/movements/{MRN}")).await;
     assert_eq!(status, 200, "{json}");
     assert!(json.contains("\"KZ-ATR-1\""), "{json}");
