@@ -643,8 +643,6 @@ impl<T: Transport> Pipeline<T> {
         let s = &self.services;
         let code = rejection_code(&rejection);
         let reason = rejection.to_string();
-        s.metrics
-            .rejected(&seen.message_type, sender.as_str(), &code);
         tracing::info!(code, reason, "rejected");
 
         // The NACK, addressed to the node that delivered the message (never to a country
@@ -684,6 +682,8 @@ impl<T: Transport> Pipeline<T> {
                     .await;
             }
         };
+        s.metrics
+            .rejected(&seen.message_type, sender.as_str(), &code);
         let body = encode(&nack);
         let nack_type = nack.message_type().to_owned();
         let fields = EnvelopeHeaderFields {
