@@ -34,6 +34,16 @@ fi
 # ---------------------------------------------------------------------------------------------
 # 2. PostgreSQL on 127.0.0.1:5432 (trust auth on the machines CATS is developed on).
 # ---------------------------------------------------------------------------------------------
+if [[ " ${need_pkgs[*]-} " == *" postgresql "* ]]; then
+  # A PostgreSQL installed just now: the tests connect over loopback as `postgres` without a
+  # password, as on the machines CATS is developed on (trust auth on 127.0.0.1 only).
+  for hba in /etc/postgresql/*/main/pg_hba.conf; do
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  done
+  for v in $(ls /etc/postgresql); do
+    pg_ctlcluster --skip-systemctl-redirect "$v" main restart || true
+  done
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   log "starting PostgreSQL"
   for v in $(ls /etc/postgresql 2>/dev/null); do
@@ -42,7 +52,10 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 pg_isready -h 127.0.0.1 -p 5432
-export CATS_TEST_DATABASE_URL=${CATS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# The tests create a fresh database per test from this connection.
+psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" postgres | grep -q 1 ||
+  psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" postgres
+export CATS_TEST_POSTGRES=${CATS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
 
 # ---------------------------------------------------------------------------------------------
 # 3. Formatting and lints.
@@ -55,18 +68,12 @@ if [[ -z ${CATS_SKIP_LINT:-} ]]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
-# 4. Development PKI and the project's own RabbitMQ node (TLS + EXTERNAL) on other ports, so
-#    the machine's own RabbitMQ is left as it is.
+# 4. Build. The AMQP tests start their own RabbitMQ node with the project's configuration
+#    (deploy/rabbitmq/start-node.sh: TLS + EXTERNAL, its own node name and ports, so the machine's
+#    RabbitMQ is left as it is) and generate their own development PKI.
 # ---------------------------------------------------------------------------------------------
 log "building"
 cargo build --workspace --all-targets --all-features
-test_pki="$root/target/test-pki"
-./target/debug/cats certs init --dir "$test_pki" >/dev/null
-export CATS_TEST_PKI="$test_pki"
-if [[ -x deploy/rabbitmq/start-node.sh ]]; then
-  log "starting the CATS RabbitMQ test node"
-  bash deploy/rabbitmq/start-node.sh --certs "$test_pki" --state "$root/target/rabbitmq-test"
-fi
 
 # ---------------------------------------------------------------------------------------------
 # 5. Every test of the workspace, ignored ones included.

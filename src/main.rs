@@ -50,6 +50,24 @@ enum Command {
         #[command(subcommand)]
         command: MrnCommand,
     },
+    /// Run the hub (the one place every node talks to), or check its journal.
+    Hub {
+        /// The configuration file (TOML; every key in deploy/hub.example.toml). Environment
+        /// variables CATS_HUB__SECTION__KEY override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+        #[command(subcommand)]
+        command: Option<HubCommand>,
+    },
+    /// Print the effective configuration (defaults < file < environment).
+    Config {
+        /// The hub's configuration file.
+        #[arg(long)]
+        hub: PathBuf,
+    },
     /// The development PKI.
     Certs {
         #[command(subcommand)]
@@ -79,6 +97,16 @@ enum MrnCommand {
     Check {
         /// The MRNs.
         mrns: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HubCommand {
+    /// Walk the journal's hash chain and report the first broken link (exit 1 if there is one).
+    VerifyJournal {
+        /// The hub's database (default: store.url of --config).
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
@@ -138,6 +166,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } => cli::mrn::new(&office, &procedure, year, sequence),
             MrnCommand::Check { mrns } => cli::mrn::check(&mrns),
         },
+        Command::Hub {
+            config,
+            log_json,
+            command,
+        } => match command {
+            None => {
+                init_logging(log_json);
+                cli::hub::run(config.as_deref())
+            }
+            Some(HubCommand::VerifyJournal { database }) => {
+                cli::hub::verify_journal(database.as_deref(), config.as_deref())
+            }
+        },
+        Command::Config { hub } => cli::hub::print_config(Some(&hub)),
         Command::Certs { command } => match command {
             CertsCommand::Init {
                 dir,
@@ -145,5 +187,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 force,
             } => cli::certs::init(&dir, &countries, force),
         },
+    }
+}
+
+/// Logs to stderr with `tracing`: text by default, JSON lines when asked; `RUST_LOG` filters
+/// (default `info`).
+fn init_logging(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }

@@ -252,3 +252,110 @@ fn readme_commands_exist() {
         .expect(".ci/run");
     assert!(ci.contains("scripts/test.sh"));
 }
+
+/// A hub configuration in `dir` on SQLite, both listeners on port 0.
+fn hub_config(dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    let o = cats(&["certs", "init", "--dir", pki.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0));
+    let config = dir.join("hub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://{}\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
+             [transport]\nlisten = \"127.0.0.1:0\"\n[certs]\ndir = \"{}\"\n",
+            dir.join("hub.db").display(),
+            pki.display()
+        ),
+    )
+    .expect("write config");
+    config
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn hub_runs_serves_health_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = hub_config(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cats"))
+        .args(["hub", "--config", config.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn cats hub");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    // `hub listening: direct link A, HTTP API http://B`
+    let http = line
+        .trim()
+        .rsplit_once("http://")
+        .map(|(_, a)| a.to_owned())
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert!(http_get(&http, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(&http, "/readyz").starts_with("HTTP/1.1 200"));
+    let metrics = http_get(&http, "/metrics");
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert_eq!(exit.code(), Some(0));
+    let o = cats(&[
+        "hub",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "verify-journal",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("journal OK: 0 entries"));
+}
+
+#[test]
+fn hub_config_with_an_unknown_key_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hub.toml");
+    std::fs::write(
+        &config,
+        "[store]\nurl = \"sqlite::memory:\"\nspeed = \"fast\"\n",
+    )
+    .expect("write");
+    let o = cats(&["config", "--hub", config.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("speed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn config_prints_the_effective_hub_configuration_with_environment_overrides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = hub_config(dir.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_cats"))
+        .args(["config", "--hub", config.to_str().expect("utf-8")])
+        .env("CATS_HUB__HTTP__LISTEN", "127.0.0.1:9999")
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.contains("listen = \"127.0.0.1:9999\""), "{out}");
+    assert!(out.contains("freshness_seconds = 300"), "{out}");
+}

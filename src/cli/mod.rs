@@ -1,5 +1,6 @@
 //! The commands of `cats`, one module each.
 
 pub mod certs;
+pub mod hub;
 pub mod mrn;
 pub mod validate;

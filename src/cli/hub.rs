@@ -1,0 +1,92 @@
+//! `cats hub`, `cats hub verify-journal` and `cats config --hub`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cats_hub::RawConfig;
+use cats_hub::journal::VerifyError;
+
+/// `cats hub --config FILE`: runs the hub until Ctrl-C or SIGTERM.
+pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let raw = RawConfig::load(config).context("reading the hub configuration")?;
+    let resolved = raw.resolve().context("resolving the hub configuration")?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let (trigger, shutdown) = cats_transport::shutdown::channel();
+        let hub = cats_hub::start(resolved, shutdown).await?;
+        println!(
+            "hub listening: direct link {}, HTTP API http://{}",
+            hub.direct_addr, hub.http_addr
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        trigger.trigger();
+        hub.stopped().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cats hub verify-journal`: walks the hash chain; exit 0 when it holds, 1 at the first broken
+/// link (which it names), 2 when the database cannot be read.
+pub fn verify_journal(database: Option<&str>, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let url = match database {
+        Some(url) => url.to_owned(),
+        None => {
+            RawConfig::load(config)
+                .context("reading the hub configuration")?
+                .store
+                .url
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    match runtime.block_on(cats_hub::verify_journal(&url)) {
+        Ok(chain) => {
+            println!(
+                "journal OK: {} entries, head {}",
+                chain.entries,
+                hex(&chain.head)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(VerifyError::Broken(link)) => {
+            println!("journal BROKEN at sequence {}: {}", link.sequence, link.why);
+            Ok(ExitCode::from(1))
+        }
+        Err(VerifyError::Store(e)) => Err(e).context(format!("reading the journal at {url}")),
+    }
+}
+
+/// `cats config --hub FILE`: the effective configuration (file < environment), as TOML.
+pub fn print_config(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let raw = RawConfig::load(config).context("reading the hub configuration")?;
+    print!("{}", toml::to_string_pretty(&raw)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
