@@ -80,3 +80,11 @@ cargo build --workspace --all-targets --all-features
 # ---------------------------------------------------------------------------------------------
 log "cargo test"
 cargo test --workspace --all-features --no-fail-fast -- --include-ignored
+
+# ---------------------------------------------------------------------------------------------
+# 6. The schemas: regenerated output equals what is committed, and our external-domain XSDs
+#    accept exactly what the P5 XSDs accept (corpus, samples and ~25,000 mutants compared).
+# ---------------------------------------------------------------------------------------------
+log "schema checks (tools/schemagen/check.sh)"
+bash tools/schemagen/check.sh
+
