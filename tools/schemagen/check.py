@@ -28,7 +28,7 @@ from dialect import Namespace  # noqa: E402
 import xmlpos  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-P5_REF = os.environ.get("P5_REF", "/work/shared/reference/ncts-p5")
+P5_REF = os.environ.get("P5_REF", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference", "ncts-p5"))
 P5_XSD = os.path.join(P5_REF, "xsd")
 DATA = os.path.join(REPO, "message-catalog", "tests", "data")
 SCHEMAS = os.path.join(REPO, "schemas")

@@ -15,7 +15,7 @@ if ! command -v xmllint >/dev/null 2>&1; then
         sudo apt-get update -qq && sudo apt-get install -y -qq libxml2-utils
     fi
 fi
-: "${P5_REF:=/work/shared/reference/ncts-p5}"
+: "${P5_REF:=$(cd .. && pwd)/shared/reference/ncts-p5}"
 if [ ! -d "$P5_REF/xsd" ]; then
     echo "P5 reference not found at $P5_REF (set P5_REF)" >&2
     exit 2

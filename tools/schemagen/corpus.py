@@ -19,7 +19,7 @@ from instances import Builder, Node, render, pointer, sample_values, max_length,
 import xmlpos  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-P5_REF = os.environ.get("P5_REF", "/work/shared/reference/ncts-p5")
+P5_REF = os.environ.get("P5_REF", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference", "ncts-p5"))
 DATA = os.path.join(REPO, "message-catalog", "tests", "data")
 NAMESPACES = ["ncts", "cats", "admin"]
 

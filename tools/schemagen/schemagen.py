@@ -2,7 +2,7 @@
 """Generate the CATS XML Schemas (schemas/ncts, schemas/cats, schemas/admin).
 
 Run from the repository root:  python3 tools/schemagen/schemagen.py
-The NCTS P5 reference is read from $P5_REF (default /work/shared/reference/ncts-p5).
+The NCTS P5 reference is read from $P5_REF (default: ../shared/reference/ncts-p5 beside the repository).
 Standard library only.
 """
 
@@ -18,7 +18,7 @@ import xsdwriter  # noqa: E402
 import catsdefs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
-P5_REF = os.environ.get("P5_REF", "/work/shared/reference/ncts-p5")
+P5_REF = os.environ.get("P5_REF", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared", "reference", "ncts-p5"))
 VERSION = "1.0"
 
 NCTS_NS = "http://ncts.dgtaxud.ec"
