@@ -93,14 +93,17 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, Rejection> {
             ),
         ));
     }
-    if let Err(e) = std::str::from_utf8(bytes) {
-        return Err(early(
-            e.valid_up_to() as u64,
-            XmlError::Utf8,
-            "/",
-            "the document is not valid UTF-8".into(),
-        ));
-    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Err(early(
+                e.valid_up_to() as u64,
+                XmlError::Utf8,
+                "/",
+                "the document is not valid UTF-8".into(),
+            ));
+        }
+    };
     if let Some(at) = rt::first_bad_char(bytes) {
         return Err(early(
             at as u64,
@@ -109,9 +112,9 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, Rejection> {
             "a character that XML does not allow".into(),
         ));
     }
-    let (body, base) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+    let (body, base) = match text.strip_prefix('\u{FEFF}') {
         Some(rest) => (rest, 3),
-        None => (bytes, 0),
+        None => (text, 0),
     };
     let mut d = Decoder::new(body, limits.max_depth, base);
     let mut root_name: Option<&'static str> = None;

@@ -175,6 +175,7 @@ pub enum Class {
 
 impl Class {
     /// `None` when the fast path cannot decide (non-ASCII digits).
+    #[inline]
     fn matches(&self, c: char) -> Option<bool> {
         Some(match self {
             Class::Dot => c != '\n' && c != '\r',
@@ -375,11 +376,8 @@ impl Fast {
                 run_items(std::slice::from_ref(*t), None, s, 0, &mut budget)
             }
             Fast::Atoms(atoms) => {
-                let n = if s.is_ascii() {
-                    s.len()
-                } else {
-                    s.chars().count()
-                } as u64;
+                let ascii = s.is_ascii();
+                let n = if ascii { s.len() } else { s.chars().count() } as u64;
                 let fixed: u64 = atoms
                     .iter()
                     .filter(|a| a.min == a.max)
@@ -399,6 +397,25 @@ impl Fast {
                         k
                     }
                 };
+                if ascii {
+                    // One byte per character: check by byte slices.
+                    let mut rest = s.as_bytes();
+                    for a in *atoms {
+                        let count = if a.min == a.max {
+                            u64::from(a.min)
+                        } else {
+                            var_count
+                        };
+                        let (run, tail) = rest.split_at_checked(usize::try_from(count).ok()?)?;
+                        rest = tail;
+                        for &b in run {
+                            if !a.class.matches(char::from(b))? {
+                                return Some(false);
+                            }
+                        }
+                    }
+                    return Some(true);
+                }
                 let mut chars = s.chars();
                 for a in *atoms {
                     let count = if a.min == a.max {
@@ -411,6 +428,27 @@ impl Fast {
                         if !a.class.matches(c)? {
                             return Some(false);
                         }
+                    }
+                }
+                Some(true)
+            }
+            Fast::Trimmed { ends, middle } if s.is_ascii() => {
+                // One byte per character: the same checks, in the same order, on bytes.
+                let Some((&first, rest)) = s.as_bytes().split_first() else {
+                    return Some(false);
+                };
+                if !ends.matches(char::from(first))? {
+                    return Some(false);
+                }
+                let Some((&last, mid)) = rest.split_last() else {
+                    return Some(true);
+                };
+                if !ends.matches(char::from(last))? {
+                    return Some(false);
+                }
+                for &c in mid {
+                    if !middle.matches(char::from(c))? {
+                        return Some(false);
                     }
                 }
                 Some(true)
@@ -539,16 +577,44 @@ fn short(s: &str) -> String {
     }
 }
 
+/// A value parsed by [`SimpleType::check_parsed`] while checking its built-in type, so the
+/// `to_*` conversions need not parse it again.
+#[derive(Debug, Clone, Copy)]
+pub enum Parsed {
+    /// A string-based type: nothing parsed.
+    Nothing,
+    /// `xs:decimal`.
+    Decimal(Decimal),
+    /// `xs:integer`.
+    Integer(i64),
+    /// `xs:date`.
+    Date(chrono::NaiveDate),
+    /// `xs:dateTime`.
+    DateTime(chrono::NaiveDateTime),
+}
+
 impl SimpleType {
     /// Normalises `raw` per the whitespace rule and checks every facet of every step. Returns
     /// the normalised value.
     pub fn check<'s>(&self, raw: Cow<'s, str>) -> Result<Cow<'s, str>, FacetError> {
+        self.check_parsed(raw).map(|(v, _)| v)
+    }
+
+    /// [`SimpleType::check`], also returning the value its built-in type parsed.
+    pub fn check_parsed<'s>(
+        &self,
+        raw: Cow<'s, str>,
+    ) -> Result<(Cow<'s, str>, Parsed), FacetError> {
         let v = normalize_whitespace(self.ws, raw);
+        let mut parsed = Parsed::Nothing;
         let fail = |error: XmlError, reason: String| Err(FacetError { error, reason });
         let numeric = matches!(self.builtin, Builtin::Decimal | Builtin::Integer);
         let num: Option<Decimal> = match self.builtin {
             Builtin::Decimal => match parse_decimal(&v) {
-                Some(d) => Some(d),
+                Some(d) => {
+                    parsed = Parsed::Decimal(d);
+                    Some(d)
+                }
                 None => {
                     return fail(
                         XmlError::Datatype,
@@ -557,7 +623,10 @@ impl SimpleType {
                 }
             },
             Builtin::Integer => match parse_integer(&v) {
-                Some(i) => Some(Decimal::from(i)),
+                Some(i) => {
+                    parsed = Parsed::Integer(i);
+                    Some(Decimal::from(i))
+                }
                 None => {
                     return fail(
                         XmlError::Datatype,
@@ -566,21 +635,23 @@ impl SimpleType {
                 }
             },
             Builtin::Date => {
-                if parse_date(&v).is_none() {
+                let Some(x) = parse_date(&v) else {
                     return fail(
                         XmlError::Datatype,
                         format!("'{}' is not a valid xs:date", short(&v)),
                     );
-                }
+                };
+                parsed = Parsed::Date(x);
                 None
             }
             Builtin::DateTime => {
-                if parse_date_time(&v).is_none() {
+                let Some(x) = parse_date_time(&v) else {
                     return fail(
                         XmlError::Datatype,
                         format!("'{}' is not a valid xs:dateTime", short(&v)),
                     );
-                }
+                };
+                parsed = Parsed::DateTime(x);
                 None
             }
             Builtin::GYear => {
@@ -604,8 +675,14 @@ impl SimpleType {
             }
             if !numeric && (l.length.is_some() || l.min_length.is_some() || l.max_length.is_some())
             {
-                let n = *chars
-                    .get_or_insert_with(|| u32::try_from(v.chars().count()).unwrap_or(u32::MAX));
+                let n = *chars.get_or_insert_with(|| {
+                    let n = if v.is_ascii() {
+                        v.len()
+                    } else {
+                        v.chars().count()
+                    };
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                });
                 if let Some(len) = l.length
                     && n != len
                 {
@@ -656,23 +733,23 @@ impl SimpleType {
                 );
             }
             if let Some(d) = num {
-                if let Some(t) = l.total_digits {
-                    let (total, _) = digits(&v);
-                    if total > t {
-                        return fail(
-                            XmlError::Digits,
-                            format!("'{}' has more than {t} digits", short(&v)),
-                        );
-                    }
+                let counted =
+                    (l.total_digits.is_some() || l.fraction_digits.is_some()).then(|| digits(&v));
+                if let (Some(t), Some((total, _))) = (l.total_digits, counted)
+                    && total > t
+                {
+                    return fail(
+                        XmlError::Digits,
+                        format!("'{}' has more than {t} digits", short(&v)),
+                    );
                 }
-                if let Some(f) = l.fraction_digits {
-                    let (_, frac) = digits(&v);
-                    if frac > f {
-                        return fail(
-                            XmlError::Digits,
-                            format!("'{}' has more than {f} fraction digits", short(&v)),
-                        );
-                    }
+                if let (Some(f), Some((_, frac))) = (l.fraction_digits, counted)
+                    && frac > f
+                {
+                    return fail(
+                        XmlError::Digits,
+                        format!("'{}' has more than {f} fraction digits", short(&v)),
+                    );
                 }
                 let bound = |b: Option<&str>| b.and_then(parse_decimal);
                 if let Some(b) = bound(l.min_inclusive)
@@ -724,7 +801,7 @@ impl SimpleType {
                 }
             }
         }
-        Ok(v)
+        Ok((v, parsed))
     }
 }
 
@@ -880,6 +957,7 @@ impl LeafValue for chrono::NaiveDateTime {
 }
 
 /// Checks and converts a text value.
+#[inline]
 pub fn to_text(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<String, Fail> {
     st.check(raw).map(Cow::into_owned).map_err(|e| d.facet(e))
 }
@@ -902,13 +980,19 @@ pub fn to_enum<T>(
 
 /// Checks and converts a decimal value (keeping its scale).
 pub fn to_decimal(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<Decimal, Fail> {
-    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    let (v, parsed) = st.check_parsed(raw).map_err(|e| d.facet(e))?;
+    if let Parsed::Decimal(x) = parsed {
+        return Ok(x);
+    }
     parse_decimal(&v).ok_or_else(|| d.datatype(&v, st))
 }
 
 /// Checks and converts an integer value.
 pub fn to_integer(d: &Decoder<'_>, st: &SimpleType, raw: Cow<'_, str>) -> Result<i64, Fail> {
-    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    let (v, parsed) = st.check_parsed(raw).map_err(|e| d.facet(e))?;
+    if let Parsed::Integer(x) = parsed {
+        return Ok(x);
+    }
     parse_integer(&v).ok_or_else(|| d.datatype(&v, st))
 }
 
@@ -918,7 +1002,10 @@ pub fn to_date(
     st: &SimpleType,
     raw: Cow<'_, str>,
 ) -> Result<chrono::NaiveDate, Fail> {
-    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    let (v, parsed) = st.check_parsed(raw).map_err(|e| d.facet(e))?;
+    if let Parsed::Date(x) = parsed {
+        return Ok(x);
+    }
     parse_date(&v).ok_or_else(|| d.datatype(&v, st))
 }
 
@@ -928,7 +1015,10 @@ pub fn to_date_time(
     st: &SimpleType,
     raw: Cow<'_, str>,
 ) -> Result<chrono::NaiveDateTime, Fail> {
-    let v = st.check(raw).map_err(|e| d.facet(e))?;
+    let (v, parsed) = st.check_parsed(raw).map_err(|e| d.facet(e))?;
+    if let Parsed::DateTime(x) = parsed {
+        return Ok(x);
+    }
     parse_date_time(&v).ok_or_else(|| d.datatype(&v, st))
 }
 
@@ -957,10 +1047,12 @@ impl Pointer {
         }
     }
     /// Descends into `name`; `index` is 1-based, or 0 for a non-repeatable element.
+    #[inline]
     pub fn push(&mut self, name: &'static str, index: u32) {
         self.segs.push((name, index));
     }
     /// Goes back up one level.
+    #[inline]
     pub fn pop(&mut self) {
         self.segs.pop();
     }
@@ -1031,6 +1123,7 @@ pub struct Decoder<'a> {
 /// Attributes as (name, normalised value).
 pub type Attributes = Vec<(String, String)>;
 
+#[inline]
 fn is_blank(b: &[u8]) -> bool {
     b.iter().all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
 }
@@ -1067,6 +1160,7 @@ pub(crate) fn first_bad_char(b: &[u8]) -> Option<usize> {
 impl<'a> Decoder<'a> {
     /// The text of an event borrowed from the input as `&str` without validating it again (the
     /// whole input was checked to be UTF-8), line ends normalised as XML 1.0 requires.
+    #[inline]
     fn content(&self, b: &[u8]) -> Result<Cow<'a, str>, Fail> {
         let off = (b.as_ptr() as usize).wrapping_sub(self.input.as_ptr() as usize);
         let s: &'a str = match self.input.get(off..off.saturating_add(b.len())) {
@@ -1085,8 +1179,8 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    pub(crate) fn new(text: &'a [u8], max_depth: usize, base: u64) -> Decoder<'a> {
-        let mut reader = Reader::from_reader(text);
+    pub(crate) fn new(text: &'a str, max_depth: usize, base: u64) -> Decoder<'a> {
+        let mut reader = Reader::from_reader(text.as_bytes());
         let c = reader.config_mut();
         c.trim_text(false);
         c.check_end_names = true;
@@ -1094,7 +1188,7 @@ impl<'a> Decoder<'a> {
         c.expand_empty_elements = false;
         c.allow_dangling_amp = false;
         Decoder {
-            input: std::str::from_utf8(text).unwrap_or(""),
+            input: text,
             reader,
             path: Pointer::default(),
             depth: 0,
@@ -1125,6 +1219,7 @@ impl<'a> Decoder<'a> {
         self.fail_at(self.event_start, error, self.path.to_string(), reason)
     }
 
+    #[inline]
     pub(crate) fn read(&mut self) -> Result<Event<'a>, Fail> {
         self.event_start = self.reader.buffer_position();
         match self.reader.read_event() {
@@ -1166,13 +1261,13 @@ impl<'a> Decoder<'a> {
             let ev = self.read()?;
             match ev {
                 Event::Start(e) => {
-                    self.check_child(&e)?;
+                    self.check_child()?;
                     self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, false)));
                 }
                 Event::Empty(e) => {
-                    self.check_child(&e)?;
+                    self.check_child()?;
                     self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, true)));
@@ -1201,6 +1296,7 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    #[inline]
     fn end_element(&mut self) {
         while self
             .default_ns
@@ -1212,23 +1308,28 @@ impl<'a> Decoder<'a> {
         self.depth = self.depth.saturating_sub(1);
     }
 
-    fn check_child(&self, e: &BytesStart<'_>) -> Result<(), Fail> {
+    #[inline]
+    fn check_child(&self) -> Result<(), Fail> {
         if self.depth + 1 > self.max_depth {
             return Err(self.fail(
                 XmlError::Depth,
                 format!("elements are nested deeper than {}", self.max_depth),
             ));
         }
-        if e.name().prefix().is_some() {
-            let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-            return Err(self.fail_at(
-                self.event_start,
-                XmlError::UnknownElement,
-                self.path.child_text(&name, 0),
-                format!("element '{name}' is not expected: child elements are unqualified"),
-            ));
-        }
         Ok(())
+    }
+
+    /// Error path: a child start tag with a prefix (names in the schema tables have none, so a
+    /// prefixed child never matches one and always ends up here).
+    fn prefixed_child(&self, e: &BytesStart<'_>) -> Option<Fail> {
+        e.name().prefix()?;
+        let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+        Some(self.fail_at(
+            self.event_start,
+            XmlError::UnknownElement,
+            self.path.child_text(&name, 0),
+            format!("element '{name}' is not expected: child elements are unqualified"),
+        ))
     }
 
     /// Reads the text content of a simple-typed element up to its end tag (entities and
@@ -1237,7 +1338,28 @@ impl<'a> Decoder<'a> {
         if empty {
             return Ok(Cow::Borrowed(""));
         }
+        // Fast path: one text event (or none) and the end tag, the text borrowed from the input.
         let mut first: Option<Cow<'a, str>> = None;
+        let mut pending = match self.read()? {
+            Event::Text(t) => {
+                let s = self.content(&t)?;
+                match self.read()? {
+                    Event::End(_) => {
+                        self.end_element();
+                        return Ok(s);
+                    }
+                    other => {
+                        first = Some(s);
+                        Some(other)
+                    }
+                }
+            }
+            Event::End(_) => {
+                self.end_element();
+                return Ok(Cow::Borrowed(""));
+            }
+            other => Some(other),
+        };
         let mut acc: Option<String> = None;
         let push = |first: &mut Option<Cow<'a, str>>, acc: &mut Option<String>, s: Cow<'a, str>| {
             if let Some(a) = acc.as_mut() {
@@ -1251,7 +1373,10 @@ impl<'a> Decoder<'a> {
             }
         };
         loop {
-            let ev = self.read()?;
+            let ev = match pending.take() {
+                Some(ev) => ev,
+                None => self.read()?,
+            };
             match ev {
                 Event::Text(t) => {
                     let s = self.content(&t)?;
@@ -1365,6 +1490,7 @@ impl<'a> Decoder<'a> {
         Ok((out, default_ns))
     }
 
+    #[inline]
     fn apply_default_ns(&mut self, set: Option<bool>) -> Result<(), Fail> {
         if let Some(nonempty) = set {
             self.default_ns.push((self.depth, nonempty));
@@ -1379,6 +1505,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Checks that an element carries no attributes (namespace declarations aside).
+    #[inline]
     pub fn no_attributes(&mut self, start: &BytesStart<'_>) -> Result<(), Fail> {
         if is_blank(start.attributes_raw()) {
             return self.apply_default_ns(None);
@@ -1419,6 +1546,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Descends into a child element (`index` 1-based for repeatable elements, else 0).
+    #[inline]
     pub fn enter(&mut self, name: &'static str, index: u32) {
         self.path.push(name, index);
     }
@@ -1429,6 +1557,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Leaves a child element; `empty` when it was written `<x/>` (no end tag was read).
+    #[inline]
     pub fn leave_child(&mut self, empty: bool) {
         self.path.pop();
         if empty {
@@ -1437,13 +1566,43 @@ impl<'a> Decoder<'a> {
     }
 
     /// Goes back up.
+    #[inline]
     pub fn leave(&mut self) {
         self.path.pop();
     }
 
     /// Checks order and occurrences for child `i` of `ty` and counts it; returns the pointer
     /// index to use for it.
+    #[inline]
     pub fn step(
+        &self,
+        ty: &TypeInfo,
+        i: usize,
+        counts: &mut [u32],
+        pos: &mut usize,
+        child_empty: bool,
+    ) -> Result<u32, Fail> {
+        // Fast path: in order, nothing mandatory skipped, not too many. Anything else goes to
+        // `step_slow`, which checks again and reports the problem.
+        if let (Some(el), Some(&count)) = (ty.elements.get(i), counts.get(i))
+            && i >= *pos
+            && count < el.max
+            && (*pos..i).all(|j| {
+                matches!((ty.elements.get(j), counts.get(j)), (Some(e), Some(n)) if *n >= e.min)
+            })
+        {
+            *pos = i;
+            if let Some(c) = counts.get_mut(i) {
+                *c += 1;
+            }
+            return Ok(if el.max > 1 { count + 1 } else { 0 });
+        }
+        self.step_slow(ty, i, counts, pos, child_empty)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn step_slow(
         &self,
         ty: &TypeInfo,
         i: usize,
@@ -1573,6 +1732,9 @@ impl<'a> Decoder<'a> {
 
     /// Error: a child element the type does not declare.
     pub fn unexpected_element(&self, ty: &TypeInfo, child: &BytesStart<'_>, _pos: usize) -> Fail {
+        if let Some(f) = self.prefixed_child(child) {
+            return f;
+        }
         let name = String::from_utf8_lossy(child.name().as_ref()).into_owned();
         self.fail_at(
             self.event_start,
