@@ -1,6 +1,7 @@
 //! Composing typed messages for the [`super::Output`]s, from what the service has at hand: the
 //! [`Header`] it allocates, the stored CC015C (the declaration as received, or as last amended
-//! by a CC013C converted by the service), and the [`super::Movement`].
+//! by a CC013C converted by the service) or, at destination, the stored CD001C, and the
+//! [`super::Movement`].
 //!
 //! # What is composed
 //!
@@ -10,14 +11,19 @@
 //! | [`ExternalReply::MrnAllocated`] | CC028C | [`mrn_allocated`] |
 //! | [`ExternalReply::Rejection`] | CC056C | [`departure_rejection`] |
 //! | [`ExternalReply::ControlDecision`] | CC060C | [`control_decision`] |
+//! | [`ExternalReply::ReleaseForTransit`] | CC029C | [`release_for_transit`] |
 //! | [`ExternalReply::AmendmentAccepted`] | CC004C | [`amendment_accepted`] |
 //! | [`ExternalReply::InvalidationDecision`] | CC009C | [`invalidation_decision`] |
 //! | [`ExternalReply::NoRelease`] | CC051C | [`no_release`] |
 //! | [`ExternalReply::GuaranteeNotValid`] | CC055C | [`guarantee_not_valid`] |
 //! | [`ExternalReply::Discrepancies`] | CC019C | [`discrepancies`] |
 //! | [`ExternalReply::WriteOff`] | CC045C | [`write_off`] |
+//! | [`DestinationReply::UnloadingPermission`] | CC043C (from the stored CD001C) | [`unloading_permission`] |
 //! | [`DestinationReply::GoodsRelease`] | CC025C (without the optional consignment) | [`goods_release`] |
 //! | [`DestinationReply::Rejection`] | CC057C | [`destination_rejection`] |
+//! | [`Common::AnticipatedArrival`] | CD001C | [`anticipated_arrival`] |
+//! | [`Common::AnticipatedTransit`] | CD050C (one per office of transit) | [`anticipated_transit`] |
+//! | [`Common::AnticipatedExit`] | CD160C (one per office of exit for transit) | [`anticipated_exit`] |
 //! | [`Common::NotificationOfExit`] | CD168C | [`notification_of_exit`] |
 //! | [`Common::NotificationCrossingFrontier`] | CD118C | [`notification_crossing_frontier`] |
 //! | [`Common::ArrivalAdvice`] | CD006C | [`arrival_advice`] |
@@ -28,18 +34,44 @@
 //! | [`Common::GuaranteeCredit`] | CD209C | [`guarantee_credit`] |
 //!
 //! [`message`] does the dispatch: given an output and a [`Context`], it returns the message,
-//! or `None` for what is not composed (yet, or at all: [`super::Output::ActionRefused`] is an
-//! answer to an API call, not a message).
+//! or `None` for what is not composed ([`Common::FunctionalNack`] is the transport's, from the
+//! codec's NACK; [`super::Output::ActionRefused`] is an answer to an API call, not a message)
+//! or when the context lacks what the message is made from.
+//!
+//! # The messages that carry the consignment
+//!
+//! CC029C and the anticipated records CD001C, CD050C and CD160C are the stored CC015C (as
+//! received or last amended) in another shape, plus what departure adds at release
+//! ([`Release`]: the MRN, the acceptance and release dates, the control result). The office
+//! of destination never sees the CC015C: it composes CC043C from the CD001C it received
+//! ([`Context::arrival_record`]). The generated types differ per message while the element
+//! names agree, so the consignment is copied element by element by name (`Reshape`, at the
+//! bottom of this file). Where the target requires what the source may leave out:
+//!
+//! - the container indicator, optional in CC015C, is derived from the transport equipment
+//!   (`1` when one has a container identification number);
+//! - a repeatable or optional element that would lack a required element is left out: a
+//!   departure or active border transport means without its identification, a guarantee
+//!   reference without amount and currency, a goods measure without gross mass, and in the
+//!   common-domain records (which P5 fills from its trader registers) a consignor or consignee
+//!   given by identification number only, without name and address;
+//! - the holder of the transit procedure is required in the records with its name and address:
+//!   when the CC015C gives only the identification number, [`anticipated_arrival`],
+//!   [`anticipated_transit`] and [`anticipated_exit`] return `None` (CATS has no trader
+//!   register to fill them from; departure should require them at acceptance).
+//!
+//! The movement does not record when the control at departure was done; release follows the
+//! control result, and the control result carries the release date.
+//!
 //! # Not composed yet
 //!
-//! The messages that carry the full consignment in a different shape from the CC015C's: CC029C
-//! release for transit, the anticipated records CD001C, CD050C and CD160C, and CC043C unloading
-//! permission. The services build those from the stored CC015C until they are added here.
+//! CC043C's optional `CTLControl` and `Incident`, and the records' optional risk analysis
+//! (CATS keeps only the selection's reason, not CL107 codes).
 //! The ledger messages name the office of guarantee, which CATS reads from the GRN (positions
 //! 3 to 10, as [`Grn::generate`] lays it out): a GRN allocated elsewhere gives `None`.
 //!
-//! Every function is total: it copies what it is given and never fails; the rules checked the
-//! inputs when they came in.
+//! Every function is total: it copies what it is given and never panics; the rules checked the
+//! inputs when they came in. Those that return `Option` say when they give `None`.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -48,7 +80,8 @@ use crate::ids::{CustomsOfficeRef, Grn, Mrn};
 
 use super::output::{FunctionalError, RefusedGuarantee, Rejection};
 use super::{
-    Common, ControlOutcome, Declaration, DestinationReply, ExternalReply, Movement, Output,
+    Common, ControlOutcome, ControlResult, Declaration, DestinationReply, ExternalReply, Movement,
+    Output,
 };
 
 /// The header fields the service allocates for each message it sends.
@@ -718,6 +751,223 @@ pub fn guarantee_credit(
     }))
 }
 
+/// What the office of departure adds to the declaration when it releases the goods, for
+/// CC029C and the anticipated records.
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    /// The MRN.
+    pub mrn: &'a Mrn,
+    /// The date the declaration was accepted.
+    pub accepted_on: NaiveDate,
+    /// The date of release for transit.
+    pub released_on: NaiveDate,
+    /// The control at departure, if the goods were controlled.
+    pub control: Option<&'a ControlResult>,
+}
+
+impl<'a> Release<'a> {
+    /// The release of `movement` at departure, released at `released_at` (the time of the step
+    /// that released it); `None` when the movement has no MRN or is not held by its office of
+    /// departure.
+    pub fn of(movement: &'a Movement, released_at: DateTime<Utc>) -> Option<Release<'a>> {
+        let departure = movement.departure.as_ref()?;
+        Some(Release {
+            mrn: movement.mrn.as_ref()?,
+            accepted_on: departure.accepted_at.unwrap_or(released_at).date_naive(),
+            released_on: released_at.date_naive(),
+            control: departure.control.as_ref(),
+        })
+    }
+
+    /// The control result in the P5 shape: the movement does not record when the control was
+    /// done, and release follows the control result, so its date is the release date.
+    fn control_result(&self, declaration: &ncts::CC015CType) -> Option<ncts::ControlResultType02> {
+        self.control.map(|c| ncts::ControlResultType02 {
+            code: c.outcome.code().to_owned(),
+            date: self.released_on,
+            controlled_by: declaration
+                .customs_office_of_departure
+                .reference_number
+                .clone(),
+            text: c.remarks.as_ref().map(|r| r.chars().take(512).collect()),
+        })
+    }
+
+    fn common_control_result(&self) -> Option<cats::ControlResultType06> {
+        self.control.map(|c| cats::ControlResultType06 {
+            code: c.outcome.code().to_owned(),
+            date: self.released_on,
+            text: c.remarks.as_ref().map(|r| r.chars().take(512).collect()),
+        })
+    }
+}
+
+/// CC029C release for transit: the declaration as stored, with the MRN, the dates and the
+/// control result at departure. `None` when the declaration lacks an element CC029C requires
+/// (see the module documentation).
+pub fn release_for_transit(
+    h: &Header,
+    declaration: &ncts::CC015CType,
+    release: &Release<'_>,
+) -> Option<ncts::CC029CType> {
+    let d = declaration;
+    let op = &d.transit_operation;
+    Some(ncts_message!(CC029CType, CC029C, h, d.phase_id, {
+        transit_operation: ncts::TransitOperationType12 {
+            lrn: op.lrn.clone(),
+            mrn: release.mrn.to_string(),
+            declaration_type: op.declaration_type.clone(),
+            additional_declaration_type: op.additional_declaration_type.clone(),
+            tir_carnet_number: op.tir_carnet_number.clone(),
+            declaration_acceptance_date: release.accepted_on,
+            release_date: release.released_on,
+            security: op.security.clone(),
+            reduced_dataset_indicator: op.reduced_dataset_indicator,
+            specific_circumstance_indicator: op.specific_circumstance_indicator.clone(),
+            communication_language_at_departure: op.communication_language_at_departure.clone(),
+            binding_itinerary: op.binding_itinerary,
+        },
+        authorisation: d.authorisation.reshape()?,
+        customs_office_of_departure: d.customs_office_of_departure.clone(),
+        customs_office_of_destination_declared: d.customs_office_of_destination_declared.clone(),
+        customs_office_of_transit_declared: d.customs_office_of_transit_declared.clone(),
+        customs_office_of_exit_for_transit_declared: d.customs_office_of_exit_for_transit_declared.clone(),
+        holder_of_the_transit_procedure: d.holder_of_the_transit_procedure.reshape()?,
+        representative: d.representative.reshape()?,
+        control_result: release.control_result(d),
+        guarantee: d.guarantee.reshape()?,
+        consignment: d.consignment.reshape()?,
+    }))
+}
+
+/// CD001C anticipated arrival record, for the declared office of destination. `None` when the
+/// declaration lacks an element CD001C requires: the holder's name and address above all,
+/// which P5 takes from its trader registers and CATS from the declaration (see the module documentation).
+pub fn anticipated_arrival(
+    h: &Header,
+    declaration: &ncts::CC015CType,
+    release: &Release<'_>,
+) -> Option<cats::CD001CType> {
+    let d = declaration;
+    let op = &d.transit_operation;
+    Some(cats_message!(CD001CType, CD001C, h, {
+        transit_operation: cats::TransitOperationType27 {
+            mrn: release.mrn.to_string(),
+            declaration_type: op.declaration_type.clone(),
+            tir_carnet_number: op.tir_carnet_number.clone(),
+            declaration_acceptance_date: release.accepted_on,
+            release_date: release.released_on,
+            security: op.security.clone(),
+            reduced_dataset_indicator: op.reduced_dataset_indicator.reshape()?,
+            specific_circumstance_indicator: op.specific_circumstance_indicator.clone(),
+            binding_itinerary: op.binding_itinerary.reshape()?,
+        },
+        customs_office_of_departure: d.customs_office_of_departure.reshape()?,
+        customs_office_of_destination_declared: d.customs_office_of_destination_declared.reshape()?,
+        customs_office_of_transit_declared: d.customs_office_of_transit_declared.reshape()?,
+        customs_office_of_exit_for_transit_declared: d.customs_office_of_exit_for_transit_declared.reshape()?,
+        holder_of_the_transit_procedure: d.holder_of_the_transit_procedure.reshape()?,
+        control_result: release.common_control_result(),
+        risk_analysis_identification: None,
+        consignment: d.consignment.reshape()?,
+    }))
+}
+
+/// CD050C anticipated transit record, for each declared office of transit (the record is the
+/// same for all of them; the header addresses it). `None` as for [`anticipated_arrival`].
+pub fn anticipated_transit(
+    h: &Header,
+    declaration: &ncts::CC015CType,
+    release: &Release<'_>,
+) -> Option<cats::CD050CType> {
+    let d = declaration;
+    let op = &d.transit_operation;
+    Some(cats_message!(CD050CType, CD050C, h, {
+        transit_operation: cats::TransitOperationType34 {
+            mrn: release.mrn.to_string(),
+            declaration_type: op.declaration_type.clone(),
+            declaration_acceptance_date: release.accepted_on,
+            release_date: release.released_on,
+            security: op.security.clone(),
+            reduced_dataset_indicator: op.reduced_dataset_indicator.reshape()?,
+            specific_circumstance_indicator: op.specific_circumstance_indicator.clone(),
+            binding_itinerary: op.binding_itinerary.reshape()?,
+        },
+        customs_office_of_departure: d.customs_office_of_departure.reshape()?,
+        customs_office_of_destination_declared: d.customs_office_of_destination_declared.reshape()?,
+        customs_office_of_transit_declared: d.customs_office_of_transit_declared.reshape()?,
+        customs_office_of_exit_for_transit_declared: d.customs_office_of_exit_for_transit_declared.reshape()?,
+        holder_of_the_transit_procedure: d.holder_of_the_transit_procedure.reshape()?,
+        control_result: release.common_control_result(),
+        risk_analysis_identification: None,
+        consignment: d.consignment.reshape()?,
+    }))
+}
+
+/// CD160C anticipated exit record, for each declared office of exit for transit (the record
+/// is the same for all of them; the header addresses it). `None` as for
+/// [`anticipated_arrival`].
+pub fn anticipated_exit(
+    h: &Header,
+    declaration: &ncts::CC015CType,
+    release: &Release<'_>,
+) -> Option<cats::CD160CType> {
+    let d = declaration;
+    let op = &d.transit_operation;
+    Some(cats_message!(CD160CType, CD160C, h, {
+        transit_operation: cats::TransitOperationType40 {
+            mrn: release.mrn.to_string(),
+            declaration_type: op.declaration_type.clone(),
+            declaration_acceptance_date: release.accepted_on,
+            release_date: release.released_on,
+            security: op.security.clone(),
+            reduced_dataset_indicator: op.reduced_dataset_indicator.reshape()?,
+            specific_circumstance_indicator: op.specific_circumstance_indicator.clone(),
+            binding_itinerary: op.binding_itinerary.reshape()?,
+        },
+        customs_office_of_departure: d.customs_office_of_departure.reshape()?,
+        customs_office_of_destination_declared: d.customs_office_of_destination_declared.reshape()?,
+        customs_office_of_transit_declared: d.customs_office_of_transit_declared.reshape()?,
+        customs_office_of_exit_for_transit_declared: d.customs_office_of_exit_for_transit_declared.reshape()?,
+        holder_of_the_transit_procedure: d.holder_of_the_transit_procedure.reshape()?,
+        control_result: release.common_control_result(),
+        risk_analysis_identification: None,
+        consignment: d.consignment.reshape()?,
+    }))
+}
+
+/// CC043C unloading permission, from the anticipated arrival record the office of
+/// destination holds (it never sees the CC015C), to `trader_at_destination` at `destination`.
+/// `None` when the record lacks an element CC043C requires (see the module documentation).
+pub fn unloading_permission(
+    h: &Header,
+    record: &cats::CD001CType,
+    destination: &CustomsOfficeRef,
+    trader_at_destination: &str,
+) -> Option<ncts::CC043CType> {
+    let op = &record.transit_operation;
+    Some(
+        ncts_message!(CC043CType, CC043C, h, Some(ncts::phaseIDtype::NCTS5_1), {
+            transit_operation: ncts::TransitOperationType14 {
+                mrn: op.mrn.clone(),
+                declaration_type: Some(op.declaration_type.clone()),
+                declaration_acceptance_date: Some(op.declaration_acceptance_date),
+                security: op.security.clone(),
+                reduced_dataset_indicator: op.reduced_dataset_indicator.reshape()?,
+            },
+            customs_office_of_destination_actual: ncts::CustomsOfficeOfDestinationActualType03 {
+                reference_number: destination.to_string(),
+            },
+            holder_of_the_transit_procedure: record.holder_of_the_transit_procedure.reshape(),
+            trader_at_destination: ncts::TraderAtDestinationType03 {
+                identification_number: trader_at_destination.to_owned(),
+            },
+            ctl_control: None,
+            consignment: record.consignment.reshape(),
+        }),
+    )
+}
+
 /// What [`message`] needs besides the output.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {
@@ -727,8 +977,12 @@ pub struct Context<'a> {
     pub at: DateTime<Utc>,
     /// The movement after the step.
     pub movement: Option<&'a Movement>,
-    /// The declaration as stored by the office of departure (for its replies).
+    /// The declaration as stored by the office of departure (for its replies and the
+    /// anticipated records).
     pub declaration: Option<&'a ncts::CC015CType>,
+    /// The anticipated arrival record (CD001C) as stored by the office of destination (for
+    /// the unloading permission).
+    pub arrival_record: Option<&'a cats::CD001CType>,
 }
 
 /// The message for `output`, when it is composed here and the context has what it needs.
@@ -809,7 +1063,11 @@ pub fn message(output: &Output, cx: &Context<'_>) -> Option<Message> {
                 ExternalReply::WriteOff => {
                     Message::CC045C(Box::new(write_off(h, d, mrn.as_ref()?, day)))
                 }
-                ExternalReply::ReleaseForTransit => return None,
+                ExternalReply::ReleaseForTransit => Message::CC029C(Box::new(release_for_transit(
+                    h,
+                    d,
+                    &Release::of(movement?, cx.at)?,
+                )?)),
             }
         }
         Output::ToTraderAtDestination(reply) => {
@@ -831,91 +1089,648 @@ pub fn message(output: &Output, cx: &Context<'_>) -> Option<Message> {
                     r,
                     cx.at,
                 ))),
-                DestinationReply::UnloadingPermission => return None,
+                DestinationReply::UnloadingPermission => Message::CC043C(Box::new(
+                    unloading_permission(h, cx.arrival_record?, &at.office, trader)?,
+                )),
             }
         }
-        Output::ToHub(common) => match common {
-            Common::NotificationOfExit {
-                exit,
-                departure,
-                passed_at,
-            } => Message::CD168C(Box::new(notification_of_exit(
-                h,
-                mrn.as_ref()?,
-                departure,
-                exit,
-                *passed_at,
-            ))),
-            Common::NotificationCrossingFrontier {
-                transit,
-                departure,
-                passed_at,
-            } => Message::CD118C(Box::new(notification_crossing_frontier(
-                h,
-                mrn.as_ref()?,
-                departure,
-                transit,
-                *passed_at,
-            ))),
-            Common::ArrivalAdvice {
-                destination,
-                departure,
-                arrived_at,
-            } => Message::CD006C(Box::new(arrival_advice(
-                h,
-                mrn.as_ref()?,
-                departure,
-                destination,
-                *arrived_at,
-            ))),
-            Common::DestinationControlResults {
-                destination,
-                departure,
-                outcome,
-                remarks,
-            } => Message::CD018C(Box::new(destination_control_results(
-                h,
-                mrn.as_ref()?,
-                departure,
-                destination,
-                *outcome,
-                remarks.as_deref(),
-                day,
-            ))),
-            Common::Cancellation { .. } => Message::CD010C(Box::new(cancellation(
-                h,
-                mrn.as_ref()?,
-                &movement?.declaration,
-                cx.at,
-            ))),
-            Common::GuaranteeUse { grn, .. } => Message::CD203C(Box::new(guarantee_use(
-                h,
-                cx.declaration?,
-                &movement?.declaration,
-                mrn.as_ref()?,
-                departure
-                    .and_then(|p| p.accepted_at)
-                    .unwrap_or(cx.at)
-                    .date_naive(),
-                grn,
-            )?)),
-            Common::GuaranteeUseCancellation { grn } => Message::CD204C(Box::new(
-                guarantee_use_cancellation(h, &movement?.declaration, mrn.as_ref()?, day, grn)?,
-            )),
-            Common::GuaranteeCredit { grn } => Message::CD209C(Box::new(guarantee_credit(
-                h,
-                &movement?.declaration,
-                mrn.as_ref()?,
-                departure
-                    .and_then(|p| p.arrival.as_ref())
-                    .map_or(cx.at, |a| a.at),
-                grn,
-            )?)),
-            Common::AnticipatedArrival { .. }
-            | Common::AnticipatedTransit { .. }
-            | Common::AnticipatedExit { .. }
-            | Common::FunctionalNack(_) => return None,
-        },
+        Output::ToHub(common) => {
+            match common {
+                Common::NotificationOfExit {
+                    exit,
+                    departure,
+                    passed_at,
+                } => Message::CD168C(Box::new(notification_of_exit(
+                    h,
+                    mrn.as_ref()?,
+                    departure,
+                    exit,
+                    *passed_at,
+                ))),
+                Common::NotificationCrossingFrontier {
+                    transit,
+                    departure,
+                    passed_at,
+                } => Message::CD118C(Box::new(notification_crossing_frontier(
+                    h,
+                    mrn.as_ref()?,
+                    departure,
+                    transit,
+                    *passed_at,
+                ))),
+                Common::ArrivalAdvice {
+                    destination,
+                    departure,
+                    arrived_at,
+                } => Message::CD006C(Box::new(arrival_advice(
+                    h,
+                    mrn.as_ref()?,
+                    departure,
+                    destination,
+                    *arrived_at,
+                ))),
+                Common::DestinationControlResults {
+                    destination,
+                    departure,
+                    outcome,
+                    remarks,
+                } => Message::CD018C(Box::new(destination_control_results(
+                    h,
+                    mrn.as_ref()?,
+                    departure,
+                    destination,
+                    *outcome,
+                    remarks.as_deref(),
+                    day,
+                ))),
+                Common::Cancellation { .. } => Message::CD010C(Box::new(cancellation(
+                    h,
+                    mrn.as_ref()?,
+                    &movement?.declaration,
+                    cx.at,
+                ))),
+                Common::GuaranteeUse { grn, .. } => Message::CD203C(Box::new(guarantee_use(
+                    h,
+                    cx.declaration?,
+                    &movement?.declaration,
+                    mrn.as_ref()?,
+                    departure
+                        .and_then(|p| p.accepted_at)
+                        .unwrap_or(cx.at)
+                        .date_naive(),
+                    grn,
+                )?)),
+                Common::GuaranteeUseCancellation { grn } => Message::CD204C(Box::new(
+                    guarantee_use_cancellation(h, &movement?.declaration, mrn.as_ref()?, day, grn)?,
+                )),
+                Common::GuaranteeCredit { grn } => Message::CD209C(Box::new(guarantee_credit(
+                    h,
+                    &movement?.declaration,
+                    mrn.as_ref()?,
+                    departure
+                        .and_then(|p| p.arrival.as_ref())
+                        .map_or(cx.at, |a| a.at),
+                    grn,
+                )?)),
+                Common::AnticipatedArrival { .. } => Message::CD001C(Box::new(
+                    anticipated_arrival(h, cx.declaration?, &Release::of(movement?, cx.at)?)?,
+                )),
+                Common::AnticipatedTransit { .. } => Message::CD050C(Box::new(
+                    anticipated_transit(h, cx.declaration?, &Release::of(movement?, cx.at)?)?,
+                )),
+                Common::AnticipatedExit { .. } => Message::CD160C(Box::new(anticipated_exit(
+                    h,
+                    cx.declaration?,
+                    &Release::of(movement?, cx.at)?,
+                )?)),
+                Common::FunctionalNack(_) => return None,
+            }
+        }
         Output::ActionRefused(_) => return None,
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reshaping: the generated types differ per message (`ConsignmentType20` in CC015C,
+// `CUSTOM_ConsignmentType04` in CC029C, `ConsignmentType10` in CD001C ...) while the element
+// names agree, so the consignment is copied element by element by name.
+
+/// Copies an element of one message's shape into another's with the same element names.
+///
+/// `None` when the source lacks an element the target requires (the CC015C leaves a holder's
+/// name out when it gives the identification number; the anticipated records require it):
+/// an optional or repeatable target element whose content is incomplete is left out (a
+/// departure transport means without its identification, a goods measure without its gross
+/// mass, a consignor without name and address in a CD message), and a required one makes the
+/// whole message `None`.
+trait Reshape<T> {
+    fn reshape(&self) -> Option<T>;
+}
+
+impl<S: Reshape<T>, T> Reshape<Option<T>> for Option<S> {
+    fn reshape(&self) -> Option<Option<T>> {
+        Some(self.as_ref().and_then(Reshape::reshape))
+    }
+}
+
+impl<S: Reshape<T>, T> Reshape<Vec<T>> for Vec<S> {
+    fn reshape(&self) -> Option<Vec<T>> {
+        Some(self.iter().filter_map(Reshape::reshape).collect())
+    }
+}
+
+/// Types that are the same in source and target.
+macro_rules! same {
+    ($($ty:ty),* $(,)?) => {
+        $(impl Reshape<$ty> for $ty {
+            fn reshape(&self) -> Option<$ty> {
+                Some(self.clone())
+            }
+        })*
+    };
+}
+
+/// `src => dst { fields copied by name } with |s| { fields computed from s }`.
+macro_rules! reshape {
+    ($sns:ident::$src:ident => $dns:ident::$dst:ident { $($field:ident),* $(,)? }
+        $(with |$s:ident| { $($extra:ident: $value:expr),* $(,)? })?) => {
+        impl Reshape<$dns::$dst> for $sns::$src {
+            fn reshape(&self) -> Option<$dns::$dst> {
+                $(let $s = self;)?
+                Some($dns::$dst {
+                    $($field: Reshape::reshape(&self.$field)?,)*
+                    $($($extra: $value,)*)?
+                })
+            }
+        }
+    };
+}
+
+same!(
+    String,
+    i64,
+    rust_decimal::Decimal,
+    NaiveDate,
+    chrono::NaiveDateTime,
+    ncts::Flag,
+);
+
+impl Reshape<cats::Flag> for ncts::Flag {
+    fn reshape(&self) -> Option<cats::Flag> {
+        Some(match self {
+            ncts::Flag::V0 => cats::Flag::V0,
+            ncts::Flag::V1 => cats::Flag::V1,
+        })
+    }
+}
+
+impl Reshape<ncts::Flag> for cats::Flag {
+    fn reshape(&self) -> Option<ncts::Flag> {
+        Some(match self {
+            cats::Flag::V0 => ncts::Flag::V0,
+            cats::Flag::V1 => ncts::Flag::V1,
+        })
+    }
+}
+
+/// The container indicator, which the CC015C may leave out and the others require: `1` when
+/// a transport equipment has a container identification number.
+fn container_indicator(c: &ncts::ConsignmentType20) -> ncts::Flag {
+    c.container_indicator.unwrap_or(
+        if c.transport_equipment
+            .iter()
+            .any(|e| e.container_identification_number.is_some())
+        {
+            ncts::Flag::V1
+        } else {
+            ncts::Flag::V0
+        },
+    )
+}
+
+same!(
+    ncts::CustomsOfficeOfDepartureType03,
+    ncts::CustomsOfficeOfDestinationDeclaredType01,
+    ncts::CustomsOfficeOfTransitDeclaredType04,
+    ncts::CustomsOfficeOfExitForTransitDeclaredType02,
+    ncts::AdditionalSupplyChainActorType,
+    ncts::GoodsReferenceType02,
+    ncts::CustomsOfficeType02,
+    ncts::GNSSType,
+    ncts::CountryOfRoutingOfConsignmentType01,
+    ncts::TransportChargesType,
+    ncts::DangerousGoodsType01,
+);
+
+// CC015C → CC029C
+reshape!(ncts::AuthorisationType03 => ncts::AuthorisationType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::AddressType17 => ncts::AddressType07 { street_and_number, postcode, city, country });
+reshape!(ncts::ContactPersonType05 => ncts::ContactPersonType01 {
+    name, phone_number, e_mail_address,
+});
+reshape!(ncts::HolderOfTheTransitProcedureType14 => ncts::HolderOfTheTransitProcedureType05 {
+    identification_number, tir_holder_identification_number, name, address, contact_person,
+});
+reshape!(ncts::RepresentativeType05 => ncts::RepresentativeType02 {
+    identification_number, status, contact_person,
+});
+reshape!(ncts::GuaranteeReferenceType03 => ncts::GuaranteeReferenceType01 {
+    sequence_number, grn, access_code,
+} with |s| {
+    amount_to_be_covered: s.amount_to_be_covered.as_ref()?.reshape()?,
+    currency: s.currency.as_ref()?.reshape()?,
+});
+reshape!(ncts::GuaranteeType02 => ncts::GuaranteeType03 {
+    sequence_number, guarantee_type, other_guarantee_reference, guarantee_reference,
+});
+reshape!(ncts::CarrierType04 => ncts::CarrierType03 { identification_number, contact_person });
+reshape!(ncts::ConsignorType07 => ncts::ConsignorType03 {
+    identification_number, name, address, contact_person,
+});
+reshape!(ncts::ConsigneeType05 => ncts::ConsigneeType04 { identification_number, name, address });
+reshape!(ncts::SealType05 => ncts::SealType04 { sequence_number, identifier });
+reshape!(ncts::TransportEquipmentType06 => ncts::TransportEquipmentType05 {
+    sequence_number, container_identification_number, number_of_seals, seal, goods_reference,
+});
+reshape!(ncts::EconomicOperatorType03 => ncts::EconomicOperatorType01 { identification_number });
+reshape!(ncts::AddressType14 => ncts::AddressType02 { street_and_number, postcode, city, country });
+reshape!(ncts::PostcodeAddressType02 => ncts::PostcodeAddressType01 {
+    house_number, postcode, country,
+});
+reshape!(ncts::ContactPersonType06 => ncts::ContactPersonType02 {
+    name, phone_number, e_mail_address,
+});
+reshape!(ncts::LocationOfGoodsType05 => ncts::LocationOfGoodsType02 {
+    type_of_location, qualifier_of_identification, authorisation_number, additional_identifier,
+    un_locode, customs_office, gnss, economic_operator, address, postcode_address, contact_person,
+});
+reshape!(ncts::DepartureTransportMeansType03 => ncts::DepartureTransportMeansType02 {
+    sequence_number,
+} with |s| {
+    type_of_identification: s.type_of_identification.as_ref()?.reshape()?,
+    identification_number: s.identification_number.as_ref()?.reshape()?,
+    nationality: s.nationality.as_ref()?.reshape()?,
+});
+reshape!(ncts::ActiveBorderTransportMeansType02 => ncts::ActiveBorderTransportMeansType01 {
+    sequence_number, conveyance_reference_number,
+} with |s| {
+    customs_office_at_border_reference_number: s.customs_office_at_border_reference_number.as_ref()?.reshape()?,
+    type_of_identification: s.type_of_identification.as_ref()?.reshape()?,
+    identification_number: s.identification_number.as_ref()?.reshape()?,
+    nationality: s.nationality.as_ref()?.reshape()?,
+});
+reshape!(ncts::PlaceOfLoadingType03 => ncts::PlaceOfLoadingType02 { un_locode, country, location });
+reshape!(ncts::PlaceOfUnloadingType01 => ncts::PlaceOfUnloadingType02 {
+    un_locode, country, location,
+});
+reshape!(ncts::PreviousDocumentType09 => ncts::PreviousDocumentType06 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(ncts::SupportingDocumentType05 => ncts::SupportingDocumentType06 {
+    sequence_number, type_, reference_number, document_line_item_number, complement_of_information,
+});
+reshape!(ncts::TransportDocumentType04 => ncts::TransportDocumentType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::AdditionalReferenceType05 => ncts::AdditionalReferenceType03 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::AdditionalInformationType03 => ncts::AdditionalInformationType02 {
+    sequence_number, code, text,
+});
+reshape!(ncts::ConsignorType07 => ncts::ConsignorType04 {
+    identification_number, name, address, contact_person,
+});
+reshape!(ncts::DepartureTransportMeansType05 => ncts::DepartureTransportMeansType02 {
+    sequence_number, type_of_identification, identification_number, nationality,
+});
+reshape!(ncts::PreviousDocumentType10 => ncts::PreviousDocumentType07 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(ncts::AddressType12 => ncts::AddressType09 { street_and_number, postcode, city, country });
+reshape!(ncts::ConsigneeType02 => ncts::ConsigneeType03 { identification_number, name, address });
+reshape!(ncts::CommodityCodeType02 => ncts::CommodityCodeType05 {
+    harmonized_system_sub_heading_code, combined_nomenclature_code,
+});
+reshape!(ncts::GoodsMeasureType02 => ncts::GoodsMeasureType03 {
+    net_mass,
+} with |s| {
+    gross_mass: s.gross_mass.as_ref()?.reshape()?,
+});
+reshape!(ncts::CommodityType07 => ncts::CUSTOM_CommodityType08 {
+    description_of_goods, cus_code, commodity_code, dangerous_goods, goods_measure,
+});
+reshape!(ncts::PackagingType03 => ncts::PackagingType02 {
+    sequence_number, type_of_packages, number_of_packages, shipping_marks,
+});
+reshape!(ncts::PreviousDocumentType08 => ncts::PreviousDocumentType03 {
+    sequence_number, type_, reference_number, goods_item_number, type_of_packages,
+    number_of_packages, measurement_unit_and_qualifier, quantity, complement_of_information,
+});
+reshape!(ncts::AdditionalReferenceType04 => ncts::AdditionalReferenceType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::ConsignmentItemType09 => ncts::CUSTOM_ConsignmentItemType03 {
+    goods_item_number, declaration_goods_item_number, declaration_type, country_of_dispatch,
+    country_of_destination, reference_number_ucr, consignee, additional_supply_chain_actor,
+    commodity, packaging, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges,
+});
+reshape!(ncts::HouseConsignmentType10 => ncts::CUSTOM_HouseConsignmentType03 {
+    sequence_number, country_of_dispatch, country_of_destination, gross_mass, reference_number_ucr,
+    consignor, consignee, additional_supply_chain_actor, departure_transport_means,
+    previous_document, supporting_document, transport_document, additional_reference,
+    additional_information, transport_charges, consignment_item,
+} with |_s| {
+    security_indicator_from_export_declaration: None,
+});
+reshape!(ncts::ConsignmentType20 => ncts::CUSTOM_ConsignmentType04 {
+    country_of_dispatch, country_of_destination, inland_mode_of_transport,
+    mode_of_transport_at_the_border, gross_mass, reference_number_ucr, carrier, consignor,
+    consignee, additional_supply_chain_actor, transport_equipment, location_of_goods,
+    departure_transport_means, country_of_routing_of_consignment, active_border_transport_means,
+    place_of_loading, place_of_unloading, previous_document, supporting_document,
+    transport_document, additional_reference, additional_information, transport_charges,
+    house_consignment,
+} with |s| {
+    container_indicator: container_indicator(s).reshape()?,
+});
+
+// CC015C → CD001C
+reshape!(ncts::CustomsOfficeOfDepartureType03 => cats::CustomsOfficeOfDepartureType03 {
+    reference_number,
+});
+reshape!(ncts::CustomsOfficeOfDestinationDeclaredType01 => cats::CustomsOfficeOfDestinationDeclaredType01 {
+    reference_number,
+});
+reshape!(ncts::CustomsOfficeOfTransitDeclaredType04 => cats::CustomsOfficeOfTransitDeclaredType04 {
+    sequence_number, reference_number, arrival_date_and_time_estimated,
+});
+reshape!(ncts::CustomsOfficeOfExitForTransitDeclaredType02 => cats::CustomsOfficeOfExitForTransitDeclaredType02 {
+    sequence_number, reference_number,
+});
+reshape!(ncts::AddressType17 => cats::AddressType20 { street_and_number, postcode, city, country });
+reshape!(ncts::HolderOfTheTransitProcedureType14 => cats::HolderOfTheTransitProcedureType11 {
+    identification_number, tir_holder_identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::CarrierType04 => cats::CarrierType02 { identification_number });
+reshape!(ncts::ConsignorType07 => cats::ConsignorType08 {
+    identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::ConsigneeType05 => cats::ConsigneeType07 {
+    identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::AdditionalSupplyChainActorType => cats::AdditionalSupplyChainActorType {
+    sequence_number, role, identification_number,
+});
+reshape!(ncts::SealType05 => cats::SealType04 { sequence_number, identifier });
+reshape!(ncts::GoodsReferenceType02 => cats::GoodsReferenceType02 {
+    sequence_number, declaration_goods_item_number,
+});
+reshape!(ncts::TransportEquipmentType06 => cats::TransportEquipmentType05 {
+    sequence_number, container_identification_number, number_of_seals, seal, goods_reference,
+});
+reshape!(ncts::DepartureTransportMeansType03 => cats::DepartureTransportMeansType06 {
+    sequence_number, type_of_identification, identification_number, nationality,
+});
+reshape!(ncts::CountryOfRoutingOfConsignmentType01 => cats::CountryOfRoutingOfConsignmentType01 {
+    sequence_number, country,
+});
+reshape!(ncts::ActiveBorderTransportMeansType02 => cats::ActiveBorderTransportMeansType04 {
+    sequence_number, customs_office_at_border_reference_number, type_of_identification,
+    identification_number, nationality, conveyance_reference_number,
+});
+reshape!(ncts::PlaceOfLoadingType03 => cats::PlaceOfLoadingType04 { un_locode, country, location });
+reshape!(ncts::PlaceOfUnloadingType01 => cats::PlaceOfUnloadingType02 {
+    un_locode, country, location,
+});
+reshape!(ncts::PreviousDocumentType09 => cats::PreviousDocumentType06 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(ncts::SupportingDocumentType05 => cats::SupportingDocumentType06 {
+    sequence_number, type_, reference_number, document_line_item_number, complement_of_information,
+});
+reshape!(ncts::TransportDocumentType04 => cats::TransportDocumentType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::AdditionalReferenceType05 => cats::AdditionalReferenceType03 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::AdditionalInformationType03 => cats::AdditionalInformationType02 {
+    sequence_number, code, text,
+});
+reshape!(ncts::TransportChargesType => cats::TransportChargesType { method_of_payment });
+reshape!(ncts::ConsignorType07 => cats::ConsignorType09 {
+    identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::DepartureTransportMeansType05 => cats::DepartureTransportMeansType02 {
+    sequence_number, type_of_identification, identification_number, nationality,
+});
+reshape!(ncts::PreviousDocumentType10 => cats::PreviousDocumentType07 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(ncts::AddressType12 => cats::AddressType19 { street_and_number, postcode, city, country });
+reshape!(ncts::ConsigneeType02 => cats::ConsigneeType06 {
+    identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::CommodityCodeType02 => cats::CommodityCodeType05 {
+    harmonized_system_sub_heading_code, combined_nomenclature_code,
+});
+reshape!(ncts::DangerousGoodsType01 => cats::DangerousGoodsType01 { sequence_number, un_number });
+reshape!(ncts::GoodsMeasureType02 => cats::GoodsMeasureType05 { gross_mass, net_mass });
+reshape!(ncts::CommodityType07 => cats::CommodityType10 {
+    description_of_goods, cus_code, commodity_code, dangerous_goods, goods_measure,
+});
+reshape!(ncts::PackagingType03 => cats::PackagingType02 {
+    sequence_number, type_of_packages, number_of_packages, shipping_marks,
+});
+reshape!(ncts::PreviousDocumentType08 => cats::PreviousDocumentType11 {
+    sequence_number, type_, reference_number, goods_item_number, complement_of_information,
+});
+reshape!(ncts::AdditionalReferenceType04 => cats::AdditionalReferenceType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(ncts::ConsignmentItemType09 => cats::ConsignmentItemType11 {
+    goods_item_number, declaration_goods_item_number, declaration_type, country_of_dispatch,
+    country_of_destination, reference_number_ucr, consignee, additional_supply_chain_actor,
+    commodity, packaging, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges,
+});
+reshape!(ncts::HouseConsignmentType10 => cats::HouseConsignmentType12 {
+    sequence_number, country_of_dispatch, country_of_destination, gross_mass, reference_number_ucr,
+    consignor, consignee, additional_supply_chain_actor, departure_transport_means,
+    previous_document, supporting_document, transport_document, additional_reference,
+    additional_information, transport_charges, consignment_item,
+} with |_s| {
+    security_indicator_from_export_declaration: None,
+});
+reshape!(ncts::ConsignmentType20 => cats::ConsignmentType10 {
+    country_of_dispatch, country_of_destination, inland_mode_of_transport,
+    mode_of_transport_at_the_border, gross_mass, reference_number_ucr, carrier, consignor,
+    consignee, additional_supply_chain_actor, transport_equipment, departure_transport_means,
+    country_of_routing_of_consignment, active_border_transport_means, place_of_loading,
+    place_of_unloading, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges, house_consignment,
+} with |s| {
+    container_indicator: container_indicator(s).reshape()?,
+});
+
+// CC015C → CD050C (what CD001C did not need)
+reshape!(ncts::CustomsOfficeOfTransitDeclaredType04 => cats::CustomsOfficeOfTransitDeclaredType01 {
+    sequence_number, reference_number, arrival_date_and_time_estimated,
+});
+reshape!(ncts::HolderOfTheTransitProcedureType14 => cats::HolderOfTheTransitProcedureType17 {
+    identification_number,
+} with |s| {
+    name: s.name.as_ref()?.reshape()?,
+    address: s.address.as_ref()?.reshape()?,
+});
+reshape!(ncts::CommodityCodeType02 => cats::CommodityCodeType06 {
+    harmonized_system_sub_heading_code, combined_nomenclature_code,
+});
+reshape!(ncts::CommodityType07 => cats::CommodityType11 {
+    description_of_goods, cus_code, commodity_code, dangerous_goods, goods_measure,
+});
+reshape!(ncts::ConsignmentItemType09 => cats::ConsignmentItemType12 {
+    goods_item_number, declaration_goods_item_number, declaration_type, country_of_dispatch,
+    country_of_destination, reference_number_ucr, consignee, additional_supply_chain_actor,
+    commodity, packaging, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges,
+});
+reshape!(ncts::HouseConsignmentType10 => cats::HouseConsignmentType13 {
+    sequence_number, country_of_dispatch, country_of_destination, gross_mass, reference_number_ucr,
+    consignor, consignee, additional_supply_chain_actor, departure_transport_means,
+    previous_document, supporting_document, transport_document, additional_reference,
+    additional_information, transport_charges, consignment_item,
+} with |_s| {
+    security_indicator_from_export_declaration: None,
+});
+reshape!(ncts::ConsignmentType20 => cats::ConsignmentType15 {
+    country_of_dispatch, country_of_destination, inland_mode_of_transport,
+    mode_of_transport_at_the_border, gross_mass, reference_number_ucr, carrier, consignor,
+    consignee, additional_supply_chain_actor, transport_equipment, departure_transport_means,
+    country_of_routing_of_consignment, active_border_transport_means, place_of_loading,
+    place_of_unloading, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges, house_consignment,
+} with |s| {
+    container_indicator: container_indicator(s).reshape()?,
+});
+
+// CC015C → CD160C (what CD001C and CD050C did not need)
+reshape!(ncts::CustomsOfficeOfExitForTransitDeclaredType02 => cats::CustomsOfficeOfExitForTransitDeclaredType01 {
+    sequence_number, reference_number,
+});
+reshape!(ncts::CarrierType04 => cats::CarrierType01 { identification_number });
+reshape!(ncts::ConsignmentType20 => cats::ConsignmentType18 {
+    country_of_dispatch, country_of_destination, inland_mode_of_transport,
+    mode_of_transport_at_the_border, gross_mass, reference_number_ucr, carrier, consignor,
+    consignee, additional_supply_chain_actor, transport_equipment, departure_transport_means,
+    country_of_routing_of_consignment, active_border_transport_means, place_of_loading,
+    place_of_unloading, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information, transport_charges, house_consignment,
+} with |s| {
+    container_indicator: container_indicator(s).reshape()?,
+});
+
+// CD001C → CC043C
+reshape!(cats::AddressType20 => ncts::AddressType10 { street_and_number, postcode, city, country });
+reshape!(cats::HolderOfTheTransitProcedureType11 => ncts::HolderOfTheTransitProcedureType06 {
+    identification_number, tir_holder_identification_number, name, address,
+});
+reshape!(cats::AddressType20 => ncts::AddressType07 { street_and_number, postcode, city, country });
+reshape!(cats::ConsignorType08 => ncts::ConsignorType05 {
+    identification_number,
+} with |s| {
+    name: s.name.reshape(),
+    address: s.address.reshape(),
+});
+reshape!(cats::ConsigneeType07 => ncts::ConsigneeType04 {
+    identification_number,
+} with |s| {
+    name: s.name.reshape(),
+    address: s.address.reshape(),
+});
+reshape!(cats::SealType04 => ncts::SealType04 { sequence_number, identifier });
+reshape!(cats::GoodsReferenceType02 => ncts::GoodsReferenceType02 {
+    sequence_number, declaration_goods_item_number,
+});
+reshape!(cats::TransportEquipmentType05 => ncts::TransportEquipmentType05 {
+    sequence_number, container_identification_number, number_of_seals, seal, goods_reference,
+});
+reshape!(cats::DepartureTransportMeansType06 => ncts::DepartureTransportMeansType02 {
+    sequence_number,
+} with |s| {
+    type_of_identification: s.type_of_identification.as_ref()?.reshape()?,
+    identification_number: s.identification_number.as_ref()?.reshape()?,
+    nationality: s.nationality.as_ref()?.reshape()?,
+});
+reshape!(cats::PreviousDocumentType06 => ncts::PreviousDocumentType06 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(cats::SupportingDocumentType06 => ncts::SupportingDocumentType02 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(cats::TransportDocumentType02 => ncts::TransportDocumentType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(cats::AdditionalReferenceType03 => ncts::AdditionalReferenceType03 {
+    sequence_number, type_, reference_number,
+});
+reshape!(cats::AdditionalInformationType02 => ncts::AdditionalInformationType02 {
+    sequence_number, code, text,
+});
+reshape!(cats::ConsignorType09 => ncts::ConsignorType06 {
+    identification_number,
+} with |s| {
+    name: s.name.reshape(),
+    address: s.address.reshape(),
+});
+reshape!(cats::DepartureTransportMeansType02 => ncts::DepartureTransportMeansType02 {
+    sequence_number, type_of_identification, identification_number, nationality,
+});
+reshape!(cats::PreviousDocumentType07 => ncts::PreviousDocumentType07 {
+    sequence_number, type_, reference_number, complement_of_information,
+});
+reshape!(cats::AddressType19 => ncts::AddressType09 { street_and_number, postcode, city, country });
+reshape!(cats::ConsigneeType06 => ncts::ConsigneeType03 {
+    identification_number,
+} with |s| {
+    name: s.name.reshape(),
+    address: s.address.reshape(),
+});
+reshape!(cats::CommodityCodeType05 => ncts::CommodityCodeType05 {
+    harmonized_system_sub_heading_code, combined_nomenclature_code,
+});
+reshape!(cats::DangerousGoodsType01 => ncts::DangerousGoodsType01 { sequence_number, un_number });
+reshape!(cats::GoodsMeasureType05 => ncts::GoodsMeasureType03 {
+    net_mass,
+} with |s| {
+    gross_mass: s.gross_mass.as_ref()?.reshape()?,
+});
+reshape!(cats::CommodityType10 => ncts::CUSTOM_CommodityType08 {
+    description_of_goods, cus_code, commodity_code, dangerous_goods, goods_measure,
+});
+reshape!(cats::PackagingType02 => ncts::PackagingType02 {
+    sequence_number, type_of_packages, number_of_packages, shipping_marks,
+});
+reshape!(cats::PreviousDocumentType11 => ncts::PreviousDocumentType04 {
+    sequence_number, type_, reference_number, goods_item_number, complement_of_information,
+});
+reshape!(cats::AdditionalReferenceType02 => ncts::AdditionalReferenceType02 {
+    sequence_number, type_, reference_number,
+});
+reshape!(cats::ConsignmentItemType11 => ncts::CUSTOM_ConsignmentItemType04 {
+    goods_item_number, declaration_goods_item_number, declaration_type, country_of_destination,
+    consignee, commodity, packaging, previous_document, supporting_document, transport_document,
+    additional_reference, additional_information,
+});
+reshape!(cats::HouseConsignmentType12 => ncts::CUSTOM_HouseConsignmentType04 {
+    sequence_number, country_of_destination, gross_mass, security_indicator_from_export_declaration,
+    consignor, consignee, departure_transport_means, previous_document, supporting_document,
+    transport_document, additional_reference, additional_information, consignment_item,
+});
+reshape!(cats::ConsignmentType10 => ncts::CUSTOM_ConsignmentType05 {
+    country_of_destination, container_indicator, inland_mode_of_transport, consignor, consignee,
+    transport_equipment, departure_transport_means, previous_document, supporting_document,
+    transport_document, additional_reference, additional_information, house_consignment,
+} with |s| {
+    gross_mass: s.gross_mass.reshape(),
+    incident: Vec::new(),
+});
