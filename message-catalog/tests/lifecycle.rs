@@ -1738,6 +1738,7 @@ mod composed {
                     at: event.at,
                     movement: state.as_ref(),
                     declaration: Some(&declaration),
+                    arrival_record: None,
                 };
                 match compose::message(&output, &cx) {
                     Some(m) => {
@@ -1751,8 +1752,8 @@ mod composed {
         assert_eq!(
             composed,
             [
-                "CC928C", "CC028C", "CC060C", "CD203C", "CD168C", "CD118C", "CD006C", "CC025C",
-                "CD018C", "CC019C", "CC045C", "CD209C"
+                "CC928C", "CC028C", "CC060C", "CD203C", "CC029C", "CD168C", "CD118C", "CD006C",
+                "CC025C", "CD018C", "CC019C", "CC045C", "CD209C"
             ]
         );
         assert!(not_composed.iter().all(|o| matches!(
