@@ -1,4 +1,5 @@
-//! CATS reference data: customs offices and countries, as pure data with lookups.
+//! CATS reference data: customs offices, countries, approved insurers and their insurance
+//! contracts (comprehensive guarantees), as pure data with lookups.
 //!
 //! The pilot set of `DESIGN.md` ("Pilot reference data") is embedded ([`ReferenceData::pilot`],
 //! from `pilot.json` next to this file). Every set carries a `version`: the hub will hold the
@@ -9,12 +10,38 @@
 //! office of transit, i.e. the office of entry into a country on the route) and destination.
 //! Time zones are IANA names (Kazakhstan has used one zone, UTC+5, since 1 March 2024:
 //! `Asia/Almaty` and `Asia/Aqtau` both mean UTC+5 in current tz data).
+//!
+//! Insurance contracts are the comprehensive guarantees of CATS: a contract has a GRN, the
+//! approved insurer that issued it, the holders (TINs) it covers, a policy period, an insured
+//! amount in one currency, and a status. [`ReferenceData::guarantee_cover`] answers whether a
+//! contract may be used for a holder, a currency and a day, with a [`GuaranteeRefusal`]
+//! otherwise; the balance is not reference data (the hub's ledger keeps it).
+//!
+//! ## Refusal reasons: CATS004 and the CD205C
+//!
+//! The code list `CATS004` names refusals by code (the P5 CL252 `G..` codes and CATS's own
+//! `C..` codes); the CD205C's `refusalReason` names them by word (`unknownGrn`, `expired`, …).
+//! [`GuaranteeRefusal`] is the one list both are read from: [`GuaranteeRefusal::cats004`] and
+//! [`GuaranteeRefusal::cd205c`] give each side, [`GuaranteeRefusal::cats004_of_cd205c`] turns
+//! a received CD205C reason into the code the office of departure puts in its CC055C.
+//!
+//! | refusal | CATS004 | CD205C `refusalReason` |
+//! | --- | --- | --- |
+//! | unknown GRN | `G01` | `unknownGrn` |
+//! | contract expired (outside its policy period) | `C01` | `expired` |
+//! | contract suspended | `C01` | `suspended` |
+//! | holder not covered | `G04` | `holderNotCovered` |
+//! | currency is not the contract's | `G02` | none: the CD205C gives `contractCurrency` |
+//! | insufficient available balance | `G09` | `insufficientBalance` |
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CountryCode, CustomsOfficeRef};
+use crate::generated::cats::GuaranteeRefusalReasonCode;
+use crate::ids::{CountryCode, CustomsOfficeRef, Grn, Tin};
 
 /// The role an office can play in a movement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -102,6 +129,161 @@ pub struct Country {
     pub names: Names,
 }
 
+/// An insurer approved to issue comprehensive guarantees in CATS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Insurer {
+    /// Its identification number.
+    pub tin: Tin,
+    /// Its name.
+    pub name: String,
+    /// The country where it is registered.
+    pub country: CountryCode,
+}
+
+/// Whether a contract may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContractStatus {
+    /// In force (within its policy period).
+    Active,
+    /// Suspended by the insurer or the administrator: no new reservation.
+    Suspended,
+    /// Ended before its policy period did.
+    Expired,
+}
+
+/// An insurance contract: a comprehensive guarantee.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsuranceContract {
+    /// The insurer's contract number.
+    pub contract_id: String,
+    /// The guarantee reference number declarations quote.
+    pub grn: Grn,
+    /// The approved insurer that issued it ([`Insurer::tin`]).
+    pub insurer: Tin,
+    /// The holders of the transit procedure it covers.
+    pub holders: Vec<Tin>,
+    /// First day of the policy period (UTC).
+    pub valid_from: NaiveDate,
+    /// Last day of the policy period, inclusive (UTC).
+    pub valid_until: NaiveDate,
+    /// The insured amount, in `currency`.
+    pub insured_amount: Decimal,
+    /// ISO 4217, one of the CATS currencies (code list CATS002).
+    pub currency: String,
+    /// Its status.
+    pub status: ContractStatus,
+}
+
+impl InsuranceContract {
+    /// Whether `day` is within the policy period.
+    pub fn covers_day(&self, day: NaiveDate) -> bool {
+        self.valid_from <= day && day <= self.valid_until
+    }
+
+    /// Whether `holder` is one of the holders covered.
+    pub fn covers_holder(&self, holder: &str) -> bool {
+        self.holders.iter().any(|h| h.as_str() == holder)
+    }
+}
+
+/// Why a guarantee cannot be used. The one list of refusal reasons (see the module
+/// documentation for the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuaranteeRefusal {
+    /// No contract has this GRN.
+    UnknownGrn,
+    /// The day is outside the contract's policy period, or the contract has expired.
+    Expired,
+    /// The contract is suspended.
+    Suspended,
+    /// The holder of the transit procedure is not one the contract covers.
+    HolderNotCovered,
+    /// The amount is not in the contract's currency.
+    CurrencyMismatch,
+    /// The available balance is less than the amount.
+    InsufficientBalance,
+}
+
+impl GuaranteeRefusal {
+    /// Every reason.
+    pub const ALL: [GuaranteeRefusal; 6] = [
+        GuaranteeRefusal::UnknownGrn,
+        GuaranteeRefusal::Expired,
+        GuaranteeRefusal::Suspended,
+        GuaranteeRefusal::HolderNotCovered,
+        GuaranteeRefusal::CurrencyMismatch,
+        GuaranteeRefusal::InsufficientBalance,
+    ];
+
+    /// The stable label (`guarantee.unknown-grn`, …).
+    pub fn label(self) -> &'static str {
+        match self {
+            GuaranteeRefusal::UnknownGrn => "guarantee.unknown-grn",
+            GuaranteeRefusal::Expired => "guarantee.expired",
+            GuaranteeRefusal::Suspended => "guarantee.suspended",
+            GuaranteeRefusal::HolderNotCovered => "guarantee.holder-not-covered",
+            GuaranteeRefusal::CurrencyMismatch => "guarantee.currency-mismatch",
+            GuaranteeRefusal::InsufficientBalance => "guarantee.insufficient-balance",
+        }
+    }
+
+    /// The code in code list CATS004.
+    pub fn cats004(self) -> &'static str {
+        match self {
+            GuaranteeRefusal::UnknownGrn => "G01",
+            GuaranteeRefusal::Expired | GuaranteeRefusal::Suspended => "C01",
+            GuaranteeRefusal::HolderNotCovered => "G04",
+            GuaranteeRefusal::CurrencyMismatch => "G02",
+            GuaranteeRefusal::InsufficientBalance => "G09",
+        }
+    }
+
+    /// The CD205C `refusalReason`; `None` for a currency mismatch, which the schema has no word
+    /// for (the CD205C then carries the contract's currency in `contractCurrency`).
+    pub fn cd205c(self) -> Option<GuaranteeRefusalReasonCode> {
+        match self {
+            GuaranteeRefusal::UnknownGrn => Some(GuaranteeRefusalReasonCode::UnknownGrn),
+            GuaranteeRefusal::Expired => Some(GuaranteeRefusalReasonCode::Expired),
+            GuaranteeRefusal::Suspended => Some(GuaranteeRefusalReasonCode::Suspended),
+            GuaranteeRefusal::HolderNotCovered => {
+                Some(GuaranteeRefusalReasonCode::HolderNotCovered)
+            }
+            GuaranteeRefusal::CurrencyMismatch => None,
+            GuaranteeRefusal::InsufficientBalance => {
+                Some(GuaranteeRefusalReasonCode::InsufficientBalance)
+            }
+        }
+    }
+
+    /// The CATS004 code of a refusal received in a CD205C (`None`: no `refusalReason`, which
+    /// the hub sends only for a currency mismatch, `G02`).
+    pub fn cats004_of_cd205c(reason: Option<GuaranteeRefusalReasonCode>) -> &'static str {
+        match reason {
+            Some(GuaranteeRefusalReasonCode::UnknownGrn) => GuaranteeRefusal::UnknownGrn,
+            Some(GuaranteeRefusalReasonCode::Expired) => GuaranteeRefusal::Expired,
+            Some(GuaranteeRefusalReasonCode::Suspended) => GuaranteeRefusal::Suspended,
+            Some(GuaranteeRefusalReasonCode::HolderNotCovered) => {
+                GuaranteeRefusal::HolderNotCovered
+            }
+            Some(GuaranteeRefusalReasonCode::InsufficientBalance) => {
+                GuaranteeRefusal::InsufficientBalance
+            }
+            None => GuaranteeRefusal::CurrencyMismatch,
+        }
+        .cats004()
+    }
+}
+
+impl std::fmt::Display for GuaranteeRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// What a reference data set may not contain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
@@ -125,6 +307,32 @@ pub enum ReferenceError {
     /// An office with no role.
     #[error("reference.no-role: office {0} has no role")]
     NoRole(CustomsOfficeRef),
+    /// The same insurer twice.
+    #[error("reference.duplicate-insurer: insurer {0} is listed twice")]
+    DuplicateInsurer(Tin),
+    /// The same contract id twice.
+    #[error("reference.duplicate-contract: contract {0} is listed twice")]
+    DuplicateContract(String),
+    /// Two contracts with the same GRN whose policy periods overlap.
+    #[error(
+        "reference.contract-overlap: contracts {first} and {second} both hold GRN {grn} on overlapping periods"
+    )]
+    ContractOverlap {
+        /// The GRN.
+        grn: Grn,
+        /// One contract.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A contract that is wrong on its own (period, amount, currency, holders, insurer).
+    #[error("reference.contract: contract {contract}: {reason}")]
+    Contract {
+        /// The contract id.
+        contract: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ReferenceError {
@@ -136,6 +344,10 @@ impl ReferenceError {
             ReferenceError::DuplicateCountry(_) => "reference.duplicate-country",
             ReferenceError::OfficeCountry { .. } => "reference.office-country",
             ReferenceError::NoRole(_) => "reference.no-role",
+            ReferenceError::DuplicateInsurer(_) => "reference.duplicate-insurer",
+            ReferenceError::DuplicateContract(_) => "reference.duplicate-contract",
+            ReferenceError::ContractOverlap { .. } => "reference.contract-overlap",
+            ReferenceError::Contract { .. } => "reference.contract",
         }
     }
 }
@@ -146,6 +358,10 @@ struct RawSet {
     version: u64,
     countries: Vec<Country>,
     offices: Vec<Office>,
+    #[serde(default)]
+    insurers: Vec<Insurer>,
+    #[serde(default)]
+    insurance_contracts: Vec<InsuranceContract>,
 }
 
 /// One version of the reference data, indexed for lookups.
@@ -154,6 +370,11 @@ pub struct ReferenceData {
     version: u64,
     countries: BTreeMap<CountryCode, Country>,
     offices: BTreeMap<CustomsOfficeRef, Office>,
+    insurers: BTreeMap<Tin, Insurer>,
+    /// By contract id.
+    contracts: BTreeMap<String, InsuranceContract>,
+    /// Contract ids per GRN, in order of policy period.
+    by_grn: BTreeMap<Grn, Vec<String>>,
 }
 
 const PILOT: &str = include_str!("pilot.json");
@@ -192,10 +413,49 @@ impl ReferenceData {
                 return Err(ReferenceError::DuplicateOffice(office));
             }
         }
+        let mut insurers = BTreeMap::new();
+        for i in raw.insurers {
+            let tin = i.tin.clone();
+            if insurers.insert(tin.clone(), i).is_some() {
+                return Err(ReferenceError::DuplicateInsurer(tin));
+            }
+        }
+        let mut contracts = BTreeMap::new();
+        let mut by_grn: BTreeMap<Grn, Vec<String>> = BTreeMap::new();
+        for c in raw.insurance_contracts {
+            check_contract(&c, &insurers)?;
+            let id = c.contract_id.clone();
+            by_grn.entry(c.grn.clone()).or_default().push(id.clone());
+            if contracts.insert(id.clone(), c).is_some() {
+                return Err(ReferenceError::DuplicateContract(id));
+            }
+        }
+        for (grn, ids) in &mut by_grn {
+            let mut periods: Vec<(&InsuranceContract, &String)> = ids
+                .iter()
+                .filter_map(|id| contracts.get(id).map(|c| (c, id)))
+                .collect();
+            periods.sort_by_key(|(c, _)| c.valid_from);
+            for pair in periods.windows(2) {
+                if let [(a, a_id), (b, b_id)] = pair
+                    && b.valid_from <= a.valid_until
+                {
+                    return Err(ReferenceError::ContractOverlap {
+                        grn: grn.clone(),
+                        first: (*a_id).clone(),
+                        second: (*b_id).clone(),
+                    });
+                }
+            }
+            *ids = periods.into_iter().map(|(_, id)| id.clone()).collect();
+        }
         Ok(ReferenceData {
             version: raw.version,
             countries,
             offices,
+            insurers,
+            contracts,
+            by_grn,
         })
     }
 
@@ -234,6 +494,118 @@ impl ReferenceData {
     pub fn countries(&self) -> impl Iterator<Item = &Country> {
         self.countries.values()
     }
+
+    /// The approved insurer with this TIN.
+    pub fn insurer(&self, tin: &Tin) -> Option<&Insurer> {
+        self.insurers.get(tin)
+    }
+
+    /// Every approved insurer, by TIN.
+    pub fn insurers(&self) -> impl Iterator<Item = &Insurer> {
+        self.insurers.values()
+    }
+
+    /// The insurance contract with this id.
+    pub fn contract(&self, contract_id: &str) -> Option<&InsuranceContract> {
+        self.contracts.get(contract_id)
+    }
+
+    /// Every insurance contract, by contract id.
+    pub fn contracts(&self) -> impl Iterator<Item = &InsuranceContract> {
+        self.contracts.values()
+    }
+
+    /// The contracts with this GRN, in order of policy period (they never overlap).
+    pub fn contracts_for(&self, grn: &Grn) -> impl Iterator<Item = &InsuranceContract> {
+        self.by_grn
+            .get(grn)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.contracts.get(id))
+    }
+
+    /// The contract that `grn` names on `day`: the one whose policy period holds the day, else
+    /// the last one that began before it, else the first one. `None`: unknown GRN.
+    pub fn contract_on(&self, grn: &Grn, day: NaiveDate) -> Option<&InsuranceContract> {
+        let all: Vec<&InsuranceContract> = self.contracts_for(grn).collect();
+        all.iter()
+            .find(|c| c.covers_day(day))
+            .or_else(|| all.iter().rev().find(|c| c.valid_from <= day))
+            .or_else(|| all.first())
+            .copied()
+    }
+
+    /// Whether `grn` may guarantee a movement of `holder` in `currency` on `day`, checked in this
+    /// order: known GRN, status (suspended, expired), policy period, holder, currency. The
+    /// balance is the ledger's to check.
+    pub fn guarantee_cover(
+        &self,
+        grn: &Grn,
+        holder: &str,
+        currency: &str,
+        day: NaiveDate,
+    ) -> Result<&InsuranceContract, (GuaranteeRefusal, Option<&InsuranceContract>)> {
+        let Some(c) = self.contract_on(grn, day) else {
+            return Err((GuaranteeRefusal::UnknownGrn, None));
+        };
+        let refusal = match c.status {
+            ContractStatus::Suspended => Some(GuaranteeRefusal::Suspended),
+            ContractStatus::Expired => Some(GuaranteeRefusal::Expired),
+            ContractStatus::Active if !c.covers_day(day) => Some(GuaranteeRefusal::Expired),
+            ContractStatus::Active if !c.covers_holder(holder) => {
+                Some(GuaranteeRefusal::HolderNotCovered)
+            }
+            ContractStatus::Active if c.currency != currency => {
+                Some(GuaranteeRefusal::CurrencyMismatch)
+            }
+            ContractStatus::Active => None,
+        };
+        match refusal {
+            Some(r) => Err((r, Some(c))),
+            None => Ok(c),
+        }
+    }
+}
+
+fn check_contract(
+    c: &InsuranceContract,
+    insurers: &BTreeMap<Tin, Insurer>,
+) -> Result<(), ReferenceError> {
+    let bad = |reason: String| ReferenceError::Contract {
+        contract: c.contract_id.clone(),
+        reason,
+    };
+    if c.contract_id.trim().is_empty() {
+        return Err(bad("the contract id is empty".into()));
+    }
+    if !insurers.contains_key(&c.insurer) {
+        return Err(bad(format!(
+            "insurer {} is not an approved insurer",
+            c.insurer
+        )));
+    }
+    if c.holders.is_empty() {
+        return Err(bad("it covers no holder".into()));
+    }
+    if c.valid_until < c.valid_from {
+        return Err(bad(format!(
+            "its policy period ends ({}) before it begins ({})",
+            c.valid_until, c.valid_from
+        )));
+    }
+    if c.insured_amount <= Decimal::ZERO {
+        return Err(bad(format!(
+            "the insured amount {} is not positive",
+            c.insured_amount
+        )));
+    }
+    if !crate::codelists::CodeLists::embedded().contains("CATS002", &c.currency) {
+        return Err(bad(format!(
+            "currency {:?} is not a CATS currency (code list CATS002)",
+            c.currency
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -247,7 +619,7 @@ mod tests {
     #[test]
     fn pilot_set_matches_design() {
         let r = ReferenceData::pilot();
-        assert_eq!(r.version(), 1);
+        assert_eq!(r.version(), 2);
         assert_eq!(r.offices().count(), 7);
         assert_eq!(r.countries().count(), 3);
         assert_eq!(r.country_of(&office("AZ000201")), Some(CountryCode::AZ));
@@ -282,5 +654,185 @@ mod tests {
         assert_eq!(e.code(), "reference.office-country");
         let e = ReferenceData::from_json(b"{\"version\":1}").expect_err("incomplete");
         assert_eq!(e.code(), "reference.syntax");
+    }
+
+    fn grn(s: &str) -> Grn {
+        Grn::parse(s).expect("valid GRN")
+    }
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().expect("valid date")
+    }
+
+    #[test]
+    fn pilot_contracts() {
+        let r = ReferenceData::pilot();
+        assert_eq!(r.insurers().count(), 3);
+        assert_eq!(r.contracts().count(), 6);
+        let today = day("2026-11-21");
+        // One large active contract per country's holder.
+        for (g, holder) in [
+            ("26KZ0001010000017", "KZ123456789012"),
+            ("26AZ000101CG00010", "AZ1234567890"),
+            ("26GE000201CG00014", "GE123456789"),
+        ] {
+            let c = r
+                .guarantee_cover(&grn(g), holder, "USD", today)
+                .expect("pilot contract usable");
+            assert!(c.insured_amount >= Decimal::from(100_000_000), "{g}");
+            assert!(r.insurer(&c.insurer).is_some());
+        }
+        let small = r
+            .guarantee_cover(&grn("26KZ000101CG00029"), "KZ555000111222", "USD", today)
+            .expect("small contract usable");
+        assert_eq!(small.insured_amount, Decimal::from(30_000));
+    }
+
+    #[test]
+    fn each_refusal_reason() {
+        let r = ReferenceData::pilot();
+        let today = day("2026-11-21");
+        let why = |g: &str, holder: &str, currency: &str, on: NaiveDate| {
+            r.guarantee_cover(&grn(g), holder, currency, on)
+                .err()
+                .map(|(w, _)| w)
+        };
+        assert_eq!(
+            why("26KZ000101CG00056", "KZ555000111222", "USD", today),
+            Some(GuaranteeRefusal::UnknownGrn)
+        );
+        assert_eq!(
+            why("26KZ000101CG00038", "KZ555000111222", "USD", today),
+            Some(GuaranteeRefusal::Expired)
+        );
+        // The same contract on a day of its policy period.
+        assert_eq!(
+            why(
+                "26KZ000101CG00038",
+                "KZ555000111222",
+                "USD",
+                day("2025-06-01")
+            ),
+            None
+        );
+        assert_eq!(
+            why("26KZ000101CG00047", "KZ555000111222", "USD", today),
+            Some(GuaranteeRefusal::Suspended)
+        );
+        assert_eq!(
+            why("26KZ0001010000017", "AZ1234567890", "USD", today),
+            Some(GuaranteeRefusal::HolderNotCovered)
+        );
+        assert_eq!(
+            why("26KZ0001010000017", "KZ123456789012", "EUR", today),
+            Some(GuaranteeRefusal::CurrencyMismatch)
+        );
+        assert_eq!(
+            why(
+                "26KZ0001010000017",
+                "KZ123456789012",
+                "USD",
+                day("2031-01-01")
+            ),
+            Some(GuaranteeRefusal::Expired)
+        );
+    }
+
+    #[test]
+    fn refusal_reasons_agree_with_cats004_and_the_cd205c_schema() {
+        let lists = crate::codelists::CodeLists::embedded();
+        for r in GuaranteeRefusal::ALL {
+            assert!(lists.contains("CATS004", r.cats004()), "{r}");
+            // What the hub sends in a CD205C comes back to the same CATS004 code.
+            assert_eq!(GuaranteeRefusal::cats004_of_cd205c(r.cd205c()), r.cats004());
+        }
+        // Every word the schema has is produced by one refusal.
+        for w in [
+            GuaranteeRefusalReasonCode::UnknownGrn,
+            GuaranteeRefusalReasonCode::Expired,
+            GuaranteeRefusalReasonCode::Suspended,
+            GuaranteeRefusalReasonCode::HolderNotCovered,
+            GuaranteeRefusalReasonCode::InsufficientBalance,
+        ] {
+            assert!(
+                GuaranteeRefusal::ALL.iter().any(|r| r.cd205c() == Some(w)),
+                "{w:?}"
+            );
+        }
+    }
+
+    fn with_contracts(contracts: &str) -> Result<ReferenceData, ReferenceError> {
+        let json = format!(
+            r#"{{"version":1,"countries":[],"offices":[],
+            "insurers":[{{"tin":"KZ990140000123","name":"i","country":"KZ"}}],
+            "insurance_contracts":[{contracts}]}}"#
+        );
+        ReferenceData::from_json(json.as_bytes())
+    }
+
+    fn contract(id: &str, from: &str, until: &str, amount: &str, currency: &str) -> String {
+        format!(
+            r#"{{"contract_id":"{id}","grn":"26KZ0001010000017","insurer":"KZ990140000123",
+            "holders":["KZ123456789012"],"valid_from":"{from}","valid_until":"{until}",
+            "insured_amount":"{amount}","currency":"{currency}","status":"active"}}"#
+        )
+    }
+
+    #[test]
+    fn refuses_bad_contracts() {
+        let ok = contract("A", "2026-01-01", "2026-12-31", "10.00", "USD");
+        let next = contract("B", "2027-01-01", "2027-12-31", "10.00", "USD");
+        let r = with_contracts(&format!("{ok},{next}")).expect("two periods, one GRN");
+        let g = grn("26KZ0001010000017");
+        assert_eq!(
+            r.contract_on(&g, day("2027-03-01"))
+                .map(|c| c.contract_id.as_str()),
+            Some("B")
+        );
+        assert_eq!(
+            r.contract_on(&g, day("2026-03-01"))
+                .map(|c| c.contract_id.as_str()),
+            Some("A")
+        );
+        let cases = [
+            (
+                format!(
+                    "{ok},{}",
+                    contract("B", "2026-12-31", "2027-12-31", "1", "USD")
+                ),
+                "reference.contract-overlap",
+            ),
+            (format!("{ok},{ok}"), "reference.duplicate-contract"),
+            (
+                contract("C", "2026-01-01", "2026-12-31", "0", "USD"),
+                "reference.contract",
+            ),
+            (
+                contract("C", "2026-01-01", "2026-12-31", "-5.00", "USD"),
+                "reference.contract",
+            ),
+            (
+                contract("C", "2026-01-01", "2026-12-31", "5.00", "XXX"),
+                "reference.contract",
+            ),
+            (
+                contract("C", "2026-12-31", "2026-01-01", "5.00", "USD"),
+                "reference.contract",
+            ),
+            (
+                contract("C", "2026-01-01", "2026-12-31", "5.00", "USD")
+                    .replace("KZ990140000123", "KZ000000000000"),
+                "reference.contract",
+            ),
+            (
+                contract("C", "2026-01-01", "2026-12-31", "5.00", "USD")
+                    .replace("26KZ0001010000017", "26KZ0001010000018"),
+                "reference.syntax",
+            ),
+        ];
+        for (json, code) in cases {
+            let e = with_contracts(&json).expect_err(&json);
+            assert_eq!(e.code(), code, "{json}: {e}");
+        }
     }
 }
