@@ -10,6 +10,7 @@
 //! | `hub-client.pem` | hub TLS client (to the broker, to nodes' APIs) | CN `hub`, URI `urn:cats:hub`; EKU clientAuth |
 //! | `signer-hub.pem` | hub message signing | CN `signer-hub`, URI `urn:cats:signer:hub`; KU digitalSignature; EKU catsMessageSigning |
 //! | `node-kz.pem` | KZ node TLS client, and server for its own APIs | CN `node-kz`, URI `urn:cats:node:KZ`, DNS `localhost`, IP `127.0.0.1`, `::1`; EKU clientAuth, serverAuth |
+//! | `node-api-kz.pem` | KZ node's national API (HTTPS server) | CN `node-api-kz`, DNS `localhost`, IP `127.0.0.1`, `::1`; EKU serverAuth |
 //! | `signer-kz.pem` | KZ message signing | CN `signer-kz`, URI `urn:cats:signer:KZ`; KU digitalSignature; EKU catsMessageSigning |
 //! | `rabbitmq-server.pem` | the broker's TLS server | CN `rabbitmq`, DNS `localhost`, IP `127.0.0.1`, `::1`; EKU serverAuth |
 //! | `fingerprints.json` | the allow-list | per identity URN, the SHA-256 of its certificates |
@@ -57,6 +58,9 @@ pub enum LeafProfile {
     HubClient,
     /// A node's TLS certificate, client and server (`node-kz`).
     Node(CountryCode),
+    /// A node's national API server certificate (`node-api-kz`): HTTPS for the national
+    /// systems and officers, not an identity on the CATS links (not on the allow-list).
+    NodeApi(CountryCode),
     /// A message-signing certificate (`signer-kz`, `signer-hub`).
     Signer(SignerIdentity),
     /// The RabbitMQ server certificate (`rabbitmq-server`).
@@ -70,6 +74,7 @@ impl LeafProfile {
             LeafProfile::HubServer => "hub-server".to_owned(),
             LeafProfile::HubClient => "hub-client".to_owned(),
             LeafProfile::Node(country) => PeerIdentity::Node(*country).common_name(),
+            LeafProfile::NodeApi(country) => node_api_name(*country),
             LeafProfile::Signer(signer) => signer.common_name(),
             LeafProfile::RabbitMqServer => "rabbitmq-server".to_owned(),
         }
@@ -82,7 +87,7 @@ impl LeafProfile {
             LeafProfile::HubServer | LeafProfile::HubClient => Some(PeerIdentity::Hub.urn()),
             LeafProfile::Node(country) => Some(PeerIdentity::Node(*country).urn()),
             LeafProfile::Signer(signer) => Some(signer.urn()),
-            LeafProfile::RabbitMqServer => None,
+            LeafProfile::RabbitMqServer | LeafProfile::NodeApi(_) => None,
         }
     }
 
@@ -127,6 +132,11 @@ impl LeafProfile {
                     ],
                 )
             }
+            LeafProfile::NodeApi(country) => (
+                node_api_name(*country),
+                local.to_vec(),
+                vec![ExtendedKeyUsagePurpose::ServerAuth],
+            ),
             LeafProfile::Signer(signer) => (
                 signer.common_name(),
                 vec![SanType::URI(ia5(&signer.urn())?)],
@@ -149,6 +159,11 @@ impl LeafProfile {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         Ok(params)
     }
+}
+
+/// `node-api-kz`: the name of a node's national API certificate.
+fn node_api_name(country: CountryCode) -> String {
+    format!("node-api-{}", country.as_str().to_ascii_lowercase())
 }
 
 /// A validity period.
@@ -266,6 +281,8 @@ pub struct DevPkiFiles {
     pub nodes: BTreeMap<CountryCode, CertFiles>,
     /// Per country, the message-signing certificate.
     pub signers: BTreeMap<CountryCode, CertFiles>,
+    /// Per country, the national API's HTTPS server certificate.
+    pub node_apis: BTreeMap<CountryCode, CertFiles>,
     /// The allow-list (`fingerprints.json`).
     pub allow_list: PathBuf,
 }
@@ -283,6 +300,7 @@ impl DevPkiFiles {
         for country in self.nodes.keys() {
             all.extend(self.nodes.get(country));
             all.extend(self.signers.get(country));
+            all.extend(self.node_apis.get(country));
         }
         all
     }
@@ -368,7 +386,9 @@ impl DevPki {
         let rabbitmq_server = leaf(LeafProfile::RabbitMqServer)?;
         let mut nodes = BTreeMap::new();
         let mut signers = BTreeMap::new();
+        let mut node_apis = BTreeMap::new();
         for country in countries {
+            node_apis.insert(*country, leaf(LeafProfile::NodeApi(*country))?);
             nodes.insert(*country, leaf(LeafProfile::Node(*country))?);
             signers.insert(
                 *country,
@@ -390,6 +410,7 @@ impl DevPki {
             rabbitmq_server,
             nodes,
             signers,
+            node_apis,
             allow_list,
         })
     }
@@ -655,6 +676,11 @@ mod tests {
     #[test]
     fn file_stems_follow_the_names() {
         assert_eq!(LeafProfile::Node(CountryCode::KZ).file_stem(), "node-kz");
+        assert_eq!(
+            LeafProfile::NodeApi(CountryCode::AZ).file_stem(),
+            "node-api-az"
+        );
+        assert_eq!(LeafProfile::NodeApi(CountryCode::AZ).allow_list_key(), None);
         assert_eq!(
             LeafProfile::Signer(SignerIdentity::Country(CountryCode::GE)).file_stem(),
             "signer-ge"

@@ -1,0 +1,41 @@
+//! The CATS country node: its country's gateway between the national systems and the hub.
+//!
+//! Data flow:
+//!
+//! - **National message** (`POST /api/v1/messages`, [`http`]) → [`engine::Engine::submit`]:
+//!   strict decode and rules (`message_catalog::rules::validate`; a CC917C or CC906C when they
+//!   fail) → which movement (`lifecycle::reference`) → the pure life cycle
+//!   (`lifecycle::apply`) → outputs composed (`lifecycle::compose`): P5 replies appended to the
+//!   outbound stream, CD messages signed (`cats_trust::Signer`) into the transport's outbox →
+//!   the system decisions the new state calls for (acceptance and MRN, [`selection`],
+//!   write-off), all in one transaction of the [`store`].
+//! - **Hub delivery** ([`engine::Engine::deliver`]): envelope verified
+//!   (`Verifier::open_redelivered`) → decoded → inbox → applied in the role the message type
+//!   names → committed → acknowledged.
+//! - **Out to the national system**: the stream, pulled (`GET /api/v1/messages`), streamed
+//!   (server-sent events) or pushed ([`webhook`], HMAC-signed), in cursor order.
+//! - **Officers** act through `POST /api/v1/actions` ([`engine::Engine::act`]): who and when
+//!   are recorded with every action.
+//!
+//! Modules:
+//!
+//! - [`config`]: configuration in two stages, [`start`] and [`run`].
+//! - [`engine`]: the application of messages, actions and deliveries, around the life cycle.
+//! - [`selection`]: selection for control (rules, profiles, deterministic sampling).
+//! - [`store`]: the node's tables (movements, messages, history, selections, stream) in the
+//!   transport's database, with their own migrations.
+//! - [`http`]: the national API over HTTPS (rustls), its OpenAPI document, SSE, metrics.
+//! - [`webhook`]: push of the stream with HMAC-SHA256 signatures.
+//! - [`metrics`]: counters rendered as Prometheus text.
+//! - [`time`]: UTC storage, local display in the office's time zone (chrono-tz).
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod selection;
+pub mod store;
+pub mod time;
+pub mod webhook;
+
+pub use config::{NodeError, RawConfig, ResolvedConfig, RunningNode, run, start};
