@@ -496,7 +496,7 @@ impl Engine {
                 ));
             }
         };
-        let now = Utc::now();
+        let now = whole_seconds(Utc::now());
         let event = Event {
             at: now,
             by: actor,
@@ -1071,7 +1071,7 @@ impl Engine {
                 break;
             };
             let event = Event {
-                at: Utc::now(),
+                at: whole_seconds(Utc::now()),
                 by: Actor::System,
                 office,
                 role,
@@ -1373,7 +1373,7 @@ impl Engine {
             },
         };
         let event = Event {
-            at: Utc::now(),
+            at: whole_seconds(Utc::now()),
             by: Actor::Officer { id: who.to_owned() },
             office,
             role,
@@ -1643,7 +1643,7 @@ impl Engine {
         let mut sent = false;
         for (office, role) in targets {
             let event = Event {
-                at: Utc::now(),
+                at: whole_seconds(Utc::now()),
                 by: actor.clone(),
                 office,
                 role,
