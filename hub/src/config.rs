@@ -320,6 +320,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         .await
         .map_err(|e| HubError::Transport(e.to_string()))?;
     let store = HubStore::connect(&config.store_url).await?;
+    crate::guarantee::register(&store, &config.reference).await?;
     let direct = Arc::new(
         DirectHub::bind(
             config.direct_listen,

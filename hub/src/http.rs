@@ -39,6 +39,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::guarantee::routes(state.store.clone()))
         .with_state(state)
 }
 

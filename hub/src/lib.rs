@@ -13,12 +13,15 @@
 //! - [`routing`]: pure routing and reference checks from a decoded message and reference data.
 //! - [`pipeline`]: the inbound pipeline, generic over [`cats_transport::contract::Transport`].
 //! - [`registry`]: the movement registry kept from accepted messages, and its queries.
+//! - [`guarantee`]: the comprehensive-guarantee ledger (CD203C → CD205C, CD204C, CD209C) and
+//!   `/api/v1/guarantees`.
 //! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
 //! - [`http`]: the operations API (`/api/v1/movements`, `/healthz`, `/readyz`, `/metrics`).
 //! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
 //!   [`run`] / [`verify_journal`], the entry points of `cats hub`.
 
 pub mod config;
+pub mod guarantee;
 pub mod http;
 pub mod journal;
 pub mod metrics;

@@ -33,6 +33,8 @@ struct Inner {
 #[derive(Debug, Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
+    /// The guarantee ledger's counters ([`crate::guarantee::Counters`]).
+    pub guarantee: crate::guarantee::Counters,
 }
 
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) {
@@ -159,6 +161,7 @@ impl Metrics {
             out,
             "# HELP {name} Entries in the hub journal.\n# TYPE {name} gauge\n{name} {journal_entries}"
         );
+        self.guarantee.render(&mut out);
         out
     }
 }

@@ -18,8 +18,10 @@
 //! 6. **Same identification, other body**: CD906C with code 26.
 //! 7. **Journal** (entry, duplicate index, dispatch mark, registry) in one transaction.
 //! 8. **Route**: the *same* envelope bytes, signed by the originating node, to each recipient
-//!    country's queue ([`Transport::send`]); guarantee messages stop at the hub (the ledger is
-//!    issue 6: they are journalled and not answered yet).
+//!    country's queue ([`Transport::send`]). Guarantee messages stop at the hub: the ledger
+//!    ([`guarantee::apply`], in the journal transaction of step 7) reserves or releases, and a
+//!    CD203C's answer, a CD205C signed by the hub and journalled as emitted, goes to the
+//!    departure node (on redelivery, step 2 sends that CD205C again).
 //! 9. **Acknowledge.**
 //!
 //! A NACK is signed by the hub, journalled as an `emitted` entry next to the `rejected` one, and
@@ -42,6 +44,7 @@ use message_catalog::reference::ReferenceData;
 use message_catalog::rules::{self, Level};
 use tracing::Instrument;
 
+use crate::guarantee;
 use crate::journal::{self, NewEntry, Status, sha256};
 use crate::metrics::Metrics;
 use crate::registry;
@@ -406,6 +409,9 @@ impl<T: Transport> Pipeline<T> {
                 problems.extend(routing::check(f, sender, &s.reference));
             }
         }
+        if problems.is_empty() && guarantee::is_ledger_message(&message) {
+            problems.extend(guarantee::check(&s.store, &message).await?);
+        }
         let Some(facts) = facts.filter(|_| problems.is_empty()) else {
             let r = rejection(RejectionKind::Functional, root, problems);
             return self.reject(delivery, &seen, signer, sender, r, now).await;
@@ -448,13 +454,27 @@ impl<T: Transport> Pipeline<T> {
         let mut tx = s.store.begin().await?;
         let entry = journal::append(&mut tx, entry).await?;
         mark_seen(&mut tx, &seen, entry.sequence).await?;
-        open_dispatch(&mut tx, entry.sequence, None).await?;
+        // The guarantee ledger; its answer (journalled) is what a redelivery sends again.
+        let ledger = guarantee::apply(&mut tx, s, &message, &entry, sender, now).await?;
+        let reply = ledger.reply.as_ref();
+        open_dispatch(&mut tx, entry.sequence, reply.map(|r| r.sequence)).await?;
         registry::record(&mut tx, &facts, &entry).await?;
         registry::fold(&mut tx, &facts, &message, sender, &recipients, &entry).await?;
         tx.commit().await?;
+        s.metrics.guarantee.count(&ledger);
 
-        // 8. Route the same envelope.
+        // 8. Route the same envelope, and the ledger's answer.
         self.forward(&wire, &recipients, &seen).await?;
+        if let Some(r) = reply {
+            let answer = Seen {
+                message_id: r.message_id.clone(),
+                message_type: r.message_type.clone(),
+                ..seen.clone()
+            };
+            let to = BTreeSet::from([Recipient::Node(r.recipient)]);
+            self.forward(&Bytes::from(r.envelope.clone()), &to, &answer)
+                .await?;
+        }
         self.close_dispatch(entry.sequence).await?;
 
         // 9. Acknowledge.

@@ -134,6 +134,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_node_movements.sql"),
         postgres: include_str!("../migrations/postgres/0002_node_movements.sql"),
     },
+    Migration {
+        version: 4,
+        name: "guarantees",
+        sqlite: include_str!("../migrations/sqlite/0004_guarantees.sql"),
+        postgres: include_str!("../migrations/postgres/0004_guarantees.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).

@@ -1,0 +1,1157 @@
+//! The comprehensive-guarantee ledger: the one authority for every guarantee balance.
+//!
+//! The terms of each insurance contract (GRN, holders, policy period, insured amount and
+//! currency, status) are reference data ([`ReferenceData::guarantee_cover`]); what is in use is
+//! kept here, in the hub's store, in two tables (migration 0004):
+//!
+//! - `hub_guarantee_contracts`: one row per contract, its terms as JSON and the amount in use
+//!   (a decimal as text). Every reservation and release holds this row while it changes it:
+//!   `SELECT … FOR UPDATE` on PostgreSQL, the single writer (`BEGIN IMMEDIATE`) on SQLite, so
+//!   concurrent reservations against one contract never overdraw it.
+//! - `hub_guarantee_uses`: one row per movement (MRN) and GRN asked for, with the answer
+//!   (reserved, refused and why) and, once released, by which message.
+//!
+//! Messages (dispatched by the pipeline inside the transaction of the journal entry, so that the
+//! entry, the ledger change and the answer commit together or not at all):
+//!
+//! | message | effect | answer |
+//! | --- | --- | --- |
+//! | CD203C guarantee use | per GRN: reserve the amount, or refuse | CD205C to the departure node, signed by the hub, journalled as emitted |
+//! | CD204C use cancellation | release the movement's reservation of each GRN | none |
+//! | CD209C guarantee credit (write-off) | release likewise | none |
+//!
+//! A CD203C is refused per GRN ([`GuaranteeRefusal`]): unknown GRN, contract expired or
+//! suspended, holder not covered, currency not the contract's (no conversion yet), insufficient
+//! available balance. A second CD203C for a movement and GRN already answered gets the same
+//! answer again and reserves nothing. A release of a reservation already released changes
+//! nothing; a CD204C / CD209C naming a GRN the movement never asked for is refused by
+//! [`check`] with a CD906C (code 14, `guarantee.not-reserved`) before anything is journalled.
+//!
+//! [`routes`]: `GET /api/v1/guarantees` (every contract with insured amount, in use, available)
+//! and `GET /api/v1/guarantees/{grn}` (the contract in force today and each movement with its
+//! amount and status). Amounts are decimals, in JSON as strings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use cats_trust::{EnvelopeHeaderFields, PeerIdentity};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use message_catalog::Message;
+use message_catalog::codec::{ErrorCode, Problem, encode};
+use message_catalog::generated::cats;
+use message_catalog::ids::{CountryCode, Grn};
+use message_catalog::reference::{GuaranteeRefusal, InsuranceContract, ReferenceData};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::journal::{self, Entry, NewEntry, Status, sha256};
+use crate::pipeline::{HubServices, PipelineError};
+use crate::routing::{HUB_ADDRESS, Recipient};
+use crate::store::{HubStore, HubTx, StoreError, now_millis, on_pool, on_tx};
+
+/// Counters of the ledger, rendered with the hub's metrics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    accepted: AtomicU64,
+    released: AtomicU64,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Counters {
+    /// Counts what one committed message did (an answer repeated for a duplicate request is
+    /// not counted again).
+    pub fn count(&self, outcome: &Settled) {
+        for a in outcome.answers.iter().filter(|a| !a.repeated) {
+            match a.result {
+                UseResult::Reserved { .. } => {
+                    self.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                UseResult::Refused { reason, .. } => {
+                    let mut m = match self.refused.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    *m.entry(reason.label()).or_insert(0) += 1;
+                }
+            }
+        }
+        let released = outcome
+            .releases
+            .iter()
+            .filter(|r| **r == Release::Released)
+            .count();
+        self.released
+            .fetch_add(u64::try_from(released).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Reservations accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Appends the counters in the Prometheus text format:
+    /// `cats_hub_guarantee_reservations_total{result="accepted"}`,
+    /// `cats_hub_guarantee_reservations_total{result="refused",reason="guarantee.…"}` and
+    /// `cats_hub_guarantee_releases_total`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "# HELP cats_hub_guarantee_reservations_total Guarantee use requests answered, per result."
+        );
+        let _ = writeln!(out, "# TYPE cats_hub_guarantee_reservations_total counter");
+        let _ = writeln!(
+            out,
+            "cats_hub_guarantee_reservations_total{{result=\"accepted\"}} {}",
+            self.accepted()
+        );
+        let refused = match self.refused.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        for (reason, n) in refused {
+            let _ = writeln!(
+                out,
+                "cats_hub_guarantee_reservations_total{{result=\"refused\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP cats_hub_guarantee_releases_total Reservations released by CD204C or CD209C."
+        );
+        let _ = writeln!(out, "# TYPE cats_hub_guarantee_releases_total counter");
+        let _ = writeln!(
+            out,
+            "cats_hub_guarantee_releases_total {}",
+            self.released.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// One GRN of a guarantee use request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseRequest {
+    /// The movement.
+    pub mrn: String,
+    /// The GRN as written in the message.
+    pub grn: String,
+    /// The holder of the transit procedure (its identification number).
+    pub holder: String,
+    /// The amount to reserve.
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: String,
+    /// The request's message identification.
+    pub request_id: String,
+    /// The request's journal sequence, when it came through the pipeline.
+    pub request_sequence: Option<i64>,
+}
+
+/// The answer for one GRN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseResult {
+    /// The amount is reserved on the contract.
+    Reserved {
+        /// The contract.
+        contract_id: String,
+        /// The amount reserved.
+        amount: Decimal,
+        /// Its currency (the contract's).
+        currency: String,
+    },
+    /// Refused.
+    Refused {
+        /// Why.
+        reason: GuaranteeRefusal,
+        /// The contract the GRN names, when it names one, and its currency.
+        contract: Option<(String, String)>,
+    },
+}
+
+/// The answer for one GRN, and whether it was given before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseAnswer {
+    /// The GRN as written.
+    pub grn: String,
+    /// The result.
+    pub result: UseResult,
+    /// `true` when this movement and GRN had been answered already (nothing reserved now).
+    pub repeated: bool,
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The reservation was released.
+    Released,
+    /// It had been released already: nothing changed.
+    AlreadyReleased,
+    /// The use had been refused: nothing to release.
+    WasRefused,
+    /// The movement never asked for this GRN: nothing changed.
+    NotReserved,
+}
+
+/// What the ledger did for one message, committed with its journal entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settled {
+    /// Per GRN of a CD203C.
+    pub answers: Vec<UseAnswer>,
+    /// Per GRN of a CD204C / CD209C.
+    pub releases: Vec<Release>,
+    /// The CD205C, journalled as emitted, to send to the departure node.
+    pub reply: Option<Reply>,
+}
+
+/// A message the hub authored and journalled, to send after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// Its journal sequence.
+    pub sequence: i64,
+    /// Its message identification.
+    pub message_id: String,
+    /// Its type (`CD205C`).
+    pub message_type: String,
+    /// The node it goes to.
+    pub recipient: CountryCode,
+    /// The signed envelope.
+    pub envelope: Vec<u8>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn decimal(text: &str) -> Result<Decimal, StoreError> {
+    Decimal::from_str(text).map_err(|e| corrupt("ledger amount", e))
+}
+
+/// Records every contract of `reference` in the ledger (terms updated, amount in use kept), so
+/// that the API lists contracts not used yet. Run at start.
+pub async fn register(store: &HubStore, reference: &ReferenceData) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    for c in reference.contracts() {
+        let terms = serde_json::to_string(c).map_err(|e| corrupt("contract terms", e))?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "INSERT INTO hub_guarantee_contracts (contract_id, grn, terms, in_use, updated_at) \
+                 VALUES ($1, $2, $3, '0', $4) \
+                 ON CONFLICT (contract_id) DO UPDATE SET grn = $2, terms = $3, updated_at = $4",
+            )
+            .bind(&c.contract_id)
+            .bind(c.grn.as_str())
+            .bind(&terms)
+            .bind(now_millis())
+            .execute(&mut *conn)
+            .await?;
+        });
+    }
+    tx.commit().await
+}
+
+/// Takes the contract's ledger row (creating it when missing) and returns the amount in use.
+async fn lock_contract(tx: &mut HubTx<'_>, c: &InsuranceContract) -> Result<Decimal, StoreError> {
+    let terms = serde_json::to_string(c).map_err(|e| corrupt("contract terms", e))?;
+    let select = match tx {
+        HubTx::Postgres(_) => {
+            "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1 FOR UPDATE"
+        }
+        HubTx::Sqlite(_) => "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1",
+    };
+    let in_use: String = on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO hub_guarantee_contracts (contract_id, grn, terms, in_use, updated_at) \
+             VALUES ($1, $2, $3, '0', $4) ON CONFLICT (contract_id) DO NOTHING",
+        )
+        .bind(&c.contract_id)
+        .bind(c.grn.as_str())
+        .bind(&terms)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query_scalar(select)
+            .bind(&c.contract_id)
+            .fetch_one(&mut *conn)
+            .await?
+    });
+    decimal(&in_use)
+}
+
+async fn set_in_use(
+    tx: &mut HubTx<'_>,
+    contract_id: &str,
+    in_use: Decimal,
+) -> Result<(), StoreError> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE hub_guarantee_contracts SET in_use = $2, updated_at = $3 WHERE contract_id = $1",
+        )
+        .bind(contract_id)
+        .bind(in_use.to_string())
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+    });
+    Ok(())
+}
+
+/// `(contract_id, amount, currency, status, refusal)` of a `hub_guarantee_uses` row.
+type UseRow = (Option<String>, String, String, String, Option<String>);
+
+async fn use_row(tx: &mut HubTx<'_>, mrn: &str, grn: &str) -> Result<Option<UseRow>, StoreError> {
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query_as(
+            "SELECT contract_id, amount, currency, status, refusal \
+             FROM hub_guarantee_uses WHERE mrn = $1 AND grn = $2",
+        )
+        .bind(mrn)
+        .bind(grn)
+        .fetch_optional(&mut *conn)
+        .await?
+    }))
+}
+
+fn refusal_of_label(label: &str) -> Option<GuaranteeRefusal> {
+    GuaranteeRefusal::ALL
+        .into_iter()
+        .find(|r| r.label() == label)
+}
+
+/// The answer recorded for a use row.
+fn recorded_answer(
+    grn: &str,
+    row: UseRow,
+    reference: &ReferenceData,
+) -> Result<UseAnswer, StoreError> {
+    let (contract_id, amount, currency, status, refusal) = row;
+    let result = match status.as_str() {
+        "reserved" | "released" => UseResult::Reserved {
+            contract_id: contract_id.unwrap_or_default(),
+            amount: decimal(&amount)?,
+            currency,
+        },
+        "refused" => {
+            let reason = refusal
+                .as_deref()
+                .and_then(refusal_of_label)
+                .ok_or_else(|| corrupt("refusal reason", format!("{refusal:?}")))?;
+            let contract = contract_id.map(|id| {
+                let cur = reference
+                    .contract(&id)
+                    .map(|c| c.currency.clone())
+                    .unwrap_or_default();
+                (id, cur)
+            });
+            UseResult::Refused { reason, contract }
+        }
+        other => return Err(corrupt("use status", other)),
+    };
+    Ok(UseAnswer {
+        grn: grn.to_owned(),
+        result,
+        repeated: true,
+    })
+}
+
+async fn insert_use(
+    tx: &mut HubTx<'_>,
+    request: &UseRequest,
+    contract_id: Option<&str>,
+    status: &str,
+    refusal: Option<GuaranteeRefusal>,
+) -> Result<bool, StoreError> {
+    let done = on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO hub_guarantee_uses (mrn, grn, contract_id, holder, amount, currency, \
+             status, refusal, request_id, request_sequence, requested_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (mrn, grn) DO NOTHING",
+        )
+        .bind(&request.mrn)
+        .bind(&request.grn)
+        .bind(contract_id)
+        .bind(&request.holder)
+        .bind(request.amount.to_string())
+        .bind(&request.currency)
+        .bind(status)
+        .bind(refusal.map(GuaranteeRefusal::label))
+        .bind(&request.request_id)
+        .bind(request.request_sequence)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(done == 1)
+}
+
+/// Reserves `request.amount` on the contract `request.grn` names on `day`, or refuses, inside
+/// `tx`. A movement and GRN answered before get the same answer (`repeated`), nothing more.
+pub async fn reserve(
+    tx: &mut HubTx<'_>,
+    reference: &ReferenceData,
+    request: &UseRequest,
+    day: NaiveDate,
+) -> Result<UseAnswer, StoreError> {
+    if let Some(row) = use_row(tx, &request.mrn, &request.grn).await? {
+        return recorded_answer(&request.grn, row, reference);
+    }
+    let fresh = |result| UseAnswer {
+        grn: request.grn.clone(),
+        result,
+        repeated: false,
+    };
+    let cover = match Grn::parse(&request.grn) {
+        Ok(grn) => reference.guarantee_cover(&grn, &request.holder, &request.currency, day),
+        Err(_) => Err((GuaranteeRefusal::UnknownGrn, None)),
+    };
+    let contract = match cover {
+        Ok(c) => c,
+        Err((reason, contract)) => {
+            let id = contract.map(|c| c.contract_id.as_str());
+            if !insert_use(tx, request, id, "refused", Some(reason)).await? {
+                return again(tx, request, reference).await;
+            }
+            return Ok(fresh(UseResult::Refused {
+                reason,
+                contract: contract.map(|c| (c.contract_id.clone(), c.currency.clone())),
+            }));
+        }
+    };
+    let in_use = lock_contract(tx, contract).await?;
+    // Another request for this movement and GRN may have committed while we waited.
+    if let Some(row) = use_row(tx, &request.mrn, &request.grn).await? {
+        return recorded_answer(&request.grn, row, reference);
+    }
+    let available = contract.insured_amount - in_use;
+    if request.amount > available {
+        let reason = GuaranteeRefusal::InsufficientBalance;
+        insert_use(
+            tx,
+            request,
+            Some(&contract.contract_id),
+            "refused",
+            Some(reason),
+        )
+        .await?;
+        return Ok(fresh(UseResult::Refused {
+            reason,
+            contract: Some((contract.contract_id.clone(), contract.currency.clone())),
+        }));
+    }
+    set_in_use(tx, &contract.contract_id, in_use + request.amount).await?;
+    insert_use(tx, request, Some(&contract.contract_id), "reserved", None).await?;
+    Ok(fresh(UseResult::Reserved {
+        contract_id: contract.contract_id.clone(),
+        amount: request.amount,
+        currency: contract.currency.clone(),
+    }))
+}
+
+async fn again(
+    tx: &mut HubTx<'_>,
+    request: &UseRequest,
+    reference: &ReferenceData,
+) -> Result<UseAnswer, StoreError> {
+    let row = use_row(tx, &request.mrn, &request.grn)
+        .await?
+        .ok_or_else(|| corrupt("guarantee use", "vanished after a conflicting insert"))?;
+    recorded_answer(&request.grn, row, reference)
+}
+
+/// Releases the reservation of `grn` for movement `mrn`, inside `tx`; `by` is the releasing
+/// message type (`CD204C`, `CD209C`), `message_id` and `sequence` the message and its entry.
+pub async fn release(
+    tx: &mut HubTx<'_>,
+    mrn: &str,
+    grn: &str,
+    by: &str,
+    message_id: &str,
+    sequence: Option<i64>,
+) -> Result<Release, StoreError> {
+    let Some((contract_id, _, _, status, _)) = use_row(tx, mrn, grn).await? else {
+        return Ok(Release::NotReserved);
+    };
+    match status.as_str() {
+        "released" => return Ok(Release::AlreadyReleased),
+        "refused" => return Ok(Release::WasRefused),
+        "reserved" => {}
+        other => return Err(corrupt("use status", other)),
+    }
+    let contract_id = contract_id.ok_or_else(|| corrupt("reservation", "no contract"))?;
+    // Hold the contract row, then read the use again: a concurrent release of the same use
+    // waits here and then sees it released.
+    let in_use = lock_known_row(tx, &contract_id).await?;
+    let Some((_, amount, _, status, _)) = use_row(tx, mrn, grn).await? else {
+        return Err(corrupt("guarantee use", "vanished while releasing"));
+    };
+    if status != "reserved" {
+        return Ok(Release::AlreadyReleased);
+    }
+    set_in_use(tx, &contract_id, in_use - decimal(&amount)?).await?;
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE hub_guarantee_uses SET status = 'released', released_by = $3, \
+             release_id = $4, release_sequence = $5, released_at = $6 \
+             WHERE mrn = $1 AND grn = $2 AND status = 'reserved'",
+        )
+        .bind(mrn)
+        .bind(grn)
+        .bind(by)
+        .bind(message_id)
+        .bind(sequence)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+    });
+    Ok(Release::Released)
+}
+
+/// Locks a contract row that exists (a reservation points at it) and returns its amount in use.
+async fn lock_known_row(tx: &mut HubTx<'_>, contract_id: &str) -> Result<Decimal, StoreError> {
+    let select = match tx {
+        HubTx::Postgres(_) => {
+            "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1 FOR UPDATE"
+        }
+        HubTx::Sqlite(_) => "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1",
+    };
+    let in_use: Option<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar(select)
+            .bind(contract_id)
+            .fetch_optional(&mut *conn)
+            .await?
+    });
+    decimal(&in_use.ok_or_else(|| corrupt("reservation", "its contract row is missing"))?)
+}
+
+/// The GRNs a CD204C or CD209C names, with their pointers.
+fn released_grns(message: &Message) -> Option<(String, Vec<(String, String)>)> {
+    let (root, mrn, groups): (&str, &str, Vec<&[cats::GuaranteeReferenceType15]>) = match message {
+        Message::CD204C(m) => (
+            "CD204C",
+            &m.transit_operation.mrn,
+            m.guarantee
+                .iter()
+                .map(|g| g.guarantee_reference.as_slice())
+                .collect(),
+        ),
+        Message::CD209C(m) => (
+            "CD209C",
+            &m.transit_operation.mrn,
+            m.guarantee
+                .iter()
+                .map(|g| g.guarantee_reference.as_slice())
+                .collect(),
+        ),
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    for (g, refs) in groups.into_iter().enumerate() {
+        for (r, reference) in refs.iter().enumerate() {
+            out.push((
+                reference.grn.clone(),
+                format!(
+                    "/{root}/Guarantee[{}]/GuaranteeReference[{}]/GRN",
+                    g + 1,
+                    r + 1
+                ),
+            ));
+        }
+    }
+    Some((mrn.to_owned(), out))
+}
+
+fn problem(pointer: String, label: &'static str, reason: String) -> Problem {
+    Problem {
+        line: 0,
+        column: 0,
+        pointer,
+        code: ErrorCode::RULE,
+        label,
+        rule: None,
+        reason,
+    }
+}
+
+/// The checks made before a guarantee message is journalled; each problem becomes part of a
+/// CD906C and the ledger is left unchanged:
+///
+/// - a GRN named twice in one message (`guarantee.grn-twice`);
+/// - a CD204C / CD209C for a GRN the movement never asked for (`guarantee.not-reserved`).
+pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, StoreError> {
+    let mut out = Vec::new();
+    let named: Vec<(String, String)> = match message {
+        Message::CD203C(m) => m
+            .guarantee
+            .iter()
+            .enumerate()
+            .flat_map(|(g, group)| {
+                group
+                    .guarantee_reference
+                    .iter()
+                    .enumerate()
+                    .map(move |(r, reference)| {
+                        (
+                            reference.grn.clone(),
+                            format!(
+                                "/CD203C/Guarantee[{}]/GuaranteeReference[{}]/GRN",
+                                g + 1,
+                                r + 1
+                            ),
+                        )
+                    })
+            })
+            .collect(),
+        other => released_grns(other).map(|(_, n)| n).unwrap_or_default(),
+    };
+    let mut seen = BTreeSet::new();
+    for (grn, pointer) in &named {
+        if !seen.insert(grn.as_str()) {
+            out.push(problem(
+                pointer.clone(),
+                "guarantee.grn-twice",
+                format!("GRN {grn} is named twice in this message"),
+            ));
+        }
+    }
+    if let Some((mrn, grns)) = released_grns(message) {
+        for (grn, pointer) in grns {
+            let n: i64 = on_pool!(store, |p| {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM hub_guarantee_uses WHERE mrn = $1 AND grn = $2",
+                )
+                .bind(&mrn)
+                .bind(&grn)
+                .fetch_one(p)
+                .await?
+            });
+            if n == 0 {
+                out.push(problem(
+                    pointer,
+                    "guarantee.not-reserved",
+                    format!("movement {mrn} never asked to use guarantee {grn}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the message is one the ledger handles (CD203C, CD204C, CD209C).
+pub fn is_ledger_message(message: &Message) -> bool {
+    matches!(
+        message,
+        Message::CD203C(_) | Message::CD204C(_) | Message::CD209C(_)
+    )
+}
+
+fn reply_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 10];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("HUB-{}", hex::encode(b))
+}
+
+/// Applies a ledger message, inside the transaction of its journal `entry`: reservations and
+/// the CD205C (built, signed by the hub, journalled as emitted) for a CD203C, releases for a
+/// CD204C / CD209C. Any other message: nothing.
+pub async fn apply(
+    tx: &mut HubTx<'_>,
+    services: &HubServices,
+    message: &Message,
+    entry: &Entry,
+    sender: CountryCode,
+    now: DateTime<Utc>,
+) -> Result<Settled, PipelineError> {
+    let mut settled = Settled::default();
+    if let Some((mrn, grns)) = released_grns(message) {
+        for (grn, _) in grns {
+            let r = release(
+                tx,
+                &mrn,
+                &grn,
+                message.message_type(),
+                &entry.entry.message_id,
+                Some(entry.sequence),
+            )
+            .await?;
+            tracing::info!(mrn, grn, outcome = ?r, "guarantee release");
+            settled.releases.push(r);
+        }
+        return Ok(settled);
+    }
+    let Message::CD203C(request) = message else {
+        return Ok(settled);
+    };
+    let day = now.date_naive();
+    let mut groups = Vec::new();
+    for g in &request.guarantee {
+        let mut results = Vec::new();
+        for r in &g.guarantee_reference {
+            let ask = UseRequest {
+                mrn: request.transit_operation.mrn.clone(),
+                grn: r.grn.clone(),
+                holder: request
+                    .holder_of_the_transit_procedure
+                    .identification_number
+                    .clone(),
+                amount: r.amount_concerned,
+                currency: r.currency.clone(),
+                request_id: entry.entry.message_id.clone(),
+                request_sequence: Some(entry.sequence),
+            };
+            let answer = reserve(tx, &services.reference, &ask, day).await?;
+            tracing::info!(
+                mrn = ask.mrn,
+                grn = ask.grn,
+                result = ?answer.result,
+                repeated = answer.repeated,
+                "guarantee use"
+            );
+            results.push(result_reference(r, &answer));
+            settled.answers.push(answer);
+        }
+        groups.push(cats::GuaranteeUseResultType {
+            sequence_number: g.sequence_number,
+            guarantee_type: g.guarantee_type.clone(),
+            guarantee_reference: results,
+        });
+    }
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let id = reply_id();
+    let body = encode(&Message::CD205C(Box::new(cats::CD205CType {
+        message_sender: HUB_ADDRESS.to_owned(),
+        message_recipient: format!("NTA.{sender}"),
+        preparation_date_and_time: now.naive_utc(),
+        message_identification: id.clone(),
+        message_type: cats::CatsCommonMessageTypes::CD205C,
+        correlation_identifier: Some(request.message_identification.clone()),
+        transit_operation: cats::TransitOperationType43 {
+            mrn: request.transit_operation.mrn.clone(),
+        },
+        customs_office_of_departure: request.customs_office_of_departure.clone(),
+        holder_of_the_transit_procedure: request.holder_of_the_transit_procedure.clone(),
+        guarantee: groups,
+    })));
+    let fields = EnvelopeHeaderFields {
+        message_id: id.clone(),
+        message_type: "CD205C".into(),
+        sender: PeerIdentity::Hub,
+        recipient: PeerIdentity::Node(sender),
+        correlation_id: Some(request.message_identification.clone()),
+        mrn: Some(request.transit_operation.mrn.clone()),
+        prepared_at: now,
+    };
+    let sealed = services
+        .signer
+        .seal(&fields, &body)
+        .map_err(|e| PipelineError::Nack(e.to_string()))?;
+    let emitted = journal::append(
+        tx,
+        NewEntry {
+            message_id: id.clone(),
+            message_type: "CD205C".into(),
+            sender: PeerIdentity::Hub.urn(),
+            recipients: vec![Recipient::Node(sender).to_string()],
+            mrn: Some(request.transit_operation.mrn.clone()),
+            correlation_id: Some(request.message_identification.clone()),
+            prepared_at: Some(now),
+            recorded_at: now,
+            body_sha256: sha256(&body),
+            envelope: sealed.clone(),
+            signer: Some(services.signer.identity().urn()),
+            status: Status::Emitted,
+        },
+    )
+    .await?;
+    settled.reply = Some(Reply {
+        sequence: emitted.sequence,
+        message_id: id,
+        message_type: "CD205C".into(),
+        recipient: sender,
+        envelope: sealed,
+    });
+    Ok(settled)
+}
+
+fn result_reference(
+    asked: &cats::GuaranteeReferenceType04,
+    answer: &UseAnswer,
+) -> cats::GuaranteeReferenceUseResultType {
+    let (accepted, reason, amount, currency) = match &answer.result {
+        UseResult::Reserved {
+            amount, currency, ..
+        } => (cats::Flag::V1, None, Some(*amount), Some(currency.clone())),
+        UseResult::Refused { reason, contract } => (
+            cats::Flag::V0,
+            reason.cd205c(),
+            None,
+            contract.as_ref().map(|(_, c)| c.clone()),
+        ),
+    };
+    cats::GuaranteeReferenceUseResultType {
+        sequence_number: asked.sequence_number,
+        grn: asked.grn.clone(),
+        accepted,
+        refusal_reason: reason,
+        amount_reserved: amount,
+        contract_currency: currency,
+        exchange_rate: None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries and the HTTP API.
+
+/// One movement's use of a contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MovementUse {
+    /// The movement.
+    pub mrn: String,
+    /// The amount asked for and, when reserved, reserved.
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: String,
+    /// `reserved`, `released` or `refused`.
+    pub status: String,
+    /// Why it was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// The holder.
+    pub holder: String,
+    /// The CD203C.
+    pub request_id: String,
+    /// When it was asked for (UTC).
+    pub requested_at: DateTime<Utc>,
+    /// The releasing message type (`CD204C`, `CD209C`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+    /// When it was released (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<DateTime<Utc>>,
+}
+
+/// A contract and its balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuaranteeView {
+    /// The terms.
+    pub contract: InsuranceContract,
+    /// The insured amount.
+    pub insured_amount: Decimal,
+    /// Reserved and not released.
+    pub in_use: Decimal,
+    /// Insured amount minus in use.
+    pub available: Decimal,
+    /// Every movement that asked to use it (only in [`guarantee`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub movements: Option<Vec<MovementUse>>,
+}
+
+async fn contract_rows(
+    store: &HubStore,
+    grn: Option<&str>,
+) -> Result<Vec<(InsuranceContract, Decimal)>, StoreError> {
+    let rows: Vec<(String, String)> = on_pool!(store, |p| {
+        match grn {
+            Some(g) => {
+                sqlx::query_as(
+                    "SELECT terms, in_use FROM hub_guarantee_contracts WHERE grn = $1 \
+                     ORDER BY contract_id",
+                )
+                .bind(g)
+                .fetch_all(p)
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT terms, in_use FROM hub_guarantee_contracts ORDER BY contract_id",
+                )
+                .fetch_all(p)
+                .await?
+            }
+        }
+    });
+    rows.into_iter()
+        .map(|(terms, in_use)| {
+            let c: InsuranceContract =
+                serde_json::from_str(&terms).map_err(|e| corrupt("contract terms", e))?;
+            Ok((c, decimal(&in_use)?))
+        })
+        .collect()
+}
+
+fn view(
+    c: InsuranceContract,
+    in_use: Decimal,
+    movements: Option<Vec<MovementUse>>,
+) -> GuaranteeView {
+    GuaranteeView {
+        insured_amount: c.insured_amount,
+        available: c.insured_amount - in_use,
+        in_use,
+        contract: c,
+        movements,
+    }
+}
+
+/// Every contract in the ledger with its balance.
+pub async fn guarantees(store: &HubStore) -> Result<Vec<GuaranteeView>, StoreError> {
+    Ok(contract_rows(store, None)
+        .await?
+        .into_iter()
+        .map(|(c, in_use)| view(c, in_use, None))
+        .collect())
+}
+
+type MovementRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The contract `grn` names on `day` (as [`ReferenceData::contract_on`]) with its balance and
+/// every movement that asked to use it; `None` when the ledger has no contract with this GRN.
+pub async fn guarantee(
+    store: &HubStore,
+    grn: &Grn,
+    day: NaiveDate,
+) -> Result<Option<GuaranteeView>, StoreError> {
+    let mut all = contract_rows(store, Some(grn.as_str())).await?;
+    all.sort_by_key(|(c, _)| c.valid_from);
+    let pick = all
+        .iter()
+        .position(|(c, _)| c.covers_day(day))
+        .or_else(|| all.iter().rposition(|(c, _)| c.valid_from <= day))
+        .or(if all.is_empty() { None } else { Some(0) });
+    let Some(i) = pick else { return Ok(None) };
+    let (c, in_use) = all.swap_remove(i);
+    let rows: Vec<MovementRow> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT mrn, amount, currency, status, refusal, holder, request_id, requested_at, \
+             released_by, released_at FROM hub_guarantee_uses WHERE contract_id = $1 \
+             ORDER BY requested_at, mrn",
+        )
+        .bind(&c.contract_id)
+        .fetch_all(p)
+        .await?
+    });
+    let millis = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    let movements = rows
+        .into_iter()
+        .map(
+            |(mrn, amount, currency, status, refusal, holder, request_id, at, by, released)| {
+                Ok(MovementUse {
+                    mrn,
+                    amount: decimal(&amount)?,
+                    currency,
+                    status,
+                    refusal,
+                    holder,
+                    request_id,
+                    requested_at: millis(at),
+                    released_by: by,
+                    released_at: released.map(millis),
+                })
+            },
+        )
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(view(c, in_use, Some(movements))))
+}
+
+fn error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "code": code, "error": message })),
+    )
+        .into_response()
+}
+
+async fn list_handler(State(store): State<HubStore>) -> Response {
+    match guarantees(&store).await {
+        Ok(list) => Json(serde_json::json!({ "guarantees": list })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}
+
+async fn one_handler(State(store): State<HubStore>, Path(grn): Path<String>) -> Response {
+    let Ok(grn) = Grn::parse(&grn) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "guarantee.bad-grn",
+            format!("{grn:?} is not a GRN"),
+        );
+    };
+    match guarantee(&store, &grn, Utc::now().date_naive()).await {
+        Ok(Some(v)) => Json(v).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            GuaranteeRefusal::UnknownGrn.label(),
+            format!("no insurance contract has GRN {grn}"),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}
+
+/// `GET /api/v1/guarantees` and `GET /api/v1/guarantees/{grn}` (see the module documentation).
+/// Errors are JSON `{"code", "error"}`: 400 `guarantee.bad-grn`, 404 `guarantee.unknown-grn`,
+/// 503 with the store's code.
+pub fn routes<S: Clone + Send + Sync + 'static>(store: HubStore) -> Router<S> {
+    Router::new()
+        .route("/api/v1/guarantees", get(list_handler))
+        .route("/api/v1/guarantees/{grn}", get(one_handler))
+        .with_state(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(mrn: &str, grn: &str, holder: &str, amount: &str, currency: &str) -> UseRequest {
+        UseRequest {
+            mrn: mrn.into(),
+            grn: grn.into(),
+            holder: holder.into(),
+            amount: Decimal::from_str(amount).expect("decimal"),
+            currency: currency.into(),
+            request_id: format!("REQ-{mrn}"),
+            request_sequence: None,
+        }
+    }
+
+    const SMALL: &str = "26KZ000101CG00029";
+    const HOLDER: &str = "KZ555000111222";
+
+    fn day() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 21).expect("date")
+    }
+
+    async fn store() -> (tempfile::TempDir, HubStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("h.db").display());
+        let s = HubStore::connect(&url).await.expect("store");
+        (dir, s)
+    }
+
+    async fn reserve_one(s: &HubStore, r: &ReferenceData, q: &UseRequest) -> UseAnswer {
+        let mut tx = s.begin().await.expect("begin");
+        let a = reserve(&mut tx, r, q, day()).await.expect("reserve");
+        tx.commit().await.expect("commit");
+        a
+    }
+
+    #[tokio::test]
+    async fn reserve_refuse_release_on_sqlite() {
+        let (_d, s) = store().await;
+        let r = ReferenceData::pilot();
+        let a = reserve_one(&s, &r, &request("M1", SMALL, HOLDER, "20000.00", "USD")).await;
+        assert!(matches!(a.result, UseResult::Reserved { .. }), "{a:?}");
+        let b = reserve_one(&s, &r, &request("M2", SMALL, HOLDER, "10000.01", "USD")).await;
+        assert_eq!(
+            b.result,
+            UseResult::Refused {
+                reason: GuaranteeRefusal::InsufficientBalance,
+                contract: Some(("KZ-CG-2026-0002".into(), "USD".into()))
+            }
+        );
+        // The same movement and GRN again: the same answer, nothing more reserved.
+        let again = reserve_one(&s, &r, &request("M1", SMALL, HOLDER, "20000.00", "USD")).await;
+        assert!(again.repeated);
+        assert_eq!(again.result, a.result);
+        let g = Grn::parse(SMALL).expect("grn");
+        let v = guarantee(&s, &g, day())
+            .await
+            .expect("query")
+            .expect("known");
+        assert_eq!(v.in_use, Decimal::from(20_000));
+        assert_eq!(v.available, Decimal::from(10_000));
+
+        let mut tx = s.begin().await.expect("begin");
+        let rel = release(&mut tx, "M1", SMALL, "CD209C", "W1", None)
+            .await
+            .expect("release");
+        let twice = release(&mut tx, "M1", SMALL, "CD209C", "W2", None)
+            .await
+            .expect("release");
+        let refused = release(&mut tx, "M2", SMALL, "CD204C", "C1", None)
+            .await
+            .expect("release");
+        let never = release(&mut tx, "M9", SMALL, "CD204C", "C2", None)
+            .await
+            .expect("release");
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            (rel, twice, refused, never),
+            (
+                Release::Released,
+                Release::AlreadyReleased,
+                Release::WasRefused,
+                Release::NotReserved
+            )
+        );
+        let v = guarantee(&s, &g, day())
+            .await
+            .expect("query")
+            .expect("known");
+        assert_eq!(v.in_use, Decimal::ZERO);
+        let statuses: Vec<(&str, &str)> = v
+            .movements
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| (m.mrn.as_str(), m.status.as_str()))
+            .collect();
+        assert_eq!(statuses, vec![("M1", "released"), ("M2", "refused")]);
+    }
+
+    #[test]
+    fn counters_render() {
+        let c = Counters::default();
+        c.count(&Settled {
+            answers: vec![
+                UseAnswer {
+                    grn: SMALL.into(),
+                    result: UseResult::Refused {
+                        reason: GuaranteeRefusal::Expired,
+                        contract: None,
+                    },
+                    repeated: false,
+                },
+                UseAnswer {
+                    grn: SMALL.into(),
+                    result: UseResult::Reserved {
+                        contract_id: "X".into(),
+                        amount: Decimal::ONE,
+                        currency: "USD".into(),
+                    },
+                    repeated: false,
+                },
+            ],
+            releases: vec![Release::Released, Release::AlreadyReleased],
+            reply: None,
+        });
+        let mut out = String::new();
+        c.render(&mut out);
+        for line in [
+            "cats_hub_guarantee_reservations_total{result=\"accepted\"} 1",
+            "cats_hub_guarantee_reservations_total{result=\"refused\",reason=\"guarantee.expired\"} 1",
+            "cats_hub_guarantee_releases_total 1",
+        ] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
+    }
+}
