@@ -5,7 +5,8 @@
 //!    and its default is documented in `deploy/hub.example.toml`.
 //! 2. [`ResolvedConfig`]: certificates and keys loaded, addresses parsed, reference data read.
 //!
-//! [`start`] binds the direct link and the HTTP API and starts the pipeline; [`run`] does the
+//! [`start`] starts the transport (the direct link, or the AMQP link to RabbitMQ) and the HTTP
+//! API, and runs the pipeline, the queue sampler and the dead-letter collector; [`run`] does the
 //! same and waits for the shutdown signal; [`verify_journal`] walks the journal's hash chain.
 
 use std::net::SocketAddr;
@@ -13,16 +14,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cats_transport::contract::CountryCode;
 use cats_transport::direct::{DirectHub, HubTls, LinkConfig};
 use cats_transport::shutdown::Shutdown;
+use cats_transport_amqp::{AmqpConfig, AmqpTransport, ConfigError, RawAmqpConfig};
 use cats_trust::{Signer, TrustStore, Verifier};
 use message_catalog::codec::Limits;
 use message_catalog::reference::ReferenceData;
 use serde::{Deserialize, Serialize};
 
+use crate::dead_letters::{DeadLetters, PipelineReplay, Replay};
 use crate::http::{ApiState, router};
 use crate::journal::{self, VerifiedChain, VerifyError};
 use crate::metrics::Metrics;
+use crate::operations::{HubTransport, ManagementApi, Operations};
 use crate::pipeline::{HubServices, Pipeline};
 use crate::store::HubStore;
 
@@ -62,10 +67,12 @@ impl Default for RawHttp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawTransport {
-    /// `direct` (the only one [`run`] wires so far).
+    /// `direct` (the embedded mutual-TLS link) or `amqp` (RabbitMQ, `[transport.amqp]`).
     pub kind: String,
-    /// Address the direct mTLS link listens on.
+    /// Address the direct mTLS link listens on (`direct` only).
     pub listen: String,
+    /// `[transport.amqp]`, used when `kind = "amqp"`.
+    pub amqp: RawAmqp,
 }
 
 impl Default for RawTransport {
@@ -73,6 +80,81 @@ impl Default for RawTransport {
         RawTransport {
             kind: "direct".into(),
             listen: "0.0.0.0:7443".into(),
+            amqp: RawAmqp::default(),
+        }
+    }
+}
+
+/// `[transport.amqp]`: the hub's link to RabbitMQ (`cats_transport_amqp`). Certificate files
+/// are relative to `[certs] dir` unless absolute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAmqp {
+    /// `amqps://HOST:PORT/VHOST` (TLS only; the login is the client certificate, EXTERNAL).
+    pub url: String,
+    /// The CA the broker's certificate must chain to.
+    pub ca_file: PathBuf,
+    /// The hub's TLS client certificate (CN `hub`).
+    pub cert_file: PathBuf,
+    /// Its key.
+    pub key_file: PathBuf,
+    /// Deliveries the broker may push before the first is acknowledged.
+    pub prefetch: u16,
+    /// Publishes awaiting their confirm at once.
+    pub max_in_flight: usize,
+    /// TCP + TLS + AMQP handshake timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Every other broker wait, milliseconds.
+    pub operation_timeout_ms: u64,
+    /// AMQP heartbeat, seconds.
+    pub heartbeat_s: u16,
+    /// First reconnection delay, milliseconds (doubled per failure).
+    pub reconnect_min_ms: u64,
+    /// Longest reconnection delay, milliseconds.
+    pub reconnect_max_ms: u64,
+    /// RabbitMQ management API (`http://HOST:PORT`) for queue rates and node connections;
+    /// empty: queue depths and consumers from passive queue declarations.
+    pub management_url: String,
+    /// Management API user (a `monitoring` user).
+    pub management_user: String,
+    /// Its password.
+    pub management_password: String,
+}
+
+impl Default for RawAmqp {
+    fn default() -> Self {
+        RawAmqp {
+            url: "amqps://localhost:5671/cats".into(),
+            ca_file: "ca.pem".into(),
+            cert_file: "hub-client.pem".into(),
+            key_file: "hub-client.key.pem".into(),
+            prefetch: 256,
+            max_in_flight: 1024,
+            connect_timeout_ms: 10_000,
+            operation_timeout_ms: 30_000,
+            heartbeat_s: 10,
+            reconnect_min_ms: 100,
+            reconnect_max_ms: 5_000,
+            management_url: String::new(),
+            management_user: String::new(),
+            management_password: String::new(),
+        }
+    }
+}
+
+/// `[operations]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOperations {
+    /// How often queue depths, consumers and dead letters are sampled (rates are per second
+    /// over the last interval), milliseconds.
+    pub sample_interval_ms: u64,
+}
+
+impl Default for RawOperations {
+    fn default() -> Self {
+        RawOperations {
+            sample_interval_ms: 5_000,
         }
     }
 }
@@ -148,6 +230,8 @@ pub struct RawConfig {
     pub certs: RawCerts,
     /// `[messages]`.
     pub messages: RawMessages,
+    /// `[operations]`.
+    pub operations: RawOperations,
 }
 
 /// The configuration with everything loaded (stage 2).
@@ -157,10 +241,8 @@ pub struct ResolvedConfig {
     pub store_url: String,
     /// HTTP API address.
     pub http_listen: SocketAddr,
-    /// Direct link address.
-    pub direct_listen: SocketAddr,
-    /// The direct link's TLS material.
-    pub tls: HubTls,
+    /// The transport and its material.
+    pub transport: ResolvedTransport,
     /// Trust store for envelopes.
     pub trust: TrustStore,
     /// The hub's signer.
@@ -171,6 +253,27 @@ pub struct ResolvedConfig {
     pub limits: Limits,
     /// Reference data.
     pub reference: ReferenceData,
+    /// How often the operations sampler runs.
+    pub sample_interval: Duration,
+}
+
+/// The hub's transport, resolved.
+#[derive(Debug)]
+pub enum ResolvedTransport {
+    /// The direct mutual-TLS link.
+    Direct {
+        /// Where nodes connect.
+        listen: SocketAddr,
+        /// The link's TLS material.
+        tls: HubTls,
+    },
+    /// RabbitMQ.
+    Amqp {
+        /// The hub's link (certificates loaded).
+        config: AmqpConfig,
+        /// The management API, when configured.
+        management: Option<ManagementApi>,
+    },
 }
 
 /// The configuration could not be read or resolved, or the hub could not start.
@@ -239,12 +342,6 @@ impl RawConfig {
 
     /// Loads certificates, parses addresses, reads reference data.
     pub fn resolve(self) -> Result<ResolvedConfig, HubError> {
-        if self.transport.kind != "direct" {
-            return Err(HubError::Invalid(format!(
-                "transport.kind {:?}: only \"direct\" is wired in the hub so far",
-                self.transport.kind
-            )));
-        }
         let addr = |name: &str, v: &str| {
             v.parse::<SocketAddr>()
                 .map_err(|e| HubError::Invalid(format!("{name} {v:?}: {e}")))
@@ -258,13 +355,24 @@ impl RawConfig {
             }
         };
         let allow_list = (!c.allow_list.as_os_str().is_empty()).then(|| path(&c.allow_list));
-        let tls = HubTls::from_files(
-            &path(&c.ca),
-            allow_list.as_deref(),
-            &path(&c.server_cert),
-            &path(&c.server_key),
-        )
-        .map_err(|e| HubError::Certs(e.to_string()))?;
+        let transport = match self.transport.kind.as_str() {
+            "direct" => ResolvedTransport::Direct {
+                listen: addr("transport.listen", &self.transport.listen)?,
+                tls: HubTls::from_files(
+                    &path(&c.ca),
+                    allow_list.as_deref(),
+                    &path(&c.server_cert),
+                    &path(&c.server_key),
+                )
+                .map_err(|e| HubError::Certs(e.to_string()))?,
+            },
+            "amqp" => resolve_amqp(&self.transport.amqp, &path)?,
+            other => {
+                return Err(HubError::Invalid(format!(
+                    "transport.kind {other:?}: expected \"direct\" or \"amqp\""
+                )));
+            }
+        };
         let trust = TrustStore::load(&path(&c.ca), allow_list.as_deref())
             .map_err(|e| HubError::Certs(e.to_string()))?;
         let signer = Signer::load(&path(&c.signer_cert), &path(&c.signer_key))
@@ -277,11 +385,16 @@ impl RawConfig {
             })?;
             ReferenceData::from_json(&bytes).map_err(|e| HubError::Invalid(e.to_string()))?
         };
+        if self.operations.sample_interval_ms < 100 {
+            return Err(HubError::Invalid(format!(
+                "operations.sample_interval_ms {}: must be at least 100",
+                self.operations.sample_interval_ms
+            )));
+        }
         Ok(ResolvedConfig {
             store_url: self.store.url,
             http_listen: addr("http.listen", &self.http.listen)?,
-            direct_listen: addr("transport.listen", &self.transport.listen)?,
-            tls,
+            transport,
             trust,
             signer,
             freshness: Duration::from_secs(self.messages.freshness_seconds),
@@ -290,19 +403,124 @@ impl RawConfig {
                 ..Limits::default()
             },
             reference,
+            sample_interval: Duration::from_millis(self.operations.sample_interval_ms),
         })
     }
+}
+
+/// `amqps://HOST[:PORT][/VHOST]` → host, port (default 5671), vhost (percent-decoded; `/`
+/// when absent, as the AMQP URI specification says).
+fn parse_amqp_url(url: &str) -> Result<(String, u16, String), HubError> {
+    let bad = |why: &str| HubError::Invalid(format!("transport.amqp.url {url:?}: {why}"));
+    let rest = match url.split_once("://") {
+        Some(("amqps", rest)) => rest,
+        Some(("amqp", _)) => {
+            return Err(bad(
+                "plain amqp is not accepted: the hub logs in with its client certificate over amqps",
+            ));
+        }
+        _ => return Err(bad("expected amqps://HOST:PORT/VHOST")),
+    };
+    let (authority, vhost) = match rest.split_once('/') {
+        Some((a, v)) => (a, v),
+        None => (rest, ""),
+    };
+    if authority.contains('@') || vhost.contains('?') {
+        return Err(bad(
+            "no user, password or query: the login is the client certificate (EXTERNAL)",
+        ));
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| bad("the port is not a number from 0 to 65535"))?,
+        ),
+        None => (authority, 5671),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    let vhost = if vhost.is_empty() {
+        "/".to_owned()
+    } else {
+        percent_decode(vhost).ok_or_else(|| bad("bad percent-encoding in the vhost"))?
+    };
+    Ok((host.to_owned(), port, vhost))
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn resolve_amqp(
+    raw: &RawAmqp,
+    path: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ResolvedTransport, HubError> {
+    let (host, port, vhost) = parse_amqp_url(&raw.url)?;
+    let raw_link = RawAmqpConfig {
+        host,
+        port,
+        vhost,
+        ca_file: path(&raw.ca_file),
+        cert_file: path(&raw.cert_file),
+        key_file: path(&raw.key_file),
+        prefetch: raw.prefetch,
+        max_in_flight: raw.max_in_flight,
+        connect_timeout_ms: raw.connect_timeout_ms,
+        operation_timeout_ms: raw.operation_timeout_ms,
+        heartbeat_s: raw.heartbeat_s,
+        reconnect_min_ms: raw.reconnect_min_ms,
+        reconnect_max_ms: raw.reconnect_max_ms,
+    };
+    let config = AmqpConfig::resolve(&raw_link).map_err(|e| match e {
+        ConfigError::Value { key, problem } => {
+            HubError::Invalid(format!("transport.amqp.{key}: {problem}"))
+        }
+        other => HubError::Certs(other.to_string()),
+    })?;
+    let management = if raw.management_url.is_empty() {
+        None
+    } else {
+        Some(
+            ManagementApi::new(
+                &raw.management_url,
+                &raw.management_user,
+                &raw.management_password,
+            )
+            .map_err(|e| HubError::Invalid(format!("transport.amqp.management_url: {e}")))?,
+        )
+    };
+    Ok(ResolvedTransport::Amqp { config, management })
 }
 
 /// A started hub.
 #[derive(Debug)]
 pub struct RunningHub {
-    /// Where the direct link listens.
+    /// Where the direct link listens; on AMQP, where there is no direct link, the unspecified
+    /// address `0.0.0.0:0` (see [`RunningHub::transport`]).
     pub direct_addr: SocketAddr,
+    /// `direct` or `amqp`.
+    pub transport: &'static str,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
     /// The pipeline's services (store, metrics).
     pub services: Arc<HubServices>,
+    /// Queues, nodes, dead letters.
+    pub operations: Arc<Operations>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -313,25 +531,33 @@ impl RunningHub {
     }
 }
 
-/// Binds the direct link and the HTTP API and starts the pipeline; everything stops when
-/// `shutdown` fires.
+/// The consumer queues whose dead letters the hub collects on AMQP: its own and every node's.
+fn amqp_queues(countries: &[CountryCode]) -> Vec<String> {
+    std::iter::once(crate::dead_letters::HUB_INBOUND.to_owned())
+        .chain(
+            countries
+                .iter()
+                .map(|c| crate::dead_letters::node_queue(*c)),
+        )
+        .collect()
+}
+
+/// Starts the transport (binds the direct link, or connects to the broker) and the HTTP API,
+/// and runs the pipeline, the queue sampler and (AMQP) the dead-letter collector; everything
+/// stops when `shutdown` fires.
 pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<RunningHub, HubError> {
-    let transport_store = cats_transport::store::Store::connect(&config.store_url)
-        .await
-        .map_err(|e| HubError::Transport(e.to_string()))?;
+    let transport_store = match &config.transport {
+        ResolvedTransport::Direct { .. } => Some(
+            cats_transport::store::Store::connect(&config.store_url)
+                .await
+                .map_err(|e| HubError::Transport(e.to_string()))?,
+        ),
+        ResolvedTransport::Amqp { .. } => None,
+    };
     let store = HubStore::connect(&config.store_url).await?;
     crate::guarantee::register(&store, &config.reference).await?;
-    let direct = Arc::new(
-        DirectHub::bind(
-            config.direct_listen,
-            config.tls,
-            transport_store,
-            LinkConfig::default(),
-        )
-        .await
-        .map_err(|e| HubError::Transport(e.to_string()))?,
-    );
     let metrics = Arc::new(Metrics::new());
+    let countries: Vec<CountryCode> = config.reference.countries().map(|c| c.code).collect();
     let services = Arc::new(HubServices {
         store: store.clone(),
         verifier: Verifier::new(config.trust, config.freshness),
@@ -342,24 +568,97 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
     let http_addr = listener.local_addr()?;
-    let direct_addr = direct.local_addr();
-    let pipeline = Pipeline::new(direct.clone(), services.clone());
-    let app = router(ApiState { store, metrics });
+    let mut background = Vec::new();
+    let (direct_addr, transport, replay): (_, _, Arc<dyn Replay>) = match config.transport {
+        ResolvedTransport::Direct { listen, tls } => {
+            let transport_store = transport_store
+                .ok_or_else(|| HubError::Transport("the direct link's store is not open".into()))?;
+            let direct = Arc::new(
+                DirectHub::bind(listen, tls, transport_store, LinkConfig::default())
+                    .await
+                    .map_err(|e| HubError::Transport(e.to_string()))?,
+            );
+            let pipeline = Arc::new(Pipeline::new(direct.clone(), services.clone()));
+            let (p, d, stop) = (pipeline.clone(), direct.clone(), shutdown.clone());
+            background.push(tokio::spawn(async move {
+                p.run(stop).await;
+                d.shutdown().await;
+            }));
+            (
+                direct.local_addr(),
+                HubTransport::Direct {
+                    hub: direct.clone(),
+                },
+                Arc::new(PipelineReplay::new(pipeline, direct)) as Arc<dyn Replay>,
+            )
+        }
+        ResolvedTransport::Amqp { config, management } => {
+            let link = Arc::new(
+                AmqpTransport::hub(config.clone())
+                    .await
+                    .map_err(|e| HubError::Transport(format!("{}: {e}", e.code())))?,
+            );
+            let pipeline = Arc::new(Pipeline::new(link.clone(), services.clone()));
+            let (p, l, stop) = (pipeline.clone(), link.clone(), shutdown.clone());
+            background.push(tokio::spawn(async move {
+                p.run(stop).await;
+                l.close().await;
+            }));
+            background.push(tokio::spawn(crate::dead_letters::drain_amqp(
+                config.clone(),
+                store.clone(),
+                amqp_queues(&countries),
+                shutdown.clone(),
+            )));
+            (
+                SocketAddr::from(([0, 0, 0, 0], 0)),
+                HubTransport::Amqp {
+                    link: link.clone(),
+                    config: Box::new(config),
+                    management,
+                },
+                Arc::new(PipelineReplay::new(pipeline, link)) as Arc<dyn Replay>,
+            )
+        }
+    };
+    let from_transport_table = matches!(transport, HubTransport::Direct { .. });
+    let kind = transport.kind();
+    let operations = Arc::new(Operations::new(
+        store.clone(),
+        metrics.clone(),
+        transport,
+        DeadLetters::new(store.clone(), from_transport_table, replay),
+        countries,
+        config.sample_interval,
+    ));
+    {
+        let (o, stop) = (operations.clone(), shutdown.clone());
+        background.push(tokio::spawn(async move { o.run(stop).await }));
+    }
+    let app = router(ApiState {
+        store,
+        metrics,
+        operations: operations.clone(),
+    });
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
-        let http = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.wait().await });
-        let (_, served) = tokio::join!(pipeline.run(shutdown), http);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.wait().await })
+            .await;
         if let Err(e) = served {
             tracing::warn!(error = %e, "HTTP server stopped");
         }
-        direct.shutdown().await;
+        for task in background {
+            let _ = task.await;
+        }
     });
-    tracing::info!(%direct_addr, %http_addr, "hub started");
+    tracing::info!(transport = kind, %direct_addr, %http_addr, "hub started");
     Ok(RunningHub {
         direct_addr,
+        transport: kind,
         http_addr,
         services,
+        operations,
         task,
     })
 }

@@ -4,8 +4,15 @@
 //! - `GET /api/v1/movements/{mrn}`: one movement with its offices and message history, JSON
 //!   (404 with `{"code":"registry.not-found"}` when unknown);
 //! - `GET /healthz`: the process is alive;
-//! - `GET /readyz`: the store answers (503 otherwise);
-//! - `GET /metrics`: Prometheus text ([`crate::metrics`]).
+//! - `GET /readyz`: the store answers and the transport is up (direct: the listener accepts;
+//!   AMQP: the connection is open); 503 with the failing part's code otherwise;
+//! - `GET /metrics`: Prometheus text ([`crate::metrics`]), queue gauges sampled at scrape time;
+//! - `GET /api/v1/queues`: queues and nodes ([`crate::operations::QueuesReport`]);
+//! - `GET /api/v1/dead-letters?state=dead|replayed|discarded|all&limit=N`: the register;
+//! - `GET /api/v1/dead-letters/{id}`: one letter with its reason, envelope, bytes and audit;
+//! - `POST /api/v1/dead-letters/{id}/replay` and `.../discard`, body
+//!   `{"operator": "who", "reason": "why"}` (reason required for a discard): settle it, with an
+//!   audit entry ([`crate::dead_letters`]).
 //!
 //! Errors are JSON `{"code": "<stable code>", "error": "<message>"}`.
 
@@ -16,9 +23,12 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
+use crate::client::Settlement;
+use crate::dead_letters::DeadLetterError;
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::registry::{self, MovementQuery, QueryError};
 use crate::store::HubStore;
 
@@ -29,6 +39,8 @@ pub struct ApiState {
     pub store: HubStore,
     /// The counters.
     pub metrics: Arc<Metrics>,
+    /// Queues, nodes, dead letters and the transport.
+    pub operations: Arc<Operations>,
 }
 
 /// The router.
@@ -40,6 +52,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::guarantee::routes(state.store.clone()))
+        .route("/api/v1/queues", get(queues))
+        .route("/api/v1/dead-letters", get(dead_letters))
+        .route("/api/v1/dead-letters/{id}", get(dead_letter))
+        .route("/api/v1/dead-letters/{id}/replay", post(replay))
+        .route("/api/v1/dead-letters/{id}/discard", post(discard))
         .with_state(state)
 }
 
@@ -93,17 +110,150 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
-    match s.store.ping().await {
+    if let Err(e) = s.store.ping().await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string());
+    }
+    match s.operations.transport().ready().await {
         Ok(()) => "ready\n".into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+        Err(why) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hub.transport-down",
+            format!("{} transport: {why}", s.operations.transport().kind()),
+        ),
     }
 }
 
 async fn metrics(State(s): State<ApiState>) -> Response {
+    if let Err(e) = s.operations.sample().await {
+        // The gauges keep the last good sample.
+        tracing::warn!(code = e.code(), error = %e, "queue sample for /metrics failed");
+    }
     let size = crate::journal::size(&s.store).await.unwrap_or(-1);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(size),
     )
         .into_response()
+}
+
+async fn queues(State(s): State<ApiState>) -> Response {
+    match s.operations.sample().await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
+}
+
+fn dead_letter_error(e: DeadLetterError) -> Response {
+    let status = match &e {
+        DeadLetterError::NotFound(_) => StatusCode::NOT_FOUND,
+        DeadLetterError::Settled { .. } => StatusCode::CONFLICT,
+        DeadLetterError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        DeadLetterError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        DeadLetterError::Replay(_) => StatusCode::BAD_GATEWAY,
+    };
+    error(status, e.code(), e.to_string())
+}
+
+fn bad_request(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, "dead-letters.bad-request", message)
+}
+
+/// `?state=&limit=` of the dead-letter list.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterQuery {
+    #[serde(default = "dead_state")]
+    state: String,
+    #[serde(default = "dead_limit")]
+    limit: i64,
+}
+
+fn dead_state() -> String {
+    "dead".into()
+}
+
+fn dead_limit() -> i64 {
+    1000
+}
+
+async fn dead_letters(
+    State(s): State<ApiState>,
+    q: Result<Query<DeadLetterQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = q else {
+        return bad_request("unknown or malformed parameter (state, limit)".into());
+    };
+    if !(1..=10_000).contains(&q.limit) {
+        return bad_request(format!("limit {}: from 1 to 10000", q.limit));
+    }
+    match s.operations.dead_letters().list(&q.state, q.limit).await {
+        Ok(list) => Json(serde_json::json!({ "dead_letters": list })).into_response(),
+        Err(e) => dead_letter_error(e),
+    }
+}
+
+fn letter_id(id: &str) -> Result<i64, String> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("dead letter id {id:?}: expected a positive number"))
+}
+
+async fn dead_letter(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    let id = match letter_id(&id) {
+        Ok(id) => id,
+        Err(why) => return bad_request(why),
+    };
+    match s.operations.dead_letters().show(id).await {
+        Ok(d) => Json(d).into_response(),
+        Err(e) => dead_letter_error(e),
+    }
+}
+
+fn settlement(
+    body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
+) -> Result<Settlement, String> {
+    body.map(|Json(b)| b).map_err(|e| {
+        format!("expected a JSON body {{\"operator\": \"who\", \"reason\": \"why\"}}: {e}")
+    })
+}
+
+async fn replay(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (id, body) = match (letter_id(&id), settlement(body)) {
+        (Ok(id), Ok(body)) => (id, body),
+        (Err(why), _) | (_, Err(why)) => return bad_request(why),
+    };
+    match s
+        .operations
+        .dead_letters()
+        .replay(id, &body.operator, &body.reason)
+        .await
+    {
+        Ok(done) => Json(done).into_response(),
+        Err(e) => dead_letter_error(e),
+    }
+}
+
+async fn discard(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let (id, body) = match (letter_id(&id), settlement(body)) {
+        (Ok(id), Ok(body)) => (id, body),
+        (Err(why), _) | (_, Err(why)) => return bad_request(why),
+    };
+    match s
+        .operations
+        .dead_letters()
+        .discard(id, &body.operator, &body.reason)
+        .await
+    {
+        Ok(done) => Json(done).into_response(),
+        Err(e) => dead_letter_error(e),
+    }
 }

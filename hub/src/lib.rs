@@ -16,15 +16,25 @@
 //! - [`guarantee`]: the comprehensive-guarantee ledger (CD203C → CD205C, CD204C, CD209C) and
 //!   `/api/v1/guarantees`.
 //! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
-//! - [`http`]: the operations API (`/api/v1/movements`, `/healthz`, `/readyz`, `/metrics`).
+//! - [`http`]: the operations API (`/api/v1/movements`, `/api/v1/queues`,
+//!   `/api/v1/dead-letters`, `/healthz`, `/readyz`, `/metrics`).
+//! - [`operations`]: what operators see of queues and nodes on either transport, sampled for
+//!   `/api/v1/queues` and the queue gauges of `/metrics`; `/readyz`'s transport check.
+//! - [`dead_letters`]: the register of dead letters (collected from the transport), replay and
+//!   discard with an audit entry.
+//! - [`client`]: a small HTTP client for the hub's API (`cats queues`, `cats dead-letters`)
+//!   and RabbitMQ's management API.
 //! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
 //!   [`run`] / [`verify_journal`], the entry points of `cats hub`.
 
+pub mod client;
 pub mod config;
 pub mod guarantee;
+pub mod dead_letters;
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod operations;
 pub mod pipeline;
 pub mod registry;
 pub mod routing;

@@ -7,11 +7,19 @@
 //! - `cats_hub_messages_rejected_total{type,country,code}`: messages refused;
 //! - `cats_hub_messages_duplicate_total{type,country}`: redeliveries acknowledged again;
 //! - `cats_hub_processing_seconds`: histogram of the time from delivery to acknowledgement;
-//! - `cats_hub_journal_entries`: the journal's size (read from the store at scrape time).
+//! - `cats_hub_journal_entries`: the journal's size (read from the store at scrape time);
+//! - `cats_hub_queue_depth{queue}`, `cats_hub_queue_consumers{queue}`,
+//!   `cats_hub_dead_letters{queue}`: from the latest queue sample ([`crate::operations`]);
+//! - `cats_hub_node_connected{country}`, `cats_hub_node_undelivered{country}`,
+//!   `cats_hub_node_oldest_undelivered_seconds{country}`: likewise, per node.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+use crate::operations::QueuesReport;
 
 /// Upper bounds of the latency histogram, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -27,6 +35,19 @@ struct Inner {
     buckets: [u64; LATENCY_BUCKETS.len()],
     latency_count: u64,
     latency_sum: f64,
+    last_in: BTreeMap<String, DateTime<Utc>>,
+    queues: Option<QueuesReport>,
+}
+
+/// Running totals the queue sampler turns into rates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Deliveries received from nodes.
+    pub received: i64,
+    /// Deliveries processed (settled or not).
+    pub processed: i64,
+    /// Envelopes handed to the transport, per destination country.
+    pub sent_to: BTreeMap<String, i64>,
 }
 
 /// The hub's counters. Share one per process.
@@ -56,7 +77,36 @@ impl Metrics {
 
     /// A delivery of `message_type` from `country`.
     pub fn message_in(&self, message_type: &str, country: &str) {
-        self.with(|m| bump(&mut m.messages_in, (message_type.into(), country.into())));
+        self.with(|m| {
+            bump(&mut m.messages_in, (message_type.into(), country.into()));
+            m.last_in.insert(country.into(), Utc::now());
+        });
+    }
+
+    /// When the last message from each country arrived (this process).
+    pub fn last_message_from(&self) -> BTreeMap<String, DateTime<Utc>> {
+        let mut out = BTreeMap::new();
+        self.with(|m| out = m.last_in.clone());
+        out
+    }
+
+    /// The running totals.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        self.with(|m| {
+            let count = |v: &u64| i64::try_from(*v).unwrap_or(i64::MAX);
+            c.received = m.messages_in.values().map(count).sum();
+            c.processed = count(&m.latency_count);
+            for ((_, country), v) in &m.messages_out {
+                *c.sent_to.entry(country.clone()).or_insert(0) += count(v);
+            }
+        });
+        c
+    }
+
+    /// Keeps `report` for the queue and node gauges.
+    pub fn set_queues(&self, report: &QueuesReport) {
+        self.with(|m| m.queues = Some(report.clone()));
     }
 
     /// An envelope of `message_type` sent to `country`.
@@ -155,6 +205,9 @@ impl Metrics {
             let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", m.latency_count);
             let _ = writeln!(out, "{name}_sum {}", m.latency_sum);
             let _ = writeln!(out, "{name}_count {}", m.latency_count);
+            if let Some(report) = &m.queues {
+                render_queues(&mut out, report);
+            }
         });
         let name = "cats_hub_journal_entries";
         let _ = writeln!(
@@ -164,6 +217,73 @@ impl Metrics {
         self.guarantee.render(&mut out);
         out
     }
+}
+
+fn render_queues(out: &mut String, report: &QueuesReport) {
+    let mut gauge = |name: &str, help: &str, label: &str, rows: Vec<(&str, Option<f64>)>| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (key, value) in rows {
+            if let Some(v) = value {
+                let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", esc(key));
+            }
+        }
+    };
+    let q = &report.queues;
+    let n = &report.nodes;
+    let count = |v: Option<i64>| v.map(|v| v as f64);
+    gauge(
+        "cats_hub_queue_depth",
+        "Messages in the queue.",
+        "queue",
+        q.iter()
+            .map(|q| (q.name.as_str(), count(q.depth)))
+            .collect(),
+    );
+    gauge(
+        "cats_hub_queue_consumers",
+        "Consumers of the queue.",
+        "queue",
+        q.iter()
+            .map(|q| (q.name.as_str(), count(q.consumers)))
+            .collect(),
+    );
+    gauge(
+        "cats_hub_dead_letters",
+        "Dead letters of the queue not yet replayed or discarded.",
+        "queue",
+        q.iter()
+            .map(|q| (q.name.as_str(), count(q.dead_letters)))
+            .collect(),
+    );
+    gauge(
+        "cats_hub_node_connected",
+        "1 when the node is connected.",
+        "country",
+        n.iter()
+            .map(|n| {
+                (
+                    n.country.as_str(),
+                    Some(if n.connected { 1.0 } else { 0.0 }),
+                )
+            })
+            .collect(),
+    );
+    gauge(
+        "cats_hub_node_undelivered",
+        "Messages the node is owed.",
+        "country",
+        n.iter()
+            .map(|n| (n.country.as_str(), count(n.undelivered)))
+            .collect(),
+    );
+    gauge(
+        "cats_hub_node_oldest_undelivered_seconds",
+        "Age of the oldest message the node is owed.",
+        "country",
+        n.iter()
+            .map(|n| (n.country.as_str(), n.oldest_undelivered_age_seconds))
+            .collect(),
+    );
 }
 
 fn esc(s: &str) -> String {

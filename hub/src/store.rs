@@ -135,6 +135,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0002_node_movements.sql"),
     },
     Migration {
+        version: 3,
+        name: "dead_letters",
+        sqlite: include_str!("../migrations/sqlite/0003_dead_letters.sql"),
+        postgres: include_str!("../migrations/postgres/0003_dead_letters.sql"),
+    },
+    Migration {
         version: 4,
         name: "guarantees",
         sqlite: include_str!("../migrations/sqlite/0004_guarantees.sql"),
