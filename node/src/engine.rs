@@ -1433,8 +1433,12 @@ impl Engine {
     /// One delivery from the hub: verify, decode, apply (inbox + movement + outputs in one
     /// transaction), then acknowledge.
     pub async fn deliver(&self, d: Delivery) -> Result<(), EngineError> {
+        use tracing::Instrument;
         let span = tracing::info_span!("delivery", id = %d.message_id, from = %d.from);
-        let _enter = span.enter();
+        self.deliver_inner(d).instrument(span).await
+    }
+
+    async fn deliver_inner(&self, d: Delivery) -> Result<(), EngineError> {
         let wire = d.bytes.clone();
         let opened = match self.verifier.open_redelivered(&wire, &d.from) {
             Ok(o) => o,

@@ -123,12 +123,22 @@ fn internal(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
 }
 
+/// A refusal before the handler's work (authentication).
+#[derive(Debug)]
+struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
 fn authorise(
     state: &ApiState,
     headers: &HeaderMap,
     need: Option<TokenRole>,
-) -> Result<Token, Response> {
-    let unauthorised = |m: &str| error(StatusCode::UNAUTHORIZED, "unauthorized", m);
+) -> Result<Token, ApiError> {
+    let unauthorised = |m: &str| ApiError(StatusCode::UNAUTHORIZED, "unauthorized", m.to_owned());
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorised("missing bearer token"));
     };
@@ -146,7 +156,7 @@ fn authorise(
     if let Some(role) = need
         && found.role != role
     {
-        return Err(error(
+        return Err(ApiError(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this call needs a {role:?} token"),
@@ -169,7 +179,7 @@ fn xml_response(status: StatusCode, message_type: &str, xml: String) -> Response
 
 async fn post_message(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = authorise(&state, &headers, Some(TokenRole::NationalSystem)) {
-        return r;
+        return r.into_response();
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -218,7 +228,7 @@ async fn pull(
     Query(q): Query<PullQuery>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers, None) {
-        return r;
+        return r.into_response();
     }
     let after = q.after.unwrap_or(0).max(0);
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -249,7 +259,7 @@ async fn stream(
     Query(q): Query<StreamQuery>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers, None) {
-        return r;
+        return r.into_response();
     }
     let last_event = headers
         .get("last-event-id")
@@ -318,7 +328,7 @@ async fn movement_by_mrn(
     Path(mrn): Path<String>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers, None) {
-        return r;
+        return r.into_response();
     }
     one_movement(&state, Lookup::Mrn(&mrn), "unknown-mrn", &mrn).await
 }
@@ -329,7 +339,7 @@ async fn declaration_by_lrn(
     Path(lrn): Path<String>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers, None) {
-        return r;
+        return r.into_response();
     }
     one_movement(&state, Lookup::Lrn(&lrn), "unknown-lrn", &lrn).await
 }
@@ -372,15 +382,15 @@ async fn list_movements(
     Query(q): Query<ListQuery>,
 ) -> Response {
     if let Err(r) = authorise(&state, &headers, None) {
-        return r;
+        return r.into_response();
     }
-    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, Response> {
+    let time = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         match v {
             None => Ok(None),
             Some(t) => chrono::DateTime::parse_from_rfc3339(t)
                 .map(|t| Some(t.timestamp_millis()))
                 .map_err(|e| {
-                    error(
+                    ApiError(
                         StatusCode::BAD_REQUEST,
                         "bad-request",
                         format!("{name} {t:?}: {e}"),
@@ -390,11 +400,11 @@ async fn list_movements(
     };
     let from = match time("from", &q.from) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let to = match time("to", &q.to) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if let Some(role) = &q.role
         && store::parse_role(role).is_none()
@@ -433,7 +443,7 @@ async fn list_movements(
 async fn action(State(state): State<ApiState>, headers: HeaderMap, body: Bytes) -> Response {
     let token = match authorise(&state, &headers, Some(TokenRole::Officer)) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let req: ActionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
