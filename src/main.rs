@@ -22,6 +22,43 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the hub and the KZ, AZ and GE nodes on loopback and drive a movement Aktau →
+    /// Alat → Red Bridge → Poti through their national APIs, printing every step (or N
+    /// movements with throughput and latency figures).
+    Demo {
+        /// The transport between the nodes and the hub.
+        #[arg(long, value_enum, default_value = "direct")]
+        transport: cli::demo::TransportKind,
+        /// The broker for `--transport amqp` (e.g. amqps://localhost:56710).
+        #[arg(long)]
+        amqp_url: Option<String>,
+        /// The store of every service: SQLite files in a temporary directory, or one fresh
+        /// PostgreSQL database per service.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        store: cli::demo::StoreKind,
+        /// The PostgreSQL server for `--store postgres` (a database is created per service).
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Drive N movements (varied routes, holders and goods; some controlled, some refused)
+        /// and print throughput and submit-to-release latency percentiles.
+        #[arg(long)]
+        movements: Option<usize>,
+        /// Stay up after the run, printing each node's API address and tokens, until Ctrl-C.
+        #[arg(long)]
+        keep_running: bool,
+        /// Seed of the movements' variety and of the nodes' random sampling.
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Where the development PKI is (created there when missing).
+        #[arg(long, default_value = "certs/dev")]
+        certs: PathBuf,
+        /// Seconds any one step may take before the demo gives up and says which.
+        #[arg(long, default_value_t = 30)]
+        step_timeout: u64,
+        /// Movements in flight at once with --movements.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// Validate message files: exit 0 when every file is valid, 1 when any is not, 2 on error.
     Validate {
         /// How far to check: `xml` stops after the typed decode, `rules` adds code lists,
@@ -150,6 +187,29 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo {
+            transport,
+            amqp_url,
+            store,
+            database_url,
+            movements,
+            keep_running,
+            seed,
+            certs,
+            step_timeout,
+            concurrency,
+        } => cli::demo::run(cli::demo::RawOptions {
+            transport,
+            amqp_url,
+            store,
+            database_url,
+            movements,
+            keep_running,
+            seed,
+            certs,
+            step_timeout,
+            concurrency,
+        }),
         Command::Validate {
             level,
             format,

@@ -1,0 +1,577 @@
+//! End-to-end journeys: the hub and the KZ, AZ and GE nodes started in this process as
+//! `cats demo` starts them (real sockets, HTTPS and mutual TLS, signatures, SQLite), driven
+//! only through the nodes' national APIs by the demo's own driver (`src/cli/demo/`, included
+//! below). Each case takes the transport as a parameter.
+//!
+//! The last test runs the `cats demo` binary itself.
+
+use std::time::Duration;
+
+use chrono::Offset;
+
+use message_catalog::ids::{CustomsOfficeRef, Mrn, ProcedureLetter};
+
+#[path = "../src/cli/demo"]
+#[allow(dead_code)]
+mod demo {
+    pub mod client;
+    pub mod journey;
+    pub mod load;
+    pub mod messages;
+    pub mod world;
+}
+
+use demo::client::element;
+use demo::journey::{self, Ending, Plan};
+use demo::load::{CONTROLLED_AT_DEPARTURE, CONTROLLED_AT_DESTINATION};
+use demo::messages;
+use demo::world::{Options, RawOptions, StoreKind, TransportKind, World};
+
+const STEP: Duration = Duration::from_secs(30);
+
+struct Setup {
+    world: World,
+    _certs: tempfile::TempDir,
+}
+
+async fn setup(transport: TransportKind) -> Setup {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let raw = RawOptions {
+        transport,
+        amqp_url: None,
+        store: StoreKind::Sqlite,
+        database_url: None,
+        movements: None,
+        keep_running: false,
+        seed: 7,
+        certs: certs.path().join("dev"),
+        step_timeout: STEP.as_secs(),
+        concurrency: 1,
+    };
+    let options = Options::resolve(&raw).expect("options");
+    let world = World::start(&options).await.expect("the world starts");
+    Setup {
+        world,
+        _certs: certs,
+    }
+}
+
+fn lrn(case: &str) -> String {
+    format!("T{case}{:08X}", rand::random::<u32>())
+}
+
+fn with_goods(mut plan: Plan, goods: (&str, &str, &str)) -> Plan {
+    let (description, hs, mass) = goods;
+    plan.consignment.goods[0] = messages::Goods {
+        description: description.into(),
+        hs_code: hs.into(),
+        gross_mass: mass.into(),
+        net_mass: "100".into(),
+        packages: 2,
+    };
+    plan
+}
+
+fn types(world: &World, country: &str, key: &str) -> Vec<String> {
+    world.nodes.0[country]
+        .stream
+        .items(key)
+        .iter()
+        .map(|i| i.message_type.clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases, each for one transport.
+
+async fn full_journey(transport: TransportKind) {
+    let s = setup(transport).await;
+    let plan = Plan::pilot(&lrn("FULL"));
+    let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("the pilot journey ends written off");
+    assert_eq!(outcome.ending, Ending::WrittenOff);
+    let mrn = outcome.mrn.expect("an MRN");
+    assert!(outcome.controls.is_empty(), "{:?}", outcome.controls);
+
+    // The national system of departure got acceptance, release and write-off, each once and
+    // in that order; the one of destination got the goods release.
+    let kz = types(&s.world, "KZ", &mrn);
+    for t in ["CC028C", "CC029C", "CC045C"] {
+        assert_eq!(kz.iter().filter(|k| *k == t).count(), 1, "{t} in {kz:?}");
+    }
+    let pos = |t: &str| kz.iter().position(|k| k == t);
+    assert!(
+        pos("CC028C") < pos("CC029C") && pos("CC029C") < pos("CC045C"),
+        "{kz:?}"
+    );
+    assert!(types(&s.world, "GE", &mrn).contains(&"CC025C".to_owned()));
+
+    // The pull API gives the same messages, each once, in cursor order.
+    let kz_client = &s.world.nodes.0["KZ"].client;
+    let (page, next) = kz_client.pull(0, 1000).await.expect("pull");
+    let cursors: Vec<i64> = page.iter().map(|i| i.cursor).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "{cursors:?}");
+    assert_eq!(next, *cursors.last().expect("messages"));
+    let pulled: Vec<&str> = page
+        .iter()
+        .filter(|i| i.mrn.as_deref() == Some(mrn.as_str()))
+        .map(|i| i.message_type.as_str())
+        .collect();
+    assert_eq!(pulled, kz.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // Every office on the route ended where the journey leaves it, and every step's local
+    // time is the UTC time in the office's zone (Kazakhstan UTC+5 since March 2024).
+    let expected = [
+        (
+            "KZ",
+            "KZ000101",
+            "departure",
+            "WrittenOff",
+            chrono_tz::Asia::Aqtau,
+        ),
+        (
+            "KZ",
+            "KZ000101",
+            "exit",
+            "Proceeded",
+            chrono_tz::Asia::Aqtau,
+        ),
+        (
+            "AZ",
+            "AZ000101",
+            "transit",
+            "Proceeded",
+            chrono_tz::Asia::Baku,
+        ),
+        ("AZ", "AZ000201", "exit", "Proceeded", chrono_tz::Asia::Baku),
+        (
+            "GE",
+            "GE000101",
+            "transit",
+            "Proceeded",
+            chrono_tz::Asia::Tbilisi,
+        ),
+        (
+            "GE",
+            "GE000201",
+            "destination",
+            "GoodsReleased",
+            chrono_tz::Asia::Tbilisi,
+        ),
+    ];
+    for (country, office, role, phase, zone) in expected {
+        let view = s.world.nodes.0[country]
+            .client
+            .movement(&mrn)
+            .await
+            .expect("movement")
+            .expect("held");
+        assert!(
+            journey::phase_is(view.phase(office, role), phase),
+            "{office} {role}: {:?}",
+            view.phase(office, role)
+        );
+        let steps: Vec<_> = view
+            .history
+            .iter()
+            .filter(|e| e.office == office && e.role == role)
+            .collect();
+        assert!(!steps.is_empty(), "{office} {role} has no history");
+        for e in steps {
+            let utc = chrono::DateTime::parse_from_rfc3339(&e.at).expect("at is RFC 3339");
+            let local =
+                chrono::DateTime::parse_from_rfc3339(&e.at_local).expect("at_local is RFC 3339");
+            assert_eq!(utc, local, "{office}: same instant");
+            let want = utc.with_timezone(&zone).offset().fix();
+            assert_eq!(local.offset(), &want, "{office}: {}", e.at_local);
+        }
+    }
+    let kz_offset = chrono::DateTime::parse_from_rfc3339(
+        &s.world.nodes.0["KZ"]
+            .client
+            .movement(&mrn)
+            .await
+            .expect("movement")
+            .expect("held")
+            .history[0]
+            .at_local,
+    )
+    .expect("at_local");
+    assert_eq!(kz_offset.offset().local_minus_utc(), 5 * 3600);
+    s.world.stop().await;
+}
+
+async fn declaration_rejected(transport: TransportKind) {
+    let s = setup(transport).await;
+    let mut plan = Plan::pilot(&lrn("REJ"));
+    // Aktau is no office of destination: the node's reference checks refuse the declaration.
+    plan.consignment.route.destination = "KZ000101";
+    plan.consignment.route.transits.clear();
+    plan.consignment.route.exits.clear();
+    let kz = &s.world.nodes.0["KZ"];
+    let reply = kz
+        .client
+        .submit(messages::cc015c(
+            &plan.consignment,
+            "REJ-1",
+            chrono::Utc::now(),
+        ))
+        .await
+        .expect("POST");
+    let rejection = if reply.status == 422 {
+        assert_eq!(reply.message_type.as_deref(), Some("CC056C"));
+        reply.body
+    } else {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        kz.stream
+            .wait(&plan.consignment.lrn, "CC056C", STEP)
+            .await
+            .expect("a CC056C on the stream")
+            .xml
+            .clone()
+    };
+    assert!(element(&rejection, "errorCode").is_some(), "{rejection}");
+    assert!(
+        element(&rejection, "errorPointer")
+            .is_some_and(|p| p.contains("CustomsOfficeOfDestination")),
+        "{rejection}"
+    );
+    let view = kz
+        .client
+        .declaration(&plan.consignment.lrn)
+        .await
+        .expect("GET declaration")
+        .expect("the rejected declaration is kept");
+    assert!(view.mrn.is_none());
+    assert!(journey::phase_is(
+        view.phase("KZ000101", "departure"),
+        "Rejected"
+    ));
+    assert!(!types(&s.world, "KZ", &plan.consignment.lrn).contains(&"CC028C".to_owned()));
+    s.world.stop().await;
+}
+
+async fn major_discrepancy_at_destination(transport: TransportKind) {
+    let s = setup(transport).await;
+    let mut plan = with_goods(Plan::pilot(&lrn("MAJ")), CONTROLLED_AT_DESTINATION);
+    plan.destination_outcome = "major-discrepancies";
+    let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("written off by the officer after the discrepancies");
+    let mrn = outcome.mrn.expect("MRN");
+    assert_eq!(outcome.controls, vec!["GE000201 destination".to_owned()]);
+    let kz = types(&s.world, "KZ", &mrn);
+    assert!(kz.contains(&"CC019C".to_owned()), "{kz:?}");
+    let view = s.world.nodes.0["GE"]
+        .client
+        .movement(&mrn)
+        .await
+        .expect("GET")
+        .expect("held");
+    assert!(
+        view.selections
+            .iter()
+            .any(|sel| sel.office == "GE000201" && sel.selected && !sel.reason.is_empty()),
+        "{:?}",
+        view.selections
+    );
+    let departure = s.world.nodes.0["KZ"]
+        .client
+        .movement(&mrn)
+        .await
+        .expect("GET")
+        .expect("held");
+    let write_off = departure
+        .history
+        .iter()
+        .find(|e| e.action.as_deref() == Some("write-off"))
+        .expect("the officer's write-off is in the history");
+    assert_eq!(write_off.by.as_deref(), Some("kz-officer"));
+    s.world.stop().await;
+}
+
+async fn invalidated_before_release(transport: TransportKind) {
+    let s = setup(transport).await;
+    let mut plan = with_goods(Plan::pilot(&lrn("INV")), CONTROLLED_AT_DEPARTURE);
+    plan.invalidate = true;
+    plan.expect = Ending::Invalidated;
+    let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("invalidated");
+    let mrn = outcome.mrn.expect("MRN");
+    let kz = types(&s.world, "KZ", &mrn);
+    assert!(kz.contains(&"CC009C".to_owned()), "{kz:?}");
+    assert!(!kz.contains(&"CC029C".to_owned()), "{kz:?}");
+    // Nothing was announced to the other countries.
+    for country in ["AZ", "GE"] {
+        assert!(
+            s.world.nodes.0[country]
+                .client
+                .movement(&mrn)
+                .await
+                .expect("GET")
+                .is_none()
+        );
+    }
+    s.world.stop().await;
+}
+
+async fn amendment(transport: TransportKind) {
+    let s = setup(transport).await;
+    let mut plan = with_goods(Plan::pilot(&lrn("AMD")), CONTROLLED_AT_DEPARTURE);
+    plan.amend = true;
+    let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("amended, released and written off");
+    let mrn = outcome.mrn.expect("MRN");
+    let kz = types(&s.world, "KZ", &mrn);
+    assert!(kz.contains(&"CC004C".to_owned()), "{kz:?}");
+    let pos = |t: &str| kz.iter().position(|k| k == t);
+    assert!(
+        pos("CC060C") < pos("CC004C") && pos("CC004C") < pos("CC029C"),
+        "{kz:?}"
+    );
+    s.world.stop().await;
+}
+
+async fn out_of_sequence(transport: TransportKind) {
+    let s = setup(transport).await;
+    let plan = Plan::pilot(&lrn("SEQ"));
+    let mrn = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("written off")
+        .mrn
+        .expect("MRN");
+    let kz = &s.world.nodes.0["KZ"];
+    // An invalidation request after release does not fit: CC056C with code 92.
+    let reply = kz
+        .client
+        .submit(messages::cc014c(
+            &plan.consignment,
+            &mrn,
+            "too late",
+            "SEQ-014",
+            chrono::Utc::now(),
+        ))
+        .await
+        .expect("POST");
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert_eq!(reply.message_type.as_deref(), Some("CC056C"));
+    assert_eq!(reply.error_code().as_deref(), Some("92"), "{}", reply.body);
+    // An officer action that does not fit: 409 code 92, state unchanged.
+    let refused = kz
+        .client
+        .act(
+            serde_json::json!({"action": "write-off", "office": "KZ000101",
+                                "role": "departure", "mrn": mrn}),
+        )
+        .await
+        .expect("POST")
+        .expect_err("a second write-off is refused");
+    assert_eq!((refused.status, refused.code.as_str()), (409, "92"));
+    let view = kz.client.movement(&mrn).await.expect("GET").expect("held");
+    assert!(journey::phase_is(
+        view.phase("KZ000101", "departure"),
+        "WrittenOff"
+    ));
+    s.world.stop().await;
+}
+
+async fn unknown_mrn(transport: TransportKind) {
+    let s = setup(transport).await;
+    let office = CustomsOfficeRef::parse("KZ000101").expect("office");
+    let mrn = Mrn::generate(
+        26,
+        &office,
+        987_654,
+        ProcedureLetter::parse("J").expect("J"),
+    )
+    .expect("MRN")
+    .to_string();
+    let ge = &s.world.nodes.0["GE"];
+    let reply = ge
+        .client
+        .submit(messages::cc007c(
+            &mrn,
+            "GE000201",
+            "GE123456789",
+            "UNK-007",
+            chrono::Utc::now(),
+        ))
+        .await
+        .expect("POST");
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    // The contract names CC057C at destination; with no movement held there is nothing to
+    // compose it from, and the node answers with the generic functional NACK. The code is
+    // what a national system acts on.
+    assert!(
+        matches!(reply.message_type.as_deref(), Some("CC057C" | "CC906C")),
+        "{:?}",
+        reply.message_type
+    );
+    assert_eq!(reply.error_code().as_deref(), Some("90"), "{}", reply.body);
+    assert!(ge.client.movement(&mrn).await.expect("GET").is_none());
+    let refused = ge
+        .client
+        .act(
+            serde_json::json!({"action": "release-goods", "office": "GE000201",
+                                "role": "destination", "mrn": mrn}),
+        )
+        .await
+        .expect("POST")
+        .expect_err("no such movement");
+    assert_eq!((refused.status, refused.code.as_str()), (404, "90"));
+    s.world.stop().await;
+}
+
+async fn node_restarted_mid_journey(transport: TransportKind) {
+    let mut s = setup(transport).await;
+    let plan = Plan::pilot(&lrn("RST"));
+    let nodes = s.world.nodes.clone();
+    let driven = {
+        let plan = plan.clone();
+        tokio::spawn(async move { journey::drive(&nodes, &plan, STEP, None).await })
+    };
+    // Once the movement is released, the destination's node goes down and comes back: the
+    // anticipated arrival record sent meanwhile waits at the hub and is delivered after.
+    s.world.nodes.0["KZ"]
+        .stream
+        .wait(&plan.consignment.lrn, "CC029C", STEP)
+        .await
+        .expect("released");
+    let ge = s
+        .world
+        .running
+        .iter_mut()
+        .find(|n| n.country == "GE")
+        .expect("GE node");
+    ge.stop().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ge.restart().await.expect("GE restarts");
+    let outcome = driven
+        .await
+        .expect("the journey task")
+        .expect("the journey ends written off across the restart");
+    assert_eq!(outcome.ending, Ending::WrittenOff);
+    s.world.stop().await;
+}
+
+async fn same_declaration_twice(transport: TransportKind) {
+    let s = setup(transport).await;
+    let plan = Plan::pilot(&lrn("DUP"));
+    let kz = &s.world.nodes.0["KZ"];
+    let now = chrono::Utc::now();
+    let first = kz
+        .client
+        .submit(messages::cc015c(&plan.consignment, "DUP-1", now))
+        .await
+        .expect("POST");
+    assert_eq!(
+        (first.status, first.message_type.as_deref()),
+        (200, Some("CC928C"))
+    );
+    let lrn = plan.consignment.lrn.as_str();
+    let accepted = kz.stream.wait(lrn, "CC028C", STEP).await.expect("CC028C");
+    let second = kz
+        .client
+        .submit(messages::cc015c(&plan.consignment, "DUP-2", now))
+        .await
+        .expect("POST");
+    assert_eq!(second.status, 422, "{}", second.body);
+    assert_eq!(second.message_type.as_deref(), Some("CC056C"));
+    assert_eq!(
+        second.error_code().as_deref(),
+        Some("26"),
+        "{}",
+        second.body
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted_count = types(&s.world, "KZ", lrn)
+        .iter()
+        .filter(|t| *t == "CC028C")
+        .count();
+    assert_eq!(accepted_count, 1);
+    let view = kz
+        .client
+        .declaration(lrn)
+        .await
+        .expect("GET")
+        .expect("held");
+    assert_eq!(view.mrn, accepted.mrn);
+    s.world.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct mutual-TLS link.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_full_journey() {
+    full_journey(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_declaration_rejected() {
+    declaration_rejected(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_major_discrepancy_at_destination() {
+    major_discrepancy_at_destination(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_invalidated_before_release() {
+    invalidated_before_release(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_amendment() {
+    amendment(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_out_of_sequence() {
+    out_of_sequence(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_unknown_mrn() {
+    unknown_mrn(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_node_restarted_mid_journey() {
+    node_restarted_mid_journey(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_same_declaration_twice() {
+    same_declaration_twice(TransportKind::Direct).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary.
+
+#[test]
+fn cats_demo_drives_the_pilot_movement_to_write_off() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cats"))
+        .args(["demo", "--certs"])
+        .arg(certs.path().join("dev"))
+        .output()
+        .expect("cats runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("movement 26KZ000101") && last.ends_with("written off"),
+        "{stdout}"
+    );
+    for step in [
+        "CC015C", "CC028C", "CC029C", "CD168C", "CD118C", "CC007C", "CC025C", "CC045C",
+    ] {
+        assert!(stdout.contains(step), "no {step} in\n{stdout}");
+    }
+}
