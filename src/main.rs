@@ -105,6 +105,28 @@ enum Command {
         #[arg(long)]
         hub: PathBuf,
     },
+    /// The hub's queues and nodes (GET /api/v1/queues) as a table: depth, consumers, rates,
+    /// dead letters; connected, last seen, undelivered, oldest undelivered.
+    Queues {
+        /// The hub's operations API.
+        #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
+        hub: String,
+        /// Refresh every --interval seconds until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes with --watch.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+    },
+    /// The hub's dead letters: list, show, replay, discard (each replay and discard is
+    /// recorded by the hub with who, when and why).
+    DeadLetters {
+        /// The hub's operations API.
+        #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
+        hub: String,
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
     /// The development PKI.
     Certs {
         #[command(subcommand)]
@@ -144,6 +166,43 @@ enum HubCommand {
         /// The hub's database (default: store.url of --config).
         #[arg(long)]
         database: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadLettersCommand {
+    /// List dead letters (oldest first).
+    List {
+        /// dead (not yet settled), replayed, discarded or all.
+        #[arg(long, default_value = "dead")]
+        state: String,
+    },
+    /// Show one: reason, envelope, body, audit trail.
+    Show {
+        /// Its id (from `list`).
+        id: i64,
+    },
+    /// Replay one to its queue (the hub's inbound letters go through the hub's pipeline again).
+    Replay {
+        /// Its id.
+        id: i64,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded; default $USER).
+        #[arg(long)]
+        operator: Option<String>,
+    },
+    /// Discard one: kept in the register as discarded, with the audit entry.
+    Discard {
+        /// Its id.
+        id: i64,
+        /// Why (required, recorded).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who (recorded; default $USER).
+        #[arg(long)]
+        operator: Option<String>,
     },
 }
 
@@ -240,6 +299,36 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Config { hub } => cli::hub::print_config(Some(&hub)),
+        Command::Queues {
+            hub,
+            watch,
+            interval,
+        } => cli::queues::run(&hub, watch, interval),
+        Command::DeadLetters { hub, command } => cli::dead_letters::run(
+            &hub,
+            match command {
+                DeadLettersCommand::List { state } => cli::dead_letters::Action::List { state },
+                DeadLettersCommand::Show { id } => cli::dead_letters::Action::Show { id },
+                DeadLettersCommand::Replay {
+                    id,
+                    reason,
+                    operator,
+                } => cli::dead_letters::Action::Replay {
+                    id,
+                    reason,
+                    operator,
+                },
+                DeadLettersCommand::Discard {
+                    id,
+                    reason,
+                    operator,
+                } => cli::dead_letters::Action::Discard {
+                    id,
+                    reason,
+                    operator,
+                },
+            },
+        ),
         Command::Certs { command } => match command {
             CertsCommand::Init {
                 dir,

@@ -1,7 +1,9 @@
 //! The commands of `cats`, one module each.
 
 pub mod certs;
+pub mod dead_letters;
 pub mod demo;
 pub mod hub;
 pub mod mrn;
+pub mod queues;
 pub mod validate;
