@@ -117,8 +117,14 @@ pub struct RawAmqp {
     pub management_url: String,
     /// Management API user (a `monitoring` user).
     pub management_user: String,
-    /// Its password.
+    /// Its password (printed as `<redacted>` by `cats config`).
+    #[serde(serialize_with = "redacted")]
     pub management_password: String,
+}
+
+/// Serializes a secret as `<redacted>` (empty stays empty, so an unset secret shows as unset).
+fn redacted<S: serde::Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.is_empty() { "" } else { "<redacted>" })
 }
 
 impl Default for RawAmqp {
@@ -730,6 +736,77 @@ mod tests {
             "3".to_owned(),
         )]);
         assert!(RawConfig::load_with_env(None, Some(bad)).is_err());
+    }
+
+    #[test]
+    fn amqp_urls() {
+        assert_eq!(
+            parse_amqp_url("amqps://broker.cats:5671/cats").expect("parses"),
+            ("broker.cats".into(), 5671, "cats".into())
+        );
+        assert_eq!(
+            parse_amqp_url("amqps://localhost").expect("parses"),
+            ("localhost".into(), 5671, "/".into())
+        );
+        assert_eq!(
+            parse_amqp_url("amqps://h:56710/%2F").expect("parses").2,
+            "/"
+        );
+        for bad in [
+            "amqp://h/cats",
+            "amqps://u:p@h/cats",
+            "amqps://h:x/cats",
+            "amqps:///cats",
+            "amqps://h/cats?heartbeat=1",
+            "amqps://h/%zz",
+            "h:5671",
+        ] {
+            assert!(
+                matches!(parse_amqp_url(bad), Err(HubError::Invalid(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn amqp_config_resolves_and_refuses_bad_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files =
+            cats_trust::pki::DevPki::init(&dir.path().join("pki"), &[CountryCode::KZ], false)
+                .expect("dev PKI");
+        let mut raw = RawConfig::default();
+        raw.certs.dir = files.dir.clone();
+        raw.transport.kind = "amqp".into();
+        raw.transport.amqp.url = "amqps://localhost:56710/cats".into();
+        let resolved = raw.clone().resolve().expect("resolves");
+        match resolved.transport {
+            ResolvedTransport::Amqp { config, management } => {
+                assert_eq!((config.port, config.vhost.as_str()), (56710, "cats"));
+                assert!(management.is_none());
+            }
+            other => panic!("expected AMQP, got {other:?}"),
+        }
+        let mut zero = raw.clone();
+        zero.transport.amqp.prefetch = 0;
+        assert!(matches!(zero.resolve(), Err(HubError::Invalid(m)) if m.contains("prefetch")));
+        let mut no_user = raw.clone();
+        no_user.transport.amqp.management_url = "http://127.0.0.1:15672".into();
+        assert!(matches!(no_user.resolve(), Err(HubError::Invalid(_))));
+        let mut missing = raw.clone();
+        missing.transport.amqp.cert_file = "nowhere.pem".into();
+        assert!(matches!(missing.resolve(), Err(HubError::Certs(_))));
+        let mut kind = raw;
+        kind.transport.kind = "carrier-pigeon".into();
+        assert!(matches!(kind.resolve(), Err(HubError::Invalid(_))));
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let mut raw = RawConfig::default();
+        raw.transport.amqp.management_password = "s3cret".into();
+        let text = serde_json::to_string(&raw).expect("serializes");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("<redacted>"), "{text}");
     }
 
     #[test]
