@@ -99,11 +99,25 @@ enum Command {
         #[command(subcommand)]
         command: Option<HubCommand>,
     },
+    /// Run one country node: its national API, the movement life cycle at its offices, and
+    /// its link to the hub.
+    Node {
+        /// The configuration file (TOML; every key in deploy/node.example.toml). Environment
+        /// variables CATS_NODE__SECTION__KEY override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
     /// Print the effective configuration (defaults < file < environment).
     Config {
         /// The hub's configuration file.
+        #[arg(long, required_unless_present = "node", conflicts_with = "node")]
+        hub: Option<PathBuf>,
+        /// A node's configuration file.
         #[arg(long)]
-        hub: PathBuf,
+        node: Option<PathBuf>,
     },
     /// The hub's queues and nodes (GET /api/v1/queues) as a table: depth, consumers, rates,
     /// dead letters; connected, last seen, undelivered, oldest undelivered.
@@ -298,7 +312,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli::hub::verify_journal(database.as_deref(), config.as_deref())
             }
         },
-        Command::Config { hub } => cli::hub::print_config(Some(&hub)),
+        Command::Node { config, log_json } => {
+            init_logging(log_json);
+            cli::node::run(config.as_deref())
+        }
+        Command::Config { hub, node: None } => cli::hub::print_config(hub.as_deref()),
+        Command::Config {
+            node: Some(node), ..
+        } => cli::node::print_config(Some(&node)),
         Command::Queues {
             hub,
             watch,

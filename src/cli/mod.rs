@@ -5,5 +5,6 @@ pub mod dead_letters;
 pub mod demo;
 pub mod hub;
 pub mod mrn;
+pub mod node;
 pub mod queues;
 pub mod validate;
