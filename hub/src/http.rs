@@ -123,10 +123,25 @@ async fn readyz(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// How long a request waits for a queue sample (a broker that does not answer must not hang
+/// the API).
+const SAMPLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn sample(s: &ApiState) -> Result<crate::operations::QueuesReport, (&'static str, String)> {
+    match tokio::time::timeout(SAMPLE_TIMEOUT, s.operations.sample()).await {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(e)) => Err((e.code(), e.to_string())),
+        Err(_) => Err((
+            "operations.timeout",
+            format!("no queue sample within {} s", SAMPLE_TIMEOUT.as_secs()),
+        )),
+    }
+}
+
 async fn metrics(State(s): State<ApiState>) -> Response {
-    if let Err(e) = s.operations.sample().await {
+    if let Err((code, e)) = sample(&s).await {
         // The gauges keep the last good sample.
-        tracing::warn!(code = e.code(), error = %e, "queue sample for /metrics failed");
+        tracing::warn!(code, error = %e, "queue sample for /metrics failed");
     }
     let size = crate::journal::size(&s.store).await.unwrap_or(-1);
     (
@@ -137,9 +152,9 @@ async fn metrics(State(s): State<ApiState>) -> Response {
 }
 
 async fn queues(State(s): State<ApiState>) -> Response {
-    match s.operations.sample().await {
+    match sample(&s).await {
         Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+        Err((code, e)) => error(StatusCode::SERVICE_UNAVAILABLE, code, e),
     }
 }
 

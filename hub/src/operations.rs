@@ -508,9 +508,21 @@ impl Operations {
         let mut totals = BTreeMap::new();
         let mut names = vec![HUB_INBOUND.to_owned()];
         names.extend(self.countries.iter().map(|c| node_queue(*c)));
+        let mut broker_down = false;
         for name in names {
-            let declared = declare(state, config, &name).await;
-            let dlq = declare(state, config, &topology::dead_letter_queue(&name)).await;
+            // Once the broker cannot be reached, the other queues are not tried in this sample
+            // (each attempt would wait for the connect timeout).
+            let declared = if broker_down {
+                Err("the broker is not reachable".to_owned())
+            } else {
+                declare(state, config, &name).await
+            };
+            broker_down = broker_down || state.channel.is_none();
+            let dlq = if broker_down {
+                Err("the broker is not reachable".to_owned())
+            } else {
+                declare(state, config, &topology::dead_letter_queue(&name)).await
+            };
             let (depth, consumers) = match declared {
                 Ok((d, c)) => (Some(d), Some(c)),
                 Err(e) => {
