@@ -242,6 +242,9 @@ struct Sample {
 struct SamplerState {
     previous: Option<Sample>,
     last_connected: BTreeMap<CountryCode, DateTime<Utc>>,
+    /// The last journalled message per sending country, read once (so that a restarted hub
+    /// still knows when it last heard from each node).
+    last_journalled: Option<BTreeMap<String, DateTime<Utc>>>,
     channel: Option<(lapin::Connection, lapin::Channel)>,
 }
 
@@ -372,6 +375,9 @@ impl Operations {
                 }
             }
         }
+        if state.last_journalled.is_none() {
+            state.last_journalled = Some(self.last_journalled().await?);
+        }
         let last_messages = self.metrics.last_message_from();
         for n in nodes.iter_mut() {
             let Ok(country) = CountryCode::parse(&n.country) else {
@@ -383,6 +389,10 @@ impl Operations {
             n.last_seen = [
                 state.last_connected.get(&country).copied(),
                 last_messages.get(n.country.as_str()).copied(),
+                state
+                    .last_journalled
+                    .as_ref()
+                    .and_then(|j| j.get(n.country.as_str()).copied()),
             ]
             .into_iter()
             .flatten()
@@ -406,6 +416,27 @@ impl Operations {
         };
         self.metrics.set_queues(&report);
         Ok(report)
+    }
+
+    async fn last_journalled(&self) -> Result<BTreeMap<String, DateTime<Utc>>, StoreError> {
+        Ok(on_pool!(self.store, |p| {
+            sqlx::query(
+                "SELECT sender, MAX(recorded_at) AS last FROM hub_journal \
+                 WHERE sender LIKE 'urn:cats:node:%' GROUP BY sender",
+            )
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let sender: String = row.try_get("sender").ok()?;
+                let last: Option<i64> = row.try_get("last").ok()?;
+                Some((
+                    sender.strip_prefix("urn:cats:node:")?.to_owned(),
+                    DateTime::from_timestamp_millis(last?)?,
+                ))
+            })
+            .collect()
+        }))
     }
 
     fn countries_and(&self, more: impl IntoIterator<Item = CountryCode>) -> Vec<CountryCode> {

@@ -976,6 +976,23 @@ async fn direct_scenario(db: Db) {
     kz_link.shutdown().await;
     ge_link.shutdown().await;
     stop(trigger, hub).await;
+
+    // A restarted hub still knows when it last heard from KZ (from its journal), though KZ
+    // is not connected; AZ, which never sent anything, was never seen.
+    let mut raw = RawConfig::default();
+    raw.store.url = url.clone();
+    raw.http.listen = "127.0.0.1:0".into();
+    raw.transport.listen = "127.0.0.1:0".into();
+    raw.certs.dir = files.dir.clone();
+    let (trigger, shutdown) = shutdown::channel();
+    let hub = cats_hub::start(raw.resolve().expect("config resolves"), shutdown)
+        .await
+        .expect("hub restarts");
+    let report = client(&hub).queues().await.expect("queue report");
+    assert!(!node(&report, "KZ").connected);
+    assert!(node(&report, "KZ").last_seen.is_some(), "{report:#?}");
+    assert!(node(&report, "AZ").last_seen.is_none(), "{report:#?}");
+    stop(trigger, hub).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
