@@ -207,6 +207,13 @@ struct Outcome {
     sent: Vec<String>,
 }
 
+/// The decoded record of a movement, for the composers.
+#[derive(Debug, Default)]
+struct Records {
+    declaration: Option<Box<ncts::CC015CType>>,
+    arrival: Option<Box<message_catalog::generated::cats::CD001CType>>,
+}
+
 /// Where an input came from, for the history and the replies.
 #[derive(Debug, Clone, Default)]
 struct Origin {
@@ -356,14 +363,12 @@ impl Engine {
         format!("{}{}", self.country, random_hex(10))
     }
 
-    async fn committed(&self, tx: Tx<'static>, wake_outbox: bool) -> Result<(), EngineError> {
+    async fn committed(&self, mut tx: Tx<'static>, wake_outbox: bool) -> Result<(), EngineError> {
+        let head = store::stream_head(&mut tx).await?;
         tx.commit().await?;
         if wake_outbox {
             self.outbox.wake();
         }
-        let mut tx = self.store.begin().await?;
-        let head = store::stream_head(&mut tx).await?;
-        tx.commit().await?;
         self.stream.send_replace(head);
         Ok(())
     }
@@ -539,8 +544,17 @@ impl Engine {
             Reference::Invalid(r) => {
                 let mut outcome = Outcome::default();
                 let output = lifecycle::reject(&event, r);
-                self.emit(&mut tx, None, &event, &output, &origin, &mut outcome)
-                    .await?;
+                let records = self.records(None, &event);
+                self.emit(
+                    &mut tx,
+                    None,
+                    &records,
+                    &event,
+                    &output,
+                    &origin,
+                    &mut outcome,
+                )
+                .await?;
                 self.committed(tx, false).await?;
                 return Ok(self.answer(outcome, &original));
             }
@@ -716,36 +730,61 @@ impl Engine {
             applied,
             ..Outcome::default()
         };
+        let records = if step
+            .outputs
+            .iter()
+            .any(|o| !matches!(o, Output::ActionRefused(_)))
+        {
+            self.records(stored.as_ref(), event)
+        } else {
+            Records::default()
+        };
         for output in &step.outputs {
-            self.emit(tx, stored.as_ref(), event, output, origin, &mut outcome)
-                .await?;
+            self.emit(
+                tx,
+                stored.as_ref(),
+                &records,
+                event,
+                output,
+                origin,
+                &mut outcome,
+            )
+            .await?;
         }
         outcome.movement = stored;
         Ok(outcome)
     }
 
-    fn stored_declaration(&self, record: &[u8]) -> Option<Box<ncts::CC015CType>> {
-        match codec::decode(record, &self.limits) {
-            Ok(Message::CC015C(m)) => Some(m),
-            _ => None,
-        }
-    }
-
-    fn stored_arrival_record(
-        &self,
-        record: &[u8],
-    ) -> Option<Box<message_catalog::generated::cats::CD001CType>> {
-        match codec::decode(record, &self.limits) {
-            Ok(Message::CD001C(m)) => Some(m),
-            _ => None,
+    /// The stored record the composers read, decoded once per step: the CC015C at departure
+    /// (or the one being submitted), the CD001C at destination.
+    fn records(&self, stored: Option<&StoredMovement>, event: &Event) -> Records {
+        let decoded = match stored {
+            Some(s) => codec::decode(&s.record, &self.limits).ok(),
+            None => match &event.input {
+                Input::Message(m @ Message::CC015C(_)) => Some(m.clone()),
+                _ => None,
+            },
+        };
+        match decoded {
+            Some(Message::CC015C(m)) => Records {
+                declaration: Some(m),
+                arrival: None,
+            },
+            Some(Message::CD001C(m)) => Records {
+                declaration: None,
+                arrival: Some(m),
+            },
+            _ => Records::default(),
         }
     }
 
     /// Emits one output of a step.
+    #[allow(clippy::too_many_arguments)]
     async fn emit(
         &self,
         tx: &mut Tx<'static>,
         stored: Option<&StoredMovement>,
+        records: &Records,
         event: &Event,
         output: &Output,
         origin: &Origin,
@@ -767,12 +806,8 @@ impl Engine {
                     }
                     _ => None,
                 };
-                let declaration = match (&event.input, stored) {
-                    (Input::Message(Message::CC015C(m)), None) => Some(m.clone()),
-                    (_, Some(s)) => self.stored_declaration(&s.record),
-                    _ => None,
-                };
-                let arrival = stored.and_then(|s| self.stored_arrival_record(&s.record));
+                let declaration = records.declaration.as_deref();
+                let arrival = records.arrival.as_deref();
                 let header = Header {
                     sender: self.address(),
                     recipient: origin
@@ -788,8 +823,8 @@ impl Engine {
                     header: &header,
                     at: event.at,
                     movement,
-                    declaration: declaration.as_deref(),
-                    arrival_record: arrival.as_deref(),
+                    declaration,
+                    arrival_record: arrival,
                 };
                 if let Some(r) = &rejection {
                     self.metrics.rejected(&rejection_code(r));
@@ -833,14 +868,12 @@ impl Engine {
                                 message_id: self.new_message_id(),
                                 correlation: origin.correlation.clone(),
                             };
-                            let declaration =
-                                stored.and_then(|s| self.stored_declaration(&s.record));
                             let cx = compose::Context {
                                 header: &header,
                                 at: event.at,
                                 movement,
-                                declaration: declaration.as_deref(),
-                                arrival_record: None,
+                                declaration: records.declaration.as_deref(),
+                                arrival_record: records.arrival.as_deref(),
                             };
                             match compose::message(output, &cx) {
                                 Some(m) => out.push((to, m)),
