@@ -32,27 +32,184 @@ const STEP: Duration = Duration::from_secs(30);
 struct Setup {
     world: World,
     _certs: tempfile::TempDir,
+    _broker: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
-async fn setup(transport: TransportKind) -> Setup {
+/// The hub and the three nodes on `transport`; `None` when AMQP is asked for and no broker
+/// can be started (outside CI only: under `CI=true` that fails the test).
+async fn setup(transport: TransportKind) -> Option<Setup> {
     let certs = tempfile::tempdir().expect("tempdir");
+    let (pki, amqp_url, permit) = match transport {
+        TransportKind::Direct => (certs.path().join("dev"), None, None),
+        TransportKind::Amqp => {
+            let broker = amqp::broker()?;
+            let permit = amqp::exclusive(broker).await;
+            (
+                broker.certs.clone(),
+                Some(format!("amqps://localhost:{}/cats", broker.port)),
+                Some(permit),
+            )
+        }
+    };
     let raw = RawOptions {
         transport,
-        amqp_url: None,
+        amqp_url,
         store: StoreKind::Sqlite,
         database_url: None,
         movements: None,
         keep_running: false,
         seed: 7,
-        certs: certs.path().join("dev"),
+        certs: pki,
         step_timeout: STEP.as_secs(),
         concurrency: 1,
     };
     let options = Options::resolve(&raw).expect("options");
     let world = World::start(&options).await.expect("the world starts");
-    Setup {
+    Some(Setup {
         world,
         _certs: certs,
+        _broker: permit,
+    })
+}
+
+/// The project's TLS RabbitMQ node for these tests, started by `deploy/rabbitmq/start-node.sh`
+/// on ports of its own (as transport-amqp/tests/amqp.rs does), with the PKI the world uses.
+mod amqp {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    use cats_transport_amqp::lapin::options::QueuePurgeOptions;
+    use cats_transport_amqp::{AmqpConfig, TlsIdentity, raw_connection};
+    use message_catalog::ids::CountryCode;
+
+    #[derive(Debug)]
+    pub struct Broker {
+        pub certs: PathBuf,
+        pub port: u16,
+        state: PathBuf,
+        node_name: String,
+    }
+
+    fn start() -> Result<Broker, String> {
+        let root = std::env::temp_dir().join("cats-journey-test");
+        let broker = Broker {
+            certs: root.join("certs"),
+            port: 56712,
+            state: root.join("rabbitmq"),
+            node_name: "cats-journey@localhost".into(),
+        };
+        cats_trust::pki::DevPki::init(
+            &broker.certs,
+            &[CountryCode::KZ, CountryCode::AZ, CountryCode::GE],
+            false,
+        )
+        .map_err(|e| format!("cannot create the test PKI: {e}"))?;
+        let output = Command::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rabbitmq/start-node.sh"),
+        )
+        .env("CATS_RABBITMQ_NODE_NAME", &broker.node_name)
+        .env("CATS_RABBITMQ_AMQPS_PORT", broker.port.to_string())
+        .env("CATS_RABBITMQ_MANAGEMENT_PORT", "15682")
+        .env("CATS_RABBITMQ_DIST_PORT", "25682")
+        .arg("--state")
+        .arg(&broker.state)
+        .arg("--certs")
+        .arg(&broker.certs)
+        .output()
+        .map_err(|e| format!("cannot run start-node.sh: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "start-node.sh failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(broker)
+    }
+
+    /// Starts the broker once per test binary.
+    pub fn broker() -> Option<&'static Broker> {
+        static BROKER: OnceLock<Option<Broker>> = OnceLock::new();
+        BROKER
+            .get_or_init(|| match start() {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    assert!(
+                        std::env::var("CI").as_deref() != Ok("true"),
+                        "RabbitMQ is required under CI=true: {e}"
+                    );
+                    eprintln!("\n!!!!! SKIPPED: no RabbitMQ for the AMQP journeys: {e}\n");
+                    None
+                }
+            })
+            .as_ref()
+    }
+
+    fn consumers(broker: &Broker) -> Option<u64> {
+        let ctl = std::fs::read_dir("/usr/lib/rabbitmq/lib")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("sbin/rabbitmqctl"))
+            .find(|p| p.exists())?;
+        let output = Command::new(ctl)
+            .env("HOME", &broker.state)
+            .args([
+                "-q",
+                "-n",
+                &broker.node_name,
+                "list_queues",
+                "-p",
+                "cats",
+                "consumers",
+            ])
+            .output()
+            .ok()?;
+        output.status.success().then(|| {
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<u64>().ok())
+                .sum()
+        })
+    }
+
+    /// The journeys share the broker's queues: one at a time, from empty queues, with no
+    /// consumer of the previous one left.
+    pub async fn exclusive(broker: &Broker) -> tokio::sync::SemaphorePermit<'static> {
+        static LOCK: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let permit = LOCK.acquire().await.expect("never closed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && consumers(broker).is_some_and(|n| n > 0) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let party = |name: &str| {
+            let tls = TlsIdentity::from_pki_dir(&broker.certs, name).expect("the test PKI");
+            AmqpConfig::new("localhost", broker.port, tls)
+        };
+        let hub = party("hub-client");
+        purge(&hub, "cats.hub.in").await;
+        for c in ["KZ", "AZ", "GE"] {
+            purge(
+                &party(&format!("node-{}", c.to_ascii_lowercase())),
+                &format!("cats.node.{c}"),
+            )
+            .await;
+        }
+        permit
+    }
+
+    /// Empties `queue` if it exists (the transports declare it on their first connection).
+    async fn purge(config: &AmqpConfig, queue: &str) {
+        let Ok(connection) = raw_connection(config, "journey-purge").await else {
+            return;
+        };
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .queue_purge(queue.into(), QueuePurgeOptions::default())
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
     }
 }
 
@@ -85,7 +242,9 @@ fn types(world: &World, country: &str, key: &str) -> Vec<String> {
 // The cases, each for one transport.
 
 async fn full_journey(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let plan = Plan::pilot(&lrn("FULL"));
     let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
         .await
@@ -203,7 +362,9 @@ async fn full_journey(transport: TransportKind) {
 }
 
 async fn declaration_rejected(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let mut plan = Plan::pilot(&lrn("REJ"));
     // Aktau is no office of destination: the node's reference checks refuse the declaration.
     plan.consignment.route.destination = "KZ000101";
@@ -253,7 +414,9 @@ async fn declaration_rejected(transport: TransportKind) {
 }
 
 async fn major_discrepancy_at_destination(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let mut plan = with_goods(Plan::pilot(&lrn("MAJ")), CONTROLLED_AT_DESTINATION);
     plan.destination_outcome = "major-discrepancies";
     let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
@@ -292,7 +455,9 @@ async fn major_discrepancy_at_destination(transport: TransportKind) {
 }
 
 async fn invalidated_before_release(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let mut plan = with_goods(Plan::pilot(&lrn("INV")), CONTROLLED_AT_DEPARTURE);
     plan.invalidate = true;
     plan.expect = Ending::Invalidated;
@@ -318,7 +483,9 @@ async fn invalidated_before_release(transport: TransportKind) {
 }
 
 async fn amendment(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let mut plan = with_goods(Plan::pilot(&lrn("AMD")), CONTROLLED_AT_DEPARTURE);
     plan.amend = true;
     let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
@@ -336,7 +503,9 @@ async fn amendment(transport: TransportKind) {
 }
 
 async fn out_of_sequence(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let plan = Plan::pilot(&lrn("SEQ"));
     let mrn = journey::drive(&s.world.nodes, &plan, STEP, None)
         .await
@@ -379,7 +548,9 @@ async fn out_of_sequence(transport: TransportKind) {
 }
 
 async fn unknown_mrn(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let office = CustomsOfficeRef::parse("KZ000101").expect("office");
     let mrn = Mrn::generate(
         26,
@@ -426,7 +597,9 @@ async fn unknown_mrn(transport: TransportKind) {
 }
 
 async fn node_restarted_mid_journey(transport: TransportKind) {
-    let mut s = setup(transport).await;
+    let Some(mut s) = setup(transport).await else {
+        return;
+    };
     let plan = Plan::pilot(&lrn("RST"));
     let nodes = s.world.nodes.clone();
     let driven = {
@@ -458,7 +631,9 @@ async fn node_restarted_mid_journey(transport: TransportKind) {
 }
 
 async fn same_declaration_twice(transport: TransportKind) {
-    let s = setup(transport).await;
+    let Some(s) = setup(transport).await else {
+        return;
+    };
     let plan = Plan::pilot(&lrn("DUP"));
     let kz = &s.world.nodes.0["KZ"];
     let now = chrono::Utc::now();
@@ -548,6 +723,78 @@ async fn direct_node_restarted_mid_journey() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_same_declaration_twice() {
     same_declaration_twice(TransportKind::Direct).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RabbitMQ (AMQPS, client certificates).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_full_journey() {
+    full_journey(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_declaration_rejected() {
+    declaration_rejected(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_major_discrepancy_at_destination() {
+    major_discrepancy_at_destination(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_invalidated_before_release() {
+    invalidated_before_release(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_amendment() {
+    amendment(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_out_of_sequence() {
+    out_of_sequence(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_unknown_mrn() {
+    unknown_mrn(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_node_restarted_mid_journey() {
+    node_restarted_mid_journey(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_same_declaration_twice() {
+    same_declaration_twice(TransportKind::Amqp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_a_step_that_does_not_come_names_the_office_and_what_was_awaited() {
+    let Some(mut s) = setup(TransportKind::Direct).await else {
+        return;
+    };
+    // The AZ node is down for good: the journey stops at the first AZ office.
+    s.world
+        .running
+        .iter_mut()
+        .find(|n| n.country == "AZ")
+        .expect("AZ node")
+        .stop()
+        .await;
+    let plan = Plan::pilot(&lrn("TMO"));
+    let error = journey::drive(&s.world.nodes, &plan, Duration::from_secs(3), None)
+        .await
+        .expect_err("the AZ steps never come");
+    let text = format!("{error:#}");
+    assert!(text.contains("AZ000101 (transit)"), "{text}");
+    assert!(text.contains("timed out"), "{text}");
+    assert!(text.contains("anticipated record"), "{text}");
+    s.world.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -312,22 +312,30 @@ pub async fn drive(
             step,
         )
         .await?;
-        officer(
+        let answer = officer(
             node,
             json!({"action": "record-presentation", "office": office, "role": role, "mrn": mrn}),
         )
         .await?;
-        let view = wait_phase(
-            node,
-            mrn,
-            office,
-            role,
-            &["Cleared", "UnderControl"],
-            "the selection after presentation",
-            step,
-        )
-        .await?;
-        if phase_is(view.phase(office, role), "UnderControl") {
+        // The selection runs with the presentation: the answer's movement usually shows it.
+        let selected = ["Cleared", "UnderControl"];
+        let phase = match answered_phase(&answer, office, role) {
+            Some(p) if selected.iter().any(|s| phase_is(Some(&p), s)) => p,
+            _ => wait_phase(
+                node,
+                mrn,
+                office,
+                role,
+                &selected,
+                "the selection after presentation",
+                step,
+            )
+            .await?
+            .phase(office, role)
+            .unwrap_or_default()
+            .to_owned(),
+        };
+        if phase_is(Some(&phase), "UnderControl") {
             controls.push(format!("{office} {role}"));
             officer(
                 node,
@@ -601,6 +609,12 @@ pub async fn officer(
     }
 }
 
+/// The phase of `office` in `role` in the movement an officer action answered with.
+fn answered_phase(answer: &serde_json::Value, office: &str, role: &str) -> Option<String> {
+    let view: MovementView = serde_json::from_value(answer.get("movement")?.clone()).ok()?;
+    view.phase(office, role).map(str::to_owned)
+}
+
 /// Phases are compared without regard to case, `_`, `-` and spaces (`WrittenOff`,
 /// `written_off` and `written-off` are one phase).
 pub fn phase_is(phase: Option<&str>, wanted: &str) -> bool {
@@ -624,7 +638,7 @@ pub async fn wait_phase(
     limit: Duration,
 ) -> anyhow::Result<MovementView> {
     let deadline = Instant::now() + limit;
-    let mut pause = Duration::from_millis(2);
+    let mut pause = Duration::from_millis(5);
     let mut last: Option<String> = None;
     loop {
         // A node that is restarting does not answer for a moment: keep asking.
@@ -648,7 +662,7 @@ pub async fn wait_phase(
             );
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(40));
+        pause = (pause * 2).min(Duration::from_millis(100));
     }
 }
 
@@ -720,8 +734,15 @@ impl Trail {
 
     /// One history entry as a line of the demo's output.
     pub fn line(&self, e: &HistoryEntry) -> String {
+        // Milliseconds when the node keeps them, whole seconds otherwise.
         let local = chrono::DateTime::parse_from_rfc3339(&e.at_local)
-            .map(|t| t.format("%H:%M:%S%.3f %:z").to_string())
+            .map(|t| {
+                if t.timestamp_subsec_millis() == 0 {
+                    t.format("%H:%M:%S %:z").to_string()
+                } else {
+                    t.format("%H:%M:%S%.3f %:z").to_string()
+                }
+            })
             .unwrap_or_else(|_| e.at_local.clone());
         let what = match (&e.message_type, &e.action) {
             (Some(m), _) => m.clone(),
@@ -729,14 +750,18 @@ impl Trail {
             (None, None) => e.kind.clone(),
         };
         let name = self.names.get(&e.office).map(String::as_str).unwrap_or("");
+        let route = format!(
+            "{} → {}",
+            e.from.as_deref().unwrap_or("-"),
+            e.to.as_deref().unwrap_or("-")
+        );
         format!(
-            "{local}  {} {:<26} {:<11} {:<22} {:>15} → {:<15} {}",
+            "{local}  {} {:<26} {:<11} {:<19} {:<26} {}",
             e.office,
             name,
             e.role,
             what,
-            e.from.as_deref().unwrap_or("-"),
-            e.to.as_deref().unwrap_or("-"),
+            route,
             e.phase_after.as_deref().unwrap_or("")
         )
     }

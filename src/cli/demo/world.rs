@@ -91,6 +91,9 @@ impl Options {
         if raw.transport == TransportKind::Amqp && raw.amqp_url.is_none() {
             bail!("--transport amqp needs --amqp-url (e.g. amqps://localhost:56710)");
         }
+        if let Some(url) = &raw.amqp_url {
+            amqp_url(url)?;
+        }
         if raw.transport == TransportKind::Direct && raw.amqp_url.is_some() {
             bail!("--amqp-url is only used with --transport amqp");
         }
@@ -264,20 +267,27 @@ impl World {
         raw.http.listen = "127.0.0.1:0".into();
         raw.transport.listen = "127.0.0.1:0".into();
         raw.certs.dir = pki.dir.clone();
-        if options.transport == TransportKind::Amqp {
-            bail!(
-                "--transport amqp: the hub does not take its messages from RabbitMQ yet (cats_hub's [transport] kind is \"direct\" only)"
-            );
+        if let Some(url) = &options.amqp_url {
+            raw.transport.kind = "amqp".into();
+            raw.transport.amqp.url = url.clone();
+            raw.transport.amqp.operation_timeout_ms = 5_000;
+            raw.transport.amqp.reconnect_max_ms = 1_000;
         }
         let hub_config = raw.resolve().context("configuring the hub")?;
         let (hub_trigger, hub_shutdown) = shutdown::channel();
         let hub = cats_hub::start(hub_config, hub_shutdown)
             .await
             .context("starting the hub")?;
-        println!(
-            "hub      direct link {}  API http://{}  store {}",
-            hub.direct_addr, hub.http_addr, hub_store
-        );
+        match &options.amqp_url {
+            Some(url) => println!(
+                "hub      AMQP {url}  API http://{}  store {hub_store}",
+                hub.http_addr
+            ),
+            None => println!(
+                "hub      direct link {}  API http://{}  store {hub_store}",
+                hub.direct_addr, hub.http_addr
+            ),
+        }
 
         let ca_pem = std::fs::read(&pki.ca.cert)
             .with_context(|| format!("reading {}", pki.ca.cert.display()))?;
@@ -392,9 +402,20 @@ async fn start_node(
             role: "officer".into(),
         },
     ];
-    raw.transport.kind = "direct".into();
-    raw.transport.hub = hub.to_string();
-    raw.transport.server_name = "localhost".into();
+    match &options.amqp_url {
+        Some(url) => {
+            let (host, port, vhost) = amqp_url(url)?;
+            raw.transport.kind = "amqp".into();
+            raw.transport.amqp.host = host;
+            raw.transport.amqp.port = port;
+            raw.transport.amqp.vhost = vhost;
+        }
+        None => {
+            raw.transport.kind = "direct".into();
+            raw.transport.hub = hub.to_string();
+            raw.transport.server_name = "localhost".into();
+        }
+    }
     raw.certs.dir = pki.to_owned();
     raw.selection = selection(options, country);
     let (node, trigger) = launch(raw.clone(), country).await?;
@@ -410,6 +431,27 @@ async fn start_node(
     })
 }
 
+/// `amqps://HOST[:PORT][/VHOST]` → host, port (default 5671), vhost (default `cats`).
+pub fn amqp_url(url: &str) -> anyhow::Result<(String, u16, String)> {
+    let rest = url.strip_prefix("amqps://").with_context(|| {
+        format!("--amqp-url {url}: expected amqps://HOST[:PORT][/VHOST] (TLS only)")
+    })?;
+    let (authority, vhost) = rest.split_once('/').unwrap_or((rest, "cats"));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            p.parse::<u16>()
+                .with_context(|| format!("--amqp-url {url}: port {p:?}"))?,
+        ),
+        None => (authority, 5671),
+    };
+    if host.is_empty() {
+        bail!("--amqp-url {url}: no host");
+    }
+    let vhost = if vhost.is_empty() { "cats" } else { vhost };
+    Ok((host.to_owned(), port, vhost.to_owned()))
+}
+
 async fn launch(
     raw: cats_node::RawConfig,
     country: &str,
@@ -422,4 +464,32 @@ async fn launch(
         .await
         .with_context(|| format!("starting the {country} node"))?;
     Ok((node, trigger))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amqp_urls_give_host_port_and_vhost() {
+        assert_eq!(
+            amqp_url("amqps://localhost:56710/cats").expect("valid"),
+            ("localhost".into(), 56710, "cats".into())
+        );
+        assert_eq!(
+            amqp_url("amqps://broker").expect("valid"),
+            ("broker".into(), 5671, "cats".into())
+        );
+        assert!(amqp_url("amqp://localhost:5672").is_err());
+        assert!(amqp_url("amqps://localhost:x/cats").is_err());
+    }
+
+    #[test]
+    fn tokens_are_stored_as_their_sha256() {
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_ne!(token(), token());
+    }
 }
