@@ -1494,7 +1494,7 @@ impl Engine {
             }
         };
         let digest = ring::digest::digest(&ring::digest::SHA256, &wire);
-        let _guard = self.lock.lock().await;
+        let guard = self.lock.lock().await;
         let mut tx = self.store.begin().await?;
         match self
             .store
@@ -1539,6 +1539,7 @@ impl Engine {
             .apply_common(&mut tx, &message, &fields, &from, row, opened.body)
             .await?;
         self.committed(tx, sent).await?;
+        drop(guard);
         d.ack().await?;
         Ok(())
     }
