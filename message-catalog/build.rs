@@ -993,6 +993,19 @@ fn to_regex(n: &Node) -> String {
 /// Fast path: a flat sequence of classes with counts, at most one of them variable; or the
 /// "no surrounding blanks" shape `A(B*A)?`.
 fn to_fast(n: &Node) -> Option<String> {
+    // A top-level alternation (`A|B`, `(A|B)`) whose branches all have a fast path.
+    let mut top = n;
+    loop {
+        top = match top {
+            Node::Group(g) => g,
+            Node::Seq(v) if v.len() == 1 && matches!(v[0], Node::Group(_) | Node::Alt(_)) => &v[0],
+            _ => break,
+        };
+    }
+    if let Node::Alt(branches) = top {
+        let parts = branches.iter().map(to_fast).collect::<Option<Vec<_>>>()?;
+        return Some(format!("Fast::Either(&[{}])", parts.join(", ")));
+    }
     let items: Vec<&Node> = match n {
         Node::Seq(v) => v.iter().collect(),
         _ => return None,

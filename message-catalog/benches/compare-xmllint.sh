@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares, on the same bytes, the codec's typed decode (criterion), a bare quick-xml event scan
 # (criterion) and `xmllint --noout --schema` (libxml2), over a typical (~5 KB) and a large
-# (~1 MB) CC015C. Prints MB/s for each and the ratios.
+# (~1 MB) CC015C. Prints MB/s for each (criterion medians) and the ratios.
 #
 #   message-catalog/benches/compare-xmllint.sh
 #
@@ -19,8 +19,8 @@ trap 'rm -rf "$tmp"' EXIT
 CATS_BENCH_WRITE="$tmp" cargo bench -q -p cats-message-catalog --bench decode >/dev/null 2>&1
 cargo bench -q -p cats-message-catalog --bench decode -- --warm-up-time 1 --measurement-time 5 --noplot >/dev/null 2>&1
 
-mean_ns() { # criterion group/function -> mean time per iteration in ns
-    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["mean"]["point_estimate"])' \
+median_ns() { # criterion group/function -> median time per iteration in ns
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["median"]["point_estimate"])' \
         "$target/criterion/$1/$2/new/estimates.json"
 }
 
@@ -36,8 +36,8 @@ for size in typical large; do
     end=$(date +%s.%N)
     ok=$(grep -c ' validates$' "$tmp/$size.log" || true)
     [ "$ok" = "$copies" ] || { echo "xmllint rejected the $size document:" >&2; head -5 "$tmp/$size.log" >&2; exit 1; }
-    codec=$(mean_ns "cc015c-$size" codec)
-    scan=$(mean_ns "cc015c-$size" scan)
+    codec=$(median_ns "cc015c-$size" codec)
+    scan=$(median_ns "cc015c-$size" scan)
     python3 - "$size" "$bytes" "$copies" "$start" "$end" "$codec" "$scan" <<'EOF'
 import sys
 size, b, n, s, e, codec, scan = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *map(float, sys.argv[4:])

@@ -4,6 +4,10 @@
 //!
 //! `CATS_BENCH_WRITE=DIR cargo bench --bench decode` writes the two documents into DIR and exits
 //! (used by `compare-xmllint.sh`, which times xmllint on the same bytes).
+//!
+//! `CATS_BENCH_RUN=typical|large|scan-typical|scan-large[:N]` decodes (or scans) that document
+//! N times (default 100) and exits, without criterion: a fixed amount of work for
+//! `valgrind --tool=callgrind`, whose instruction counts do not depend on the machine's load.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -72,6 +76,26 @@ fn bench(c: &mut Criterion) {
         std::process::exit(0);
     }
     let limits = Limits::default();
+    if let Ok(what) = std::env::var("CATS_BENCH_RUN") {
+        let (what, n) = what.split_once(':').unwrap_or((&what, "100"));
+        let n: usize = n.parse().expect("CATS_BENCH_RUN=name:count");
+        let (scan_only, name) = match what.strip_prefix("scan-") {
+            Some(name) => (true, name),
+            None => (false, what),
+        };
+        let (_, d) = docs
+            .iter()
+            .find(|(d, _)| *d == name)
+            .expect("CATS_BENCH_RUN names typical or large");
+        for _ in 0..n {
+            if scan_only {
+                black_box(scan(black_box(d)));
+            } else {
+                assert!(decode(black_box(d), &limits).is_ok());
+            }
+        }
+        std::process::exit(0);
+    }
     for (name, d) in &docs {
         let mut g = c.benchmark_group(format!("cc015c-{name}"));
         g.throughput(Throughput::Bytes(d.len() as u64));

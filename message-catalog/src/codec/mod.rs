@@ -4,7 +4,9 @@
 //! size limit → UTF-8 → no DOCTYPE / entity declarations / processing instructions → root element
 //! and namespace → typed decode (unknown, missing, out-of-order or repeated elements, stray text,
 //! undeclared attributes, facet violations) with the nesting depth capped. It stops at the first
-//! problem and reports it with line, column, pointer, NCTS code and stable label.
+//! problem and reports it with line, column, pointer, NCTS code and stable label. Simple elements
+//! written `<name>text</name>` are read straight from the input, everything else through
+//! quick-xml's events; a test holds both ways to the same results on the corpus and its variants.
 //!
 //! [`encode`] writes the canonical form: `ncts:`/`cd:`/`ca:` prefixed root, unqualified
 //! children in schema order, two-space indentation. `decode(encode(m)) == m`.
@@ -69,6 +71,12 @@ fn reject(bytes: &[u8], f: Fail, message_type: Option<&str>) -> Rejection {
 /// Decodes and checks a message against its schema. See the module documentation for the
 /// order of checks. Never panics.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, Rejection> {
+    decode_with(bytes, limits, true)
+}
+
+/// [`decode`], with or without reading simple elements straight from the input (see
+/// [`rt::Decoder::next_child`]); both ways must give the same result.
+fn decode_with(bytes: &[u8], limits: &Limits, inline_leaves: bool) -> Result<Message, Rejection> {
     let early = |offset: u64, error: XmlError, pointer: &str, reason: String| {
         reject(
             bytes,
@@ -117,6 +125,7 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Message, Rejection> {
         None => (text, 0),
     };
     let mut d = Decoder::new(body, limits.max_depth, base);
+    d.inline_leaves = inline_leaves;
     let mut root_name: Option<&'static str> = None;
     match document(&mut d, &mut root_name) {
         Ok(m) => Ok(m),
@@ -461,6 +470,111 @@ mod tests {
         for e in XmlError::ALL {
             assert_eq!(e.to_string(), e.label());
         }
+    }
+
+    /// Every corpus file, and variants of the valid ones with text, blanks, references, carriage
+    /// returns, comments, attributes or emptiness put into an element, decode to the same
+    /// message or the same rejection (line, column, pointer, code, reason) whether simple
+    /// elements are read straight from the input or through quick-xml's events.
+    #[test]
+    fn reading_leaves_directly_changes_nothing() {
+        fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    files(&p, out);
+                } else if p.extension().is_some_and(|x| x == "xml") {
+                    out.push(p);
+                }
+            }
+        }
+        let limits = Limits::default();
+        let same = |bytes: &[u8], what: &str| {
+            let fast = format!("{:?}", decode_with(bytes, &limits, true));
+            let slow = format!("{:?}", decode_with(bytes, &limits, false));
+            assert_eq!(fast, slow, "{what}");
+        };
+        let mut all = Vec::new();
+        files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data"),
+            &mut all,
+        );
+        all.sort();
+        assert!(
+            all.len() > 500,
+            "the corpus is missing: {} files",
+            all.len()
+        );
+        let mut variants = 0;
+        for path in &all {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            if bytes.len() > 1 << 20 {
+                continue;
+            }
+            let what = path.display().to_string();
+            same(&bytes, &what);
+            let valid = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("valid"));
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                continue;
+            };
+            if !valid {
+                continue;
+            }
+            // Start tags of child elements (not the root), a dozen spread over the document.
+            let starts: Vec<usize> = text
+                .match_indices('<')
+                .map(|(i, _)| i)
+                .filter(|&i| text[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic()))
+                .skip(1)
+                .collect();
+            let step = (starts.len() / 12).max(1);
+            for &at in starts.iter().step_by(step) {
+                let Some(gt) = text[at..].find('>').map(|g| at + g) else {
+                    continue;
+                };
+                let name_end = text[at + 1..gt].find([' ', '/']).map_or(gt, |n| at + 1 + n);
+                let name = &text[at + 1..name_end];
+                let end_tag = format!("</{name}>");
+                let close = text[gt..].find(&end_tag).map(|c| gt + c);
+                let put = |insert: &str| {
+                    let mut v = String::with_capacity(text.len() + insert.len());
+                    v.push_str(&text[..=gt]);
+                    v.push_str(insert);
+                    v.push_str(&text[gt + 1..]);
+                    same(v.as_bytes(), &format!("{what} + {insert:?} after {name}"));
+                };
+                for insert in [
+                    "x", " ", "\n  ", "&amp;", "&#65;", "\r\n", "<!--c-->", "]]>",
+                ] {
+                    put(insert);
+                }
+                variants += 8;
+                // An attribute, blanks inside the end tag, the element emptied.
+                let mut v = String::from(&text[..at + 1 + name.len()]);
+                v.push_str(" a=\"1\"");
+                v.push_str(&text[at + 1 + name.len()..]);
+                same(v.as_bytes(), &format!("{what}: attribute on {name}"));
+                if let Some(c) = close {
+                    let mut v = String::from(&text[..c + end_tag.len() - 1]);
+                    v.push_str("  >");
+                    v.push_str(&text[c + end_tag.len()..]);
+                    same(v.as_bytes(), &format!("{what}: blanks in </{name}>"));
+                    let mut v = String::from(&text[..=gt]);
+                    v.push_str(&text[c..]);
+                    same(v.as_bytes(), &format!("{what}: {name} emptied"));
+                    variants += 2;
+                }
+                variants += 1;
+            }
+        }
+        assert!(variants > 1000, "only {variants} variants");
     }
 
     #[test]

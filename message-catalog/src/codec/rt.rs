@@ -7,6 +7,7 @@
 //! except the values themselves.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -191,6 +192,23 @@ impl Class {
             Class::NotRanges(r) => !r.iter().any(|(a, b)| *a <= c && c <= *b),
         })
     }
+
+    /// Whether every byte of an ASCII run is in the class, one tight loop per class.
+    #[inline]
+    fn all_ascii(&self, run: &[u8]) -> bool {
+        let in_ranges = |r: &[(char, char)], b: u8| {
+            let c = char::from(b);
+            r.iter().any(|(a, z)| *a <= c && c <= *z)
+        };
+        match self {
+            Class::Dot => !run.iter().any(|&b| b == b'\n' || b == b'\r'),
+            Class::Digit => run.iter().all(u8::is_ascii_digit),
+            // The only ASCII separator is the space.
+            Class::NotZ => !run.contains(&b' '),
+            Class::Ranges(r) => run.iter().all(|&b| in_ranges(r, b)),
+            Class::NotRanges(r) => !run.iter().any(|&b| in_ranges(r, b)),
+        }
+    }
 }
 
 /// Unicode category Z (Zs, Zl, Zp).
@@ -220,6 +238,8 @@ pub enum Fast {
     Atoms(&'static [Atom]),
     /// Any other pattern whose classes the fast path knows, by backtracking.
     Tree(&'static FNode),
+    /// Any of these (a top-level alternation such as `0|[1-9][0-9]{0,7}`).
+    Either(&'static [Fast]),
     /// `E(M*E)?`: a non-empty value whose first and last characters are in `ends` and the rest
     /// in `middle` (the P5 "no leading or trailing blanks" shape).
     Trimmed {
@@ -371,6 +391,17 @@ fn run_items_nonempty(
 impl Fast {
     fn matches(&self, s: &str) -> Option<bool> {
         match self {
+            Fast::Either(branches) => {
+                let mut undecided = false;
+                for b in *branches {
+                    match b.matches(s) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => undecided = true,
+                    }
+                }
+                if undecided { None } else { Some(false) }
+            }
             Fast::Tree(t) => {
                 let mut budget = TREE_BUDGET;
                 run_items(std::slice::from_ref(*t), None, s, 0, &mut budget)
@@ -408,10 +439,8 @@ impl Fast {
                         };
                         let (run, tail) = rest.split_at_checked(usize::try_from(count).ok()?)?;
                         rest = tail;
-                        for &b in run {
-                            if !a.class.matches(char::from(b))? {
-                                return Some(false);
-                            }
+                        if !a.class.all_ascii(run) {
+                            return Some(false);
                         }
                     }
                     return Some(true);
@@ -446,12 +475,7 @@ impl Fast {
                 if !ends.matches(char::from(last))? {
                     return Some(false);
                 }
-                for &c in mid {
-                    if !middle.matches(char::from(c))? {
-                        return Some(false);
-                    }
-                }
-                Some(true)
+                Some(middle.all_ascii(mid))
             }
             Fast::Trimmed { ends, middle } => {
                 let mut it = s.chars();
@@ -609,11 +633,11 @@ impl SimpleType {
         let mut parsed = Parsed::Nothing;
         let fail = |error: XmlError, reason: String| Err(FacetError { error, reason });
         let numeric = matches!(self.builtin, Builtin::Decimal | Builtin::Integer);
-        let num: Option<Decimal> = match self.builtin {
+        let num: Option<Number> = match self.builtin {
             Builtin::Decimal => match parse_decimal(&v) {
                 Some(d) => {
                     parsed = Parsed::Decimal(d);
-                    Some(d)
+                    Some(Number::Decimal(d))
                 }
                 None => {
                     return fail(
@@ -625,7 +649,7 @@ impl SimpleType {
             Builtin::Integer => match parse_integer(&v) {
                 Some(i) => {
                     parsed = Parsed::Integer(i);
-                    Some(Decimal::from(i))
+                    Some(Number::Integer(i))
                 }
                 None => {
                     return fail(
@@ -751,34 +775,45 @@ impl SimpleType {
                         format!("'{}' has more than {f} fraction digits", short(&v)),
                     );
                 }
-                let bound = |b: Option<&str>| b.and_then(parse_decimal);
-                if let Some(b) = bound(l.min_inclusive)
-                    && d < b
-                {
-                    return fail(XmlError::Range, format!("'{}' is less than {b}", short(&v)));
-                }
-                if let Some(b) = bound(l.max_inclusive)
-                    && d > b
-                {
+                // The bound as the messages show it (error path only).
+                let shown = |b: Option<&str>| {
+                    b.and_then(parse_decimal)
+                        .map_or_else(String::new, |b| b.to_string())
+                };
+                if d.cmp_bound(l.min_inclusive) == Some(Ordering::Less) {
                     return fail(
                         XmlError::Range,
-                        format!("'{}' is greater than {b}", short(&v)),
+                        format!("'{}' is less than {}", short(&v), shown(l.min_inclusive)),
                     );
                 }
-                if let Some(b) = bound(l.min_exclusive)
-                    && d <= b
-                {
+                if d.cmp_bound(l.max_inclusive) == Some(Ordering::Greater) {
                     return fail(
                         XmlError::Range,
-                        format!("'{}' is not greater than {b}", short(&v)),
+                        format!("'{}' is greater than {}", short(&v), shown(l.max_inclusive)),
                     );
                 }
-                if let Some(b) = bound(l.max_exclusive)
-                    && d >= b
+                if d.cmp_bound(l.min_exclusive)
+                    .is_some_and(|o| o != Ordering::Greater)
                 {
                     return fail(
                         XmlError::Range,
-                        format!("'{}' is not less than {b}", short(&v)),
+                        format!(
+                            "'{}' is not greater than {}",
+                            short(&v),
+                            shown(l.min_exclusive)
+                        ),
+                    );
+                }
+                if d.cmp_bound(l.max_exclusive)
+                    .is_some_and(|o| o != Ordering::Less)
+                {
+                    return fail(
+                        XmlError::Range,
+                        format!(
+                            "'{}' is not less than {}",
+                            short(&v),
+                            shown(l.max_exclusive)
+                        ),
                     );
                 }
             } else if !numeric {
@@ -802,6 +837,30 @@ impl SimpleType {
             }
         }
         Ok((v, parsed))
+    }
+}
+
+/// A numeric value being checked against its bounds.
+#[derive(Debug, Clone, Copy)]
+enum Number {
+    Integer(i64),
+    Decimal(Decimal),
+}
+
+impl Number {
+    /// How the value compares with a lexical bound; `None` when there is no bound or it is not
+    /// a number. An integer bound of an integer value compares as `i64`, without going through
+    /// `Decimal`.
+    #[inline]
+    fn cmp_bound(self, bound: Option<&str>) -> Option<Ordering> {
+        let b = bound?;
+        match self {
+            Number::Integer(i) => match parse_integer(b) {
+                Some(x) => Some(i.cmp(&x)),
+                None => parse_decimal(b).map(|x| Decimal::from(i).cmp(&x)),
+            },
+            Number::Decimal(d) => parse_decimal(b).map(|x| d.cmp(&x)),
+        }
     }
 }
 
@@ -1118,6 +1177,108 @@ pub struct Decoder<'a> {
     /// Whether unprefixed elements are (wrongly) in a non-empty default namespace, per depth
     /// where an `xmlns` attribute changed it.
     pub(crate) default_ns: Vec<(usize, bool)>,
+    /// The child [`Decoder::next_child`] just returned, when it was read whole (start tag, text
+    /// and end tag) without going through quick-xml events.
+    inline: Option<InlineLeaf<'a>>,
+    /// Whether [`Decoder::next_child`] may read `<name>text</name>` straight from the input
+    /// (always, except in the test that compares both ways).
+    pub(crate) inline_leaves: bool,
+}
+
+/// An element `<name>text</name>` read straight from the input: no attributes, no markup,
+/// references or carriage returns in its text. Such an element gives quick-xml's reader the same
+/// events whichever way it is read, and skipping them is most of the decoder's speed.
+#[derive(Debug, Clone, Copy)]
+struct InlineLeaf<'a> {
+    /// The text, borrowed from the input.
+    text: &'a str,
+    /// Offset of the text.
+    text_offset: u64,
+    /// Offset of the end tag.
+    end_offset: u64,
+}
+
+/// Byte classes of the fast path, one table lookup per byte.
+const BLANK: u8 = 1;
+/// ASCII letters, digits, `_`, `-`, `.`: every name in the schemas (anything else in a name is
+/// left to quick-xml).
+const NAME: u8 = 2;
+/// What ends a text the fast path can take as it is: markup, a reference, a carriage return.
+const TEXT_END: u8 = 4;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
+            t[i] |= BLANK;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
+            t[i] |= NAME;
+        }
+        if matches!(c, b'<' | b'&' | b'\r') {
+            t[i] |= TEXT_END;
+        }
+        i += 1;
+    }
+    t
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that equals `c` is set in the result, exactly for the lowest
+/// such byte (higher ones may be false positives, which the callers never look at).
+#[inline(always)]
+fn eq_bytes(w: u64, c: u8) -> u64 {
+    let x = w ^ (ONES * u64::from(c));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// Eight bytes of `b` from `i` on, as a little-endian word.
+#[inline(always)]
+fn word(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i.checked_add(8)?)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The index of the first byte from `i` on that is not a blank (indentation is skipped eight
+/// spaces at a time).
+#[inline(always)]
+fn skip_blanks(b: &[u8], mut i: usize) -> Option<usize> {
+    while word(b, i) == Some(ONES * u64::from(b' ')) {
+        i += 8;
+    }
+    scan(b, i, BLANK, false)
+}
+
+/// The index of the first `<`, `&` or carriage return from `i` on, eight bytes at a time.
+#[inline(always)]
+fn find_text_end(b: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word(b, i) {
+        // The lowest bit set in the union is exact: a false positive sits above a true match
+        // of the same byte, whose own bit is lower.
+        let m = eq_bytes(w, b'<') | eq_bytes(w, b'&') | eq_bytes(w, b'\r');
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    scan(b, i, TEXT_END, true)
+}
+
+/// The index of the first byte of `b` from `from` on that is (`want`) or is not (`!want`) in
+/// `class`; `None` at the end of the input.
+#[inline(always)]
+fn scan(b: &[u8], mut from: usize, class: u8, want: bool) -> Option<usize> {
+    while let Some(&c) = b.get(from) {
+        if (CLASSES[usize::from(c)] & class != 0) == want {
+            return Some(from);
+        }
+        from += 1;
+    }
+    None
 }
 
 /// Attributes as (name, normalised value).
@@ -1197,6 +1358,8 @@ impl<'a> Decoder<'a> {
             element_start: 0,
             base,
             default_ns: Vec::new(),
+            inline: None,
+            inline_leaves: true,
         }
     }
 
@@ -1256,7 +1419,31 @@ impl<'a> Decoder<'a> {
 
     /// Reads up to the next child element of the current element; `None` at its end tag.
     /// Returns the child's start tag and whether it is empty (`<x/>`).
+    ///
+    /// A child written `<name>text</name>` (blanks before it allowed) is read whole, straight
+    /// from the input, and its text kept for [`Decoder::text`]; anything else goes through
+    /// quick-xml's events. Both ways give the same results, errors and positions.
     pub fn next_child(&mut self) -> Result<Option<(BytesStart<'a>, bool)>, Fail> {
+        if let Some(leaf) = self.inline.take() {
+            // The current element was read whole: its content is that text and nothing else
+            // (the decoder of an element-only type asks for children, not for text).
+            if is_blank(leaf.text.as_bytes()) {
+                self.event_start = leaf.end_offset;
+                self.end_element();
+                return Ok(None);
+            }
+            self.event_start = leaf.text_offset;
+            return Err(self.fail(
+                XmlError::UnexpectedText,
+                "text is not allowed here: the element has element-only content".into(),
+            ));
+        }
+        if self.inline_leaves
+            && self.depth < self.max_depth
+            && let Some(child) = self.inline_leaf()
+        {
+            return Ok(Some(child));
+        }
         loop {
             let ev = self.read()?;
             match ev {
@@ -1294,6 +1481,45 @@ impl<'a> Decoder<'a> {
                 other => return Err(self.other_event(&other)),
             }
         }
+    }
+
+    /// The fast path of [`Decoder::next_child`]: when the input continues with blanks and
+    /// `<name>text</name>` (see [`InlineLeaf`]), consumes all of it and returns the start tag.
+    /// Consumes nothing otherwise. quick-xml's reader is between two markup events here, so
+    /// consuming a whole element leaves it in the same state as reading its events would.
+    #[inline]
+    fn inline_leaf(&mut self) -> Option<(BytesStart<'a>, bool)> {
+        let pos = usize::try_from(self.reader.buffer_position()).ok()?;
+        let b = self.input.as_bytes();
+        let lt = skip_blanks(b, pos)?;
+        if b.get(lt) != Some(&b'<') || !b.get(lt + 1)?.is_ascii_alphabetic() {
+            return None;
+        }
+        let gt = scan(b, lt + 2, NAME, false)?;
+        if b.get(gt) != Some(&b'>') {
+            return None;
+        }
+        let name = b.get(lt + 1..gt)?;
+        let text_end = find_text_end(b, gt + 1)?;
+        let close = text_end + 2 + name.len();
+        if b.get(text_end..text_end + 2) != Some(b"</")
+            || b.get(text_end + 2..close) != Some(name)
+            || b.get(close) != Some(&b'>')
+        {
+            return None;
+        }
+        let name = self.input.get(lt + 1..gt)?;
+        let text = self.input.get(gt + 1..text_end)?;
+        std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - pos);
+        self.event_start = lt as u64;
+        self.element_start = self.event_start;
+        self.depth += 1;
+        self.inline = Some(InlineLeaf {
+            text,
+            text_offset: (gt + 1) as u64,
+            end_offset: text_end as u64,
+        });
+        Some((BytesStart::from_content(name, name.len()), false))
     }
 
     #[inline]
@@ -1338,7 +1564,12 @@ impl<'a> Decoder<'a> {
         if empty {
             return Ok(Cow::Borrowed(""));
         }
-        // Fast path: one text event (or none) and the end tag, the text borrowed from the input.
+        if let Some(leaf) = self.inline.take() {
+            self.event_start = leaf.end_offset;
+            self.end_element();
+            return Ok(Cow::Borrowed(leaf.text));
+        }
+        // One text event (or none) and the end tag, the text borrowed from the input.
         let mut first: Option<Cow<'a, str>> = None;
         let mut pending = match self.read()? {
             Event::Text(t) => {
@@ -1672,7 +1903,8 @@ impl<'a> Decoder<'a> {
     /// read) is called `name`, i.e. whether a "missing" element is really out of order.
     fn later_sibling(&self, name: &str, child_empty: bool) -> bool {
         let mut r = self.reader.clone();
-        let mut depth = usize::from(!child_empty); // inside the current child unless it was `<x/>`
+        // Inside the current child unless it was `<x/>` or read whole.
+        let mut depth = usize::from(!child_empty && self.inline.is_none());
         let mut scanned = 0usize;
         loop {
             scanned += 1;
@@ -1943,6 +2175,49 @@ mod tree_tests {
             1,
         ),
     ]);
+
+    #[test]
+    fn either_matches_like_the_regex() {
+        static BRANCHES: [Fast; 2] = [
+            Fast::Atoms(&[Atom {
+                class: Class::Ranges(&[('0', '0')]),
+                min: 1,
+                max: 1,
+            }]),
+            Fast::Atoms(&[
+                Atom {
+                    class: Class::Ranges(&[('1', '9')]),
+                    min: 1,
+                    max: 1,
+                },
+                Atom {
+                    class: Class::Ranges(&[('0', '9')]),
+                    min: 0,
+                    max: 7,
+                },
+            ]),
+        ];
+        let f = Fast::Either(&BRANCHES);
+        let rx = regex::Regex::new(r"^(?:0|[1-9][0-9]{0,7})$").expect("a valid test regex");
+        for s in [
+            "0",
+            "00",
+            "7",
+            "10",
+            "12345678",
+            "123456789",
+            "01",
+            "",
+            "1a",
+            "٣",
+        ] {
+            assert_eq!(
+                f.matches(s).unwrap_or_else(|| rx.is_match(s)),
+                rx.is_match(s),
+                "{s}"
+            );
+        }
+    }
 
     #[test]
     fn tree_matches_like_the_regex() {
