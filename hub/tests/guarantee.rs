@@ -193,10 +193,10 @@ const COUNTRIES: [CountryCode; 3] = [CountryCode::KZ, CountryCode::AZ, CountryCo
 
 fn link_config() -> LinkConfig {
     LinkConfig {
-        heartbeat: Duration::from_secs(1),
+        heartbeat: Duration::from_secs(5),
         min_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(300),
-        send_timeout: Duration::from_secs(30),
+        send_timeout: Duration::from_secs(180),
         shutdown_grace: Duration::from_secs(2),
         ..LinkConfig::default()
     }
@@ -344,8 +344,13 @@ impl World {
     /// The next message delivered to `node`: verified as the node verifies live traffic and as
     /// it verifies a redelivery from the journal, decoded, acknowledged.
     async fn next(&self, node: CountryCode) -> Message {
+        self.next_within(node, Duration::from_secs(15)).await
+    }
+
+    /// [`World::next`], waiting up to `wait`.
+    async fn next_within(&self, node: CountryCode, wait: Duration) -> Message {
         let n = &self.nodes[&node];
-        let d = tokio::time::timeout(Duration::from_secs(15), n.link.receive())
+        let d = tokio::time::timeout(wait, n.link.receive())
             .await
             .expect("a delivery arrives")
             .expect("receive");
@@ -866,6 +871,84 @@ async fn concurrent_on_the_ledger(db: Db) {
         .expect("query")
         .expect("known");
     assert_eq!(v.in_use, Decimal::ZERO);
+
+    // The same movement and GRN asked 20 times at once: reserved once, the same answer to all.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let reference = reference.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = UseRequest {
+                mrn: mrn("KZ", 999),
+                grn: SMALL.into(),
+                holder: SMALL_HOLDER.into(),
+                amount: dec("700.00"),
+                currency: "USD".into(),
+                request_id: format!("DUP-{i}"),
+                request_sequence: None,
+            };
+            let mut tx = store.begin().await.expect("begin");
+            let a = guarantee::reserve(&mut tx, &reference, &request, day)
+                .await
+                .expect("reserve");
+            tx.commit().await.expect("commit");
+            a
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        let a = t.await.expect("task");
+        assert!(matches!(a.result, UseResult::Reserved { .. }), "{a:?}");
+        fresh += usize::from(!a.repeated);
+    }
+    assert_eq!(fresh, 1, "one reservation, 19 repeated answers");
+    let v = guarantee::guarantee(&store, &grn, day)
+        .await
+        .expect("query")
+        .expect("known");
+    assert_eq!(v.in_use, dec("700.00"));
+
+    // Throughput with 200 concurrent requesters on one contract (printed, for the record).
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..200u64 {
+        let store = store.clone();
+        let reference = reference.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10u64 {
+                let request = UseRequest {
+                    mrn: mrn("KZ", 10_000 + t * 10 + i),
+                    grn: BIG.into(),
+                    holder: BIG_HOLDER.into(),
+                    amount: dec("1.00"),
+                    currency: "USD".into(),
+                    request_id: format!("T-{t}-{i}"),
+                    request_sequence: None,
+                };
+                let mut tx = store.begin().await.expect("begin");
+                let a = guarantee::reserve(&mut tx, &reference, &request, day)
+                    .await
+                    .expect("reserve");
+                tx.commit().await.expect("commit");
+                assert!(matches!(a.result, UseResult::Reserved { .. }), "{a:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{db:?}: 2000 reservations by 200 concurrent requesters in {:.2} s: {:.0} per second",
+        elapsed.as_secs_f64(),
+        2000.0 / elapsed.as_secs_f64()
+    );
+    let big = Grn::parse(BIG).expect("grn");
+    let v = guarantee::guarantee(&store, &big, day)
+        .await
+        .expect("query")
+        .expect("known");
+    assert_eq!(v.in_use, dec("2000.00"));
     store.close().await;
 }
 
@@ -879,12 +962,47 @@ async fn postgres_concurrent_reservations_never_overdraw() {
     concurrent_on_the_ledger(Db::Postgres).await;
 }
 
-/// 51 CD203C sent at once by the three nodes through the hub against the contract of USD
-/// 30,000.00, USD 1,000.00 each: 30 accepted, 21 refused for insufficient balance.
+/// Requests from the three nodes through the hub against the contract of USD 30,000.00.
+const PER_NODE: u64 = 67;
+
+/// 201 CD203C of USD 1,000.00 sent at once by the three nodes (67 each) through the hub
+/// against the contract of USD 30,000.00: 30 accepted, 171 refused for insufficient balance,
+/// and USD 30,000.00 in use. Each node reads its answers while it sends, as a node does.
 async fn concurrent_through_the_hub(db: Db) {
     let Some(w) = world(db).await else { return };
-    let mut sent = Vec::new();
-    for i in 0..51u64 {
+    let started = std::time::Instant::now();
+    // Readers: one answer per request, keyed by the request it answers. A node may receive an
+    // answer twice (at-least-once delivery): the copy must be the same message.
+    let mut readers = tokio::task::JoinSet::new();
+    for c in COUNTRIES {
+        let node = w.nodes[&c].clone();
+        readers.spawn(async move {
+            let mut answered: BTreeMap<String, (String, Vec<Answer>)> = BTreeMap::new();
+            while (answered.len() as u64) < PER_NODE {
+                let d = tokio::time::timeout(Duration::from_secs(120), node.link.receive())
+                    .await
+                    .unwrap_or_else(|_| panic!("{c}: only {} answers", answered.len()))
+                    .expect("receive");
+                let opened = node
+                    .verifier
+                    .open_redelivered(&d.bytes, &PeerIdentity::Hub)
+                    .expect("the node accepts the hub's answer");
+                let m = decode(opened.body, &Limits::default()).expect("decodes");
+                d.ack().await.expect("ack");
+                let Message::CD205C(r) = &m else {
+                    panic!("expected a CD205C, got {}", m.message_type());
+                };
+                let key = r.correlation_identifier.clone().expect("correlation");
+                let value = (r.message_identification.clone(), answers(&m));
+                if let Some(before) = answered.insert(key, value.clone()) {
+                    assert_eq!(before, value, "a redelivered answer is the same message");
+                }
+            }
+            answered
+        });
+    }
+    let mut sends = tokio::task::JoinSet::new();
+    for i in 0..PER_NODE * 3 {
         let country = COUNTRIES[(i % 3) as usize];
         let m = mrn(country.as_str(), 200 + i);
         let id = format!("{country}-PAR-{i}");
@@ -895,31 +1013,31 @@ async fn concurrent_through_the_hub(db: Db) {
             SMALL_HOLDER,
             &[(SMALL, "1000.00", "USD")],
         );
-        sent.push((country, id, m, body));
-    }
-    let mut sends = tokio::task::JoinSet::new();
-    for (c, id, m, body) in sent {
-        let node = w.nodes[&c].clone();
-        sends.spawn(async move { send_as(&node, c, &id, "CD203C", &m, &body).await });
+        let node = w.nodes[&country].clone();
+        sends.spawn(async move { send_as(&node, country, &id, "CD203C", &m, &body).await });
     }
     while let Some(done) = sends.join_next().await {
         done.expect("send task");
     }
-    let mut accepted = 0;
-    let mut refused = 0;
-    for c in COUNTRIES {
-        for _ in 0..17 {
-            for a in answers(&w.next(c).await) {
-                if a.accepted {
-                    accepted += 1;
-                } else {
-                    assert_eq!(a.reason, Some(Why::InsufficientBalance));
-                    refused += 1;
-                }
-            }
-        }
+    let mut all = Vec::new();
+    while let Some(done) = readers.join_next().await {
+        all.extend(
+            done.expect("reader task")
+                .into_values()
+                .flat_map(|(_, a)| a),
+        );
     }
-    assert_eq!((accepted, refused), (30, 21));
+    let accepted = all.iter().filter(|a| a.accepted).count();
+    let refused = all
+        .iter()
+        .filter(|a| !a.accepted && a.reason == Some(Why::InsufficientBalance))
+        .count();
+    assert_eq!((accepted, refused), (30, 171));
+    eprintln!(
+        "{db:?}: {} CD203C through the hub, answered in {:.2} s",
+        PER_NODE * 3,
+        started.elapsed().as_secs_f64()
+    );
     assert_eq!(w.in_use(SMALL).await, dec("30000.00"));
     w.stop().await;
 }
@@ -988,4 +1106,165 @@ async fn sqlite_restart_between_reserve_and_credit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restart_between_reserve_and_credit() {
     restart_between_reserve_and_credit(Db::Postgres).await;
+}
+
+// ------------------------------------------------------ answer lost after the journal commit
+
+/// A transport whose next `send` can be made to fail (the link dropped after the journal
+/// commit), recording what it sends.
+#[derive(Debug, Default)]
+struct FlakyTransport {
+    fail_next_send: std::sync::atomic::AtomicBool,
+    sent: std::sync::Mutex<Vec<Outbound>>,
+}
+
+impl Transport for FlakyTransport {
+    fn send(
+        &self,
+        msg: Outbound,
+    ) -> impl std::future::Future<Output = Result<(), cats_transport::contract::TransportError>> + Send
+    {
+        let fail = self
+            .fail_next_send
+            .swap(false, std::sync::atomic::Ordering::SeqCst);
+        if !fail {
+            self.sent.lock().expect("lock").push(msg);
+        }
+        async move {
+            if fail {
+                Err(cats_transport::contract::TransportError::Disconnected(
+                    "test".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    async fn receive(
+        &self,
+    ) -> Result<cats_transport::contract::Delivery, cats_transport::contract::TransportError> {
+        Err(cats_transport::contract::TransportError::Closed)
+    }
+}
+
+#[derive(Debug)]
+struct Acks(Arc<std::sync::Mutex<u32>>);
+
+type Settling = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(), cats_transport::contract::TransportError>>
+            + Send,
+    >,
+>;
+
+impl cats_transport::contract::Acknowledger for Acks {
+    fn ack(self: Box<Self>) -> Settling {
+        *self.0.lock().expect("lock") += 1;
+        Box::pin(async { Ok(()) })
+    }
+    fn reject(self: Box<Self>, reason: String) -> Settling {
+        panic!("rejected: {reason}");
+    }
+}
+
+/// The CD205C cannot be sent after the commit: the CD203C stays owed; its redelivery sends the
+/// journalled CD205C (the same bytes), once, and reserves nothing more.
+async fn answer_sent_on_redelivery(db: Db) {
+    use cats_hub::pipeline::{HubServices, Outcome, Pipeline};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = DevPki::init(&dir.path().join("pki"), &[CountryCode::KZ], false).expect("PKI");
+    let Some(url) = database_url(db, dir.path()).await else {
+        return;
+    };
+    let store = HubStore::connect(&url).await.expect("store");
+    let trust = TrustStore::load(&files.ca.cert, Some(&files.allow_list)).expect("trust");
+    let services = Arc::new(HubServices {
+        store: store.clone(),
+        verifier: Verifier::new(trust, Duration::from_secs(300)),
+        signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
+        reference: ReferenceData::pilot(),
+        metrics: Arc::new(cats_hub::metrics::Metrics::new()),
+        limits: Limits::default(),
+    });
+    let transport = Arc::new(FlakyTransport::default());
+    let pipeline = Pipeline::new(transport.clone(), services);
+    let kz = CountryCode::KZ;
+    let s = files.signers.get(&kz).expect("KZ signer");
+    let signer = Signer::load(&s.cert, &s.key).expect("signer");
+    let m = mrn("KZ", 400);
+    let body = cd203c(
+        "KZ-LOST-1",
+        "KZ",
+        &m,
+        SMALL_HOLDER,
+        &[(SMALL, "500.00", "USD")],
+    );
+    let fields = EnvelopeHeaderFields {
+        message_id: "KZ-LOST-1".into(),
+        message_type: "CD203C".into(),
+        sender: PeerIdentity::Node(kz),
+        recipient: PeerIdentity::Hub,
+        correlation_id: None,
+        mrn: Some(m.clone()),
+        prepared_at: chrono::Utc::now(),
+    };
+    let wire = Bytes::from(signer.seal(&fields, &body).expect("seal"));
+    let acks = Arc::new(std::sync::Mutex::new(0u32));
+    let delivery = || {
+        cats_transport::contract::Delivery::new(
+            PeerIdentity::Node(kz),
+            "KZ-LOST-1".into(),
+            Some(m.clone()),
+            wire.clone(),
+            false,
+            Box::new(Acks(acks.clone())),
+        )
+    };
+
+    transport
+        .fail_next_send
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = pipeline.process(delivery()).await;
+    assert!(first.is_err(), "{first:?}");
+    assert_eq!(*acks.lock().expect("lock"), 0, "left owed");
+    assert!(transport.sent.lock().expect("lock").is_empty());
+    // The reservation and the answer are committed with the request.
+    assert_eq!(journal::size(&store).await.expect("size"), 2);
+    let answer = journal::entry(&store, 2)
+        .await
+        .expect("read")
+        .expect("CD205C entry");
+    assert_eq!(answer.entry.message_type, "CD205C");
+
+    let again = pipeline.process(delivery()).await.expect("processed");
+    assert_eq!(again, Outcome::Duplicate { sequence: 1 });
+    let third = pipeline.process(delivery()).await.expect("processed");
+    assert_eq!(third, Outcome::Duplicate { sequence: 1 });
+    {
+        let sent = transport.sent.lock().expect("lock");
+        assert_eq!(sent.len(), 1, "sent once");
+        assert_eq!(sent[0].destination, Destination::Node(kz));
+        assert_eq!(sent[0].bytes.as_ref(), answer.entry.envelope.as_slice());
+    }
+    assert_eq!(*acks.lock().expect("lock"), 2);
+    assert_eq!(journal::size(&store).await.expect("size"), 2);
+    let grn = Grn::parse(SMALL).expect("grn");
+    let v = guarantee::guarantee(&store, &grn, chrono::Utc::now().date_naive())
+        .await
+        .expect("query")
+        .expect("known");
+    assert_eq!(v.in_use, dec("500.00"));
+    journal::verify(&store).await.expect("chain verifies");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_answer_sent_on_redelivery() {
+    answer_sent_on_redelivery(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn postgres_answer_sent_on_redelivery() {
+    answer_sent_on_redelivery(Db::Postgres).await;
 }
