@@ -317,7 +317,8 @@ async fn scenario(db: Db) {
     assert_eq!(m.message_type(), "CD050C");
     assert_eq!(w.journal_size().await, 2);
 
-    // Guarantee use (CD203C) is for the hub's ledger: journalled, forwarded to nobody.
+    // Guarantee use (CD203C) is for the hub's ledger: journalled, forwarded to nobody, and
+    // answered by the hub's CD205C (the ledger itself is tested in tests/guarantee.rs).
     let guarantee = CD203C.replace("CD203C-MESS-0001", "KZ-GUA-1").into_bytes();
     let wire = seal_to(
         &w.nodes.signers[&kz],
@@ -329,6 +330,8 @@ async fn scenario(db: Db) {
         &guarantee,
     );
     w.send(kz, "KZ-GUA-1", wire).await;
+    let (_, answer) = w.next(kz).await;
+    assert_eq!(answer.message_type(), "CD205C");
     let entry = journal::entry(&w.hub.services.store, 3)
         .await
         .expect("read")
