@@ -55,8 +55,9 @@ enum Command {
         /// Seconds any one step may take before the demo gives up and says which.
         #[arg(long, default_value_t = 30)]
         step_timeout: u64,
-        /// Movements in flight at once with --movements.
-        #[arg(long, default_value_t = 32)]
+        /// Movements in flight at once with --movements (more than a few only queue up
+        /// behind each node's single SQLite writer and raise latency).
+        #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
     /// Validate message files: exit 0 when every file is valid, 1 when any is not, 2 on error.
