@@ -603,7 +603,7 @@ fn passage(
 fn guarantee_use_result(
     m: &cats::CD205CType,
 ) -> Result<(Vec<Grn>, Vec<RefusedGuarantee>), Rejection> {
-    use crate::generated::cats::GuaranteeRefusalReasonCode as Why;
+    use crate::reference::GuaranteeRefusal;
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     for (g, guarantee) in m.guarantee.iter().enumerate() {
@@ -618,12 +618,7 @@ fn guarantee_use_result(
             if reference.accepted == cats::Flag::V1 {
                 accepted.push(grn);
             } else {
-                let reason = match reference.refusal_reason {
-                    Some(Why::UnknownGrn) => "G01",
-                    Some(Why::HolderNotCovered) => "G04",
-                    Some(Why::InsufficientBalance) => "G09",
-                    Some(Why::Expired | Why::Suspended) | None => "G02",
-                };
+                let reason = GuaranteeRefusal::cats004_of_cd205c(reference.refusal_reason);
                 refused.push(RefusedGuarantee {
                     grn,
                     reason: reason.to_owned(),
