@@ -62,6 +62,20 @@ async fn run() -> Result<(), BoxError> {
     Ok(())
 }
 
+/// The hub's inbox row for `delivery`, committed.
+async fn commit(
+    store: &Store,
+    delivery: &cats_transport::contract::Delivery,
+    digest: &[u8],
+) -> Result<(), cats_transport::store::StoreError> {
+    let mut tx = store.begin().await?;
+    store
+        .inbox()
+        .accept(&mut tx, &delivery.from, &delivery.message_id, digest)
+        .await?;
+    tx.commit().await
+}
+
 /// Sends `n` messages with `concurrency` sends in flight; returns (msg/s, p50 ms, p99 ms).
 async fn bench(mode: Mode, concurrency: usize, n: usize) -> Result<(f64, f64, f64), BoxError> {
     let dir = tempfile::tempdir()?;
@@ -126,20 +140,12 @@ async fn bench(mode: Mode, concurrency: usize, n: usize) -> Result<(f64, f64, f6
                             }
                         };
                     let digest = ring::digest::digest(&ring::digest::SHA256, opened.body);
-                    let Ok(mut tx) = store.begin().await else {
-                        break;
-                    };
-                    let accepted = store
-                        .inbox()
-                        .accept(
-                            &mut tx,
-                            &delivery.from,
-                            &delivery.message_id,
-                            digest.as_ref(),
-                        )
-                        .await;
-                    if accepted.is_err() || tx.commit().await.is_err() {
-                        break;
+                    // A store error must not end this consumer quietly (every send after it
+                    // would then wait for the hub's ack until `send_timeout`): say so and
+                    // commit the delivery again.
+                    while let Err(e) = commit(&store, &delivery, digest.as_ref()).await {
+                        eprintln!("hub store: {e}; trying {} again", delivery.message_id);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }
                 let _ = delivery.ack().await;

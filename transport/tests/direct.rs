@@ -18,6 +18,7 @@ use cats_transport::direct::{DirectHub, DirectNode, HubTls, LinkConfig, NodeTls}
 use cats_transport::store::{Outbox, RelayConfig, Store};
 use cats_transport::testkit::{self, Harness, SharedEffects};
 use cats_trust::pki::{DevPki, DevPkiFiles, LeafProfile};
+use futures::StreamExt;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -785,6 +786,135 @@ async fn graceful_shutdown_closes_receive_and_the_node_waits_for_the_hub() {
     node.wait_connected(Duration::from_secs(10))
         .await
         .expect("reconnects");
+    node.shutdown().await;
+    hub.shutdown().await;
+}
+
+// ---------------------------------------------------------------- both ways under pressure
+
+/// Both directions at once, many sends in flight, windows and buffers far smaller than the
+/// load, and every connection cut again and again (an allow-list reload drops them all): every
+/// `send` returns `Ok` well within its timeout (an ack lost on a live link, or a window never
+/// given back after a reconnect, would leave one waiting for "the hub's ack" until
+/// `send_timeout`), and every message has its effect exactly once on the other side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn both_ways_with_small_windows_and_cut_connections_every_send_is_acked() {
+    const N: usize = 800;
+    let pki = pki();
+    let (hub_store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
+        .await
+        .expect("store");
+    let (node_store, _) = fresh_store(Db::Sqlite, pki.dir(), "node")
+        .await
+        .expect("store");
+    let config = LinkConfig {
+        window: 4,
+        receive_buffer: 2,
+        send_timeout: Duration::from_secs(30),
+        ..link_config()
+    };
+    let hub = Arc::new(
+        DirectHub::bind(loopback(), pki.hub_tls(), hub_store.clone(), config.clone())
+            .await
+            .expect("hub"),
+    );
+    let node = Arc::new(
+        DirectNode::connect(
+            hub.local_addr().to_string(),
+            pki.node_tls(CountryCode::KZ),
+            node_store.clone(),
+            config,
+        )
+        .expect("node"),
+    );
+    node.wait_connected(Duration::from_secs(10))
+        .await
+        .expect("node connects");
+    let at_hub = SharedEffects::default();
+    let at_node = SharedEffects::default();
+    let hub_consumer = testkit::spawn_consumer(hub.clone(), hub_store.clone(), at_hub.clone());
+    let node_consumer = testkit::spawn_consumer(node.clone(), node_store.clone(), at_node.clone());
+    let cutter = {
+        let hub = hub.clone();
+        let (ca, allow_list) = (pki.files.ca.cert.clone(), pki.files.allow_list.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                let trust = cats_trust::identity::TrustStore::load(&ca, Some(&allow_list))
+                    .expect("trust store");
+                hub.reload_trust(trust);
+            }
+        })
+    };
+    let run = testkit::unique_id("both-ways");
+    let up = {
+        let (node, run) = (node.clone(), run.clone());
+        tokio::spawn(async move {
+            futures::stream::iter(0..N)
+                .map(|i| {
+                    let node = node.clone();
+                    let msg = testkit::message(
+                        Destination::Hub,
+                        &format!("{run}-up-{i}"),
+                        Some(&format!("MRN{}", i % 7)),
+                        2048,
+                    );
+                    async move { node.send(msg).await.map_err(|e| (i, e.to_string())) }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+        })
+    };
+    let down = {
+        let (hub, run) = (hub.clone(), run.clone());
+        tokio::spawn(async move {
+            futures::stream::iter(0..N)
+                .map(|i| {
+                    let hub = hub.clone();
+                    let msg = testkit::message(
+                        Destination::Node(CountryCode::KZ),
+                        &format!("{run}-down-{i}"),
+                        Some(&format!("MRN{}", i % 7)),
+                        2048,
+                    );
+                    async move { hub.send(msg).await.map_err(|e| (i, e.to_string())) }
+                })
+                .buffer_unordered(32)
+                .collect::<Vec<_>>()
+                .await
+        })
+    };
+    let up = up.await.expect("node senders");
+    let down = down.await.expect("hub senders");
+    let failed_up: Vec<_> = up.into_iter().filter_map(Result::err).collect();
+    let failed_down: Vec<_> = down.into_iter().filter_map(Result::err).collect();
+    assert!(
+        failed_up.is_empty(),
+        "node → hub sends failed: {failed_up:?}"
+    );
+    assert!(
+        failed_down.is_empty(),
+        "hub → node sends failed: {failed_down:?}"
+    );
+    testkit::wait_for(&at_hub, Duration::from_secs(60), "node → hub", |e| {
+        e.applied.len() == N
+    })
+    .await;
+    testkit::wait_for(&at_node, Duration::from_secs(60), "hub → node", |e| {
+        e.applied.len() == N
+    })
+    .await;
+    cutter.abort();
+    for (side, effects) in [("hub", &at_hub), ("node", &at_node)] {
+        let e = effects.lock().expect("effects");
+        assert!(
+            e.applied.values().all(|c| *c == 1),
+            "a message had two effects at the {side}"
+        );
+    }
+    hub_consumer.abort();
+    node_consumer.abort();
     node.shutdown().await;
     hub.shutdown().await;
 }
