@@ -1009,9 +1009,12 @@ impl LeafValue for chrono::NaiveDate {
     }
 }
 
+/// Every dateTime of the CATS and P5 schemas has the pattern `\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}`:
+/// whole seconds. A value with a fraction (a clock reading put into a message) is written
+/// without it, so that what the encoder writes always decodes.
 impl LeafValue for chrono::NaiveDateTime {
     fn lexical(&self) -> Cow<'_, str> {
-        Cow::Owned(self.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+        Cow::Owned(self.format("%Y-%m-%dT%H:%M:%S").to_string())
     }
 }
 
@@ -2081,6 +2084,21 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: a CD006C composed from a clock reading carried nanoseconds, the hub refused
+    /// it (CD917C), and no movement could be written off.
+    #[test]
+    fn date_time_is_written_in_whole_seconds_and_decodes() {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, 11, 21)
+            .and_then(|d| d.and_hms_nano_opt(9, 30, 15, 123_456_789))
+            .expect("a valid date and time");
+        let text = t.lexical();
+        assert_eq!(text, "2026-11-21T09:30:15");
+        assert_eq!(
+            parse_date_time(&text),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 21).and_then(|d| d.and_hms_opt(9, 30, 15))
+        );
+    }
 
     #[test]
     fn collapse() {
