@@ -248,6 +248,8 @@ fn readme_commands_exist() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
         .expect("README.md");
     assert!(readme.contains("bash scripts/test.sh"));
+    // The run command is the demo, which tests/journey.rs runs as a binary.
+    assert!(readme.contains("cargo run --release -- demo"));
     let ci = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/run"))
         .expect(".ci/run");
     assert!(ci.contains("scripts/test.sh"));
