@@ -707,7 +707,7 @@ impl Engine {
                 s.id,
                 &HistoryRow {
                     seq: 0,
-                    at: event.at.timestamp_millis(),
+                    at: now_millis(),
                     office: event.office.to_string(),
                     role: role_name(event.role).to_owned(),
                     kind: origin.kind.to_owned(),
@@ -940,7 +940,7 @@ impl Engine {
                             s.id,
                             &HistoryRow {
                                 seq: 0,
-                                at: now.timestamp_millis(),
+                                at: now_millis(),
                                 office: event.office.to_string(),
                                 role: role_name(event.role).to_owned(),
                                 kind: "out".to_owned(),
@@ -1014,7 +1014,7 @@ impl Engine {
                 s.id,
                 &HistoryRow {
                     seq: 0,
-                    at: now.timestamp_millis(),
+                    at: now_millis(),
                     office: event.office.to_string(),
                     role: role_name(event.role).to_owned(),
                     kind: "out".to_owned(),

@@ -454,7 +454,9 @@ pub async fn attach_message(
 pub struct HistoryRow {
     /// Order.
     pub seq: i64,
-    /// When (Unix ms).
+    /// When the node recorded it (Unix ms, the node's clock). The times inside messages and
+    /// life-cycle events are whole seconds (NCTS); these keep milliseconds so that lines
+    /// recorded within one second by different nodes can still be put in order.
     pub at: i64,
     /// Office.
     pub office: String,

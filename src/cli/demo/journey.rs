@@ -720,7 +720,11 @@ impl Trail {
             let next = fresh
                 .iter()
                 .enumerate()
-                .filter_map(|(i, q)| q.front().map(|e| (i, e.at.clone())))
+                .filter_map(|(i, q)| {
+                    // Parsed, not compared as text: "…:42Z" and "…:42.120Z" are both RFC 3339.
+                    q.front()
+                        .map(|e| (i, chrono::DateTime::parse_from_rfc3339(&e.at).ok()))
+                })
                 .min_by(|a, b| a.1.cmp(&b.1))
                 .map(|(i, _)| i);
             let Some(i) = next else { break };
