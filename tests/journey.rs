@@ -482,6 +482,99 @@ async fn invalidated_before_release(transport: TransportKind) {
     s.world.stop().await;
 }
 
+/// Invalidation after release: the CD010C reaches every office on the route, the departure
+/// country's own office of exit included (regression: the KZ exit office at Aktau was never
+/// told, because the node and the hub sent a cancellation to the *other* countries only).
+async fn invalidated_after_release(transport: TransportKind) {
+    let Some(s) = setup(transport).await else {
+        return;
+    };
+    let plan = Plan::pilot(&lrn("INVR"));
+    let kz = &s.world.nodes.0["KZ"];
+    let reply = kz
+        .client
+        .submit(messages::cc015c(
+            &plan.consignment,
+            "INVR-015",
+            chrono::Utc::now(),
+        ))
+        .await
+        .expect("POST");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let deadline = std::time::Instant::now() + STEP;
+    let released = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "KZ000101 (departure): no release of {} within {STEP:?}",
+            plan.consignment.lrn
+        );
+        let view = kz
+            .client
+            .declaration(&plan.consignment.lrn)
+            .await
+            .expect("GET");
+        if let Some(v) =
+            view.filter(|v| journey::phase_is(v.phase("KZ000101", "departure"), "Released"))
+        {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mrn = released.mrn.clone().expect("an MRN once released");
+    // Every office was told before the invalidation, so the cancellation finds them all.
+    for (country, office, role) in [
+        ("KZ", "KZ000101", "exit"),
+        ("AZ", "AZ000101", "transit"),
+        ("AZ", "AZ000201", "exit"),
+        ("GE", "GE000101", "transit"),
+        ("GE", "GE000201", "destination"),
+    ] {
+        journey::wait_phase(
+            &s.world.nodes.0[country],
+            &mrn,
+            office,
+            role,
+            &["Anticipated"],
+            "the anticipated record",
+            STEP,
+        )
+        .await
+        .expect("announced");
+    }
+    journey::officer(
+        kz,
+        serde_json::json!({"action": "invalidate", "office": "KZ000101", "role": "departure",
+                           "mrn": mrn, "justification": "declared in error"}),
+    )
+    .await
+    .expect("invalidated after release");
+    for (country, office, role) in [
+        ("KZ", "KZ000101", "exit"),
+        ("AZ", "AZ000101", "transit"),
+        ("AZ", "AZ000201", "exit"),
+        ("GE", "GE000101", "transit"),
+        ("GE", "GE000201", "destination"),
+    ] {
+        journey::wait_phase(
+            &s.world.nodes.0[country],
+            &mrn,
+            office,
+            role,
+            &["Cancelled"],
+            "the cancellation (CD010C)",
+            STEP,
+        )
+        .await
+        .expect("cancelled");
+    }
+    let view = kz.client.movement(&mrn).await.expect("GET").expect("held");
+    assert!(journey::phase_is(
+        view.phase("KZ000101", "departure"),
+        "Invalidated"
+    ));
+    s.world.stop().await;
+}
+
 async fn amendment(transport: TransportKind) {
     let Some(s) = setup(transport).await else {
         return;
@@ -698,6 +791,11 @@ async fn direct_major_discrepancy_at_destination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_invalidated_before_release() {
     invalidated_before_release(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_invalidated_after_release() {
+    invalidated_after_release(TransportKind::Direct).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,8 @@
 
 pub mod client;
 pub mod config;
-pub mod guarantee;
 pub mod dead_letters;
+pub mod guarantee;
 pub mod http;
 pub mod journal;
 pub mod metrics;

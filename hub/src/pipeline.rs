@@ -384,7 +384,7 @@ impl<T: Transport> Pipeline<T> {
             Some(f) => {
                 // The signed header names the final recipient; it must be one the route
                 // allows, and it is the only one the envelope goes to.
-                let allowed = routing::recipients(f, sender);
+                let allowed = routing::recipients(f);
                 if !allowed.contains(&seen.recipient) {
                     let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
                     problems.push(one_problem(

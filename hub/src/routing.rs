@@ -13,7 +13,7 @@
 //! | CD168C notification of exit | the departure country |
 //! | CD118C notification crossing frontier (entry) | the departure country |
 //! | CD006C arrival advice, CD018C control results | the departure country |
-//! | CD010C cancellation | every other country on the route |
+//! | CD010C cancellation | every country with an office of exit, transit or destination on the route, the sender's own included (its own exit office had a CD160C through the hub too) |
 //! | CD203C, CD204C, CD209C guarantee use, cancellation, credit | the hub (guarantee ledger) |
 //! | CD094C status request, CD095C status response, CD906C, CD917C | the country in `messageRecipient` |
 //!
@@ -555,7 +555,7 @@ pub fn check(facts: &Facts, sender: CountryCode, reference: &ReferenceData) -> V
 
 /// The recipients of a checked message (see the module documentation). Empty only when the
 /// message names nobody to send to (a CD010C for a movement that never left its country).
-pub fn recipients(facts: &Facts, sender: CountryCode) -> BTreeSet<Recipient> {
+pub fn recipients(facts: &Facts) -> BTreeSet<Recipient> {
     let countries_in = |role: Role| -> Vec<CountryCode> {
         facts
             .offices
@@ -581,7 +581,6 @@ pub fn recipients(facts: &Facts, sender: CountryCode) -> BTreeSet<Recipient> {
             let mut all = countries_in(Role::Destination);
             all.extend(countries_in(Role::Transit));
             all.extend(countries_in(Role::Exit));
-            all.retain(|c| *c != sender);
             nodes(all)
         }
         "CD203C" | "CD204C" | "CD209C" => BTreeSet::from([Recipient::Hub]),
@@ -635,7 +634,7 @@ mod tests {
         let f = facts(&m).expect("facts");
         assert_eq!(check(&f, CountryCode::KZ, &r), vec![]);
         assert_eq!(
-            recipients(&f, CountryCode::KZ),
+            recipients(&f),
             BTreeSet::from([Recipient::Node(CountryCode::GE)])
         );
     }
@@ -697,15 +696,18 @@ mod tests {
             ("CD160C", vec![node(kz)]),
             ("CD118C", vec![node(kz)]),
             ("CD006C", vec![node(kz)]),
-            ("CD010C", vec![node(CountryCode::AZ), node(CountryCode::GE)]),
+            (
+                "CD010C",
+                vec![node(CountryCode::AZ), node(CountryCode::GE), node(kz)],
+            ),
             ("CD203C", vec![Recipient::Hub]),
             ("CD094C", vec![node(CountryCode::GE)]),
         ];
         for (t, want) in cases {
             f.message_type = t;
             assert_eq!(
-                recipients(&f, kz).into_iter().collect::<Vec<_>>(),
-                want,
+                recipients(&f),
+                want.into_iter().collect::<BTreeSet<_>>(),
                 "{t}"
             );
         }

@@ -1046,11 +1046,12 @@ impl Engine {
             | Common::ArrivalAdvice { departure, .. }
             | Common::DestinationControlResults { departure, .. } => vec![node(departure)],
             Common::Cancellation { offices } => {
-                // The hub routes a CD010C to every *other* country on the route.
+                // One CD010C per country with an office on the route, this node's own included
+                // (its office of exit had its CD160C through the hub as well).
                 let mut countries: Vec<CountryCode> = Vec::new();
                 for o in offices {
                     let c = o.country();
-                    if c != self.country && !countries.contains(&c) {
+                    if !countries.contains(&c) {
                         countries.push(c);
                     }
                 }
