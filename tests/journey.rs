@@ -592,6 +592,22 @@ async fn amendment(transport: TransportKind) {
         pos("CC060C") < pos("CC004C") && pos("CC004C") < pos("CC029C"),
         "{kz:?}"
     );
+    // The release is composed from the declaration as amended (one more package), not from
+    // the original (regression: the node kept composing from the CC015C as first received).
+    let amended_packages = plan.consignment.goods[0].packages + 1;
+    let release = s.world.nodes.0["KZ"]
+        .stream
+        .items(&mrn)
+        .iter()
+        .find(|i| i.message_type == "CC029C")
+        .cloned()
+        .expect("CC029C");
+    assert_eq!(
+        element(&release.xml, "numberOfPackages").as_deref(),
+        Some(amended_packages.to_string().as_str()),
+        "{}",
+        release.xml
+    );
     s.world.stop().await;
 }
 

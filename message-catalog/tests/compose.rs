@@ -609,3 +609,73 @@ fn release_needs_an_mrn_and_the_office_of_departure() {
     movement.departure = None;
     assert!(Release::of(&movement, t(10)).is_none());
 }
+
+/// The declaration as amended by an accepted CC013C: the original's header and LRN, the
+/// amendment's data (here a new gross mass and a guarantee given without its type), and it
+/// still passes the rules as a CC015C.
+#[test]
+fn the_amended_declaration_keeps_header_and_lrn_and_takes_the_amendments_data() {
+    let original = pilot_declaration();
+    let o = &original.transit_operation;
+    let mut consignment = original.consignment.clone();
+    consignment.gross_mass += Decimal::new(125, 1);
+    let amendment = ncts::CC013CType {
+        phase_id: original.phase_id,
+        message_sender: original.message_sender.clone(),
+        message_recipient: original.message_recipient.clone(),
+        preparation_date_and_time: original.preparation_date_and_time,
+        message_identification: "AMEND-0001".to_owned(),
+        message_type: ncts::MessageTypes::CC013C,
+        correlation_identifier: None,
+        transit_operation: ncts::TransitOperationType04 {
+            lrn: None,
+            mrn: Some(mrn().to_string()),
+            declaration_type: o.declaration_type.clone(),
+            additional_declaration_type: o.additional_declaration_type.clone(),
+            tir_carnet_number: o.tir_carnet_number.clone(),
+            presentation_of_the_goods_date_and_time: o.presentation_of_the_goods_date_and_time,
+            security: o.security.clone(),
+            reduced_dataset_indicator: o.reduced_dataset_indicator,
+            specific_circumstance_indicator: o.specific_circumstance_indicator.clone(),
+            communication_language_at_departure: o.communication_language_at_departure.clone(),
+            binding_itinerary: o.binding_itinerary,
+            amendment_type_flag: ncts::Flag::V0,
+            limit_date: o.limit_date,
+        },
+        authorisation: original.authorisation.clone(),
+        customs_office_of_departure: original.customs_office_of_departure.clone(),
+        customs_office_of_destination_declared: original
+            .customs_office_of_destination_declared
+            .clone(),
+        customs_office_of_transit_declared: original.customs_office_of_transit_declared.clone(),
+        customs_office_of_exit_for_transit_declared: original
+            .customs_office_of_exit_for_transit_declared
+            .clone(),
+        holder_of_the_transit_procedure: original.holder_of_the_transit_procedure.clone(),
+        representative: original.representative.clone(),
+        guarantee: original
+            .guarantee
+            .iter()
+            .map(|g| ncts::GuaranteeType01 {
+                sequence_number: g.sequence_number,
+                guarantee_type: None,
+                other_guarantee_reference: g.other_guarantee_reference.clone(),
+                guarantee_reference: g.guarantee_reference.clone(),
+            })
+            .collect(),
+        consignment: consignment.clone(),
+    };
+    let amended = compose::amended_declaration(&original, &amendment);
+    assert_eq!(
+        amended.message_identification,
+        original.message_identification
+    );
+    assert_eq!(
+        amended.transit_operation.lrn,
+        original.transit_operation.lrn
+    );
+    assert_eq!(amended.consignment, consignment);
+    assert_ne!(amended.consignment, original.consignment);
+    assert_eq!(amended.guarantee, original.guarantee);
+    passes_the_rules(&Message::CC015C(Box::new(amended)));
+}

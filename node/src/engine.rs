@@ -691,6 +691,10 @@ impl Engine {
                     store::attach_message(tx, row, s.id).await?;
                 }
                 if applied {
+                    if let Some(record) = self.amended_record(&s, event, &step.outputs) {
+                        store::update_record(tx, s.id, &record).await?;
+                        s.record = record;
+                    }
                     store::update_movement(tx, s.id, &m, origin.national_party.as_deref()).await?;
                     if origin.national_party.is_some() {
                         s.national_party = origin.national_party.clone();
@@ -753,6 +757,37 @@ impl Engine {
         }
         outcome.movement = stored;
         Ok(outcome)
+    }
+
+    /// After an accepted amendment (CC013C answered with CC004C), the declaration as amended,
+    /// encoded: what every later message of the movement is composed from.
+    fn amended_record(
+        &self,
+        stored: &StoredMovement,
+        event: &Event,
+        outputs: &[Output],
+    ) -> Option<Vec<u8>> {
+        let Input::Message(Message::CC013C(amendment)) = &event.input else {
+            return None;
+        };
+        if !outputs
+            .iter()
+            .any(|o| matches!(o, Output::ToDeclarant(ExternalReply::AmendmentAccepted)))
+        {
+            return None;
+        }
+        match codec::decode(&stored.record, &self.limits) {
+            Ok(Message::CC015C(original)) => Some(codec::encode(&Message::CC015C(Box::new(
+                compose::amended_declaration(&original, amendment),
+            )))),
+            _ => {
+                tracing::error!(
+                    movement = stored.id,
+                    "the stored declaration does not decode as a CC015C: amendment not stored"
+                );
+                None
+            }
+        }
     }
 
     /// The stored record the composers read, decoded once per step: the CC015C at departure

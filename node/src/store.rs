@@ -343,6 +343,19 @@ pub async fn insert_movement(
     Ok(id)
 }
 
+/// Replaces the record movement `id` composes from (the CC015C as amended by an accepted
+/// CC013C). The original stays in the stored messages.
+pub async fn update_record(tx: &mut Tx<'_>, id: i64, record: &[u8]) -> Result<(), StoreError> {
+    on_tx!(tx, |c| {
+        sqlx::query("UPDATE node_movements SET record = $2 WHERE id = $1")
+            .bind(id)
+            .bind(record)
+            .execute(&mut *c)
+            .await?;
+    });
+    Ok(())
+}
+
 /// Writes the new state of movement `id` (and its office phases).
 pub async fn update_movement(
     tx: &mut Tx<'_>,

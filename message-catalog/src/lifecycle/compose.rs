@@ -33,6 +33,9 @@
 //! | [`Common::GuaranteeUseCancellation`] | CD204C | [`guarantee_use_cancellation`] |
 //! | [`Common::GuaranteeCredit`] | CD209C | [`guarantee_credit`] |
 //!
+//! [`amended_declaration`] gives the CC015C as amended by an accepted CC013C, for the service
+//! to store in place of the original.
+//!
 //! [`message`] does the dispatch: given an output and a [`Context`], it returns the message,
 //! or `None` for what is not composed ([`Common::FunctionalNack`] is the transport's, from the
 //! codec's NACK; [`super::Output::ActionRefused`] is an answer to an API call, not a message)
@@ -799,6 +802,68 @@ impl<'a> Release<'a> {
             date: self.released_on,
             text: c.remarks.as_ref().map(|r| r.chars().take(512).collect()),
         })
+    }
+}
+
+/// The declaration as amended: what the office of departure keeps, and composes every later
+/// message from, once it has accepted a CC013C (CC004C). The header and the LRN stay the
+/// original's; every data group comes from the amendment, which P5 sends whole. A guarantee the
+/// amendment gives without its type keeps the type of the original guarantee with the same
+/// sequence number (and the original's first type when no sequence number matches).
+pub fn amended_declaration(
+    original: &ncts::CC015CType,
+    amendment: &ncts::CC013CType,
+) -> ncts::CC015CType {
+    let a = &amendment.transit_operation;
+    let type_of = |sequence: i64| -> String {
+        original
+            .guarantee
+            .iter()
+            .find(|g| g.sequence_number == sequence)
+            .or(original.guarantee.first())
+            .map(|g| g.guarantee_type.clone())
+            .unwrap_or_default()
+    };
+    ncts::CC015CType {
+        transit_operation: ncts::TransitOperationType06 {
+            lrn: original.transit_operation.lrn.clone(),
+            declaration_type: a.declaration_type.clone(),
+            additional_declaration_type: a.additional_declaration_type.clone(),
+            tir_carnet_number: a.tir_carnet_number.clone(),
+            presentation_of_the_goods_date_and_time: a.presentation_of_the_goods_date_and_time,
+            security: a.security.clone(),
+            reduced_dataset_indicator: a.reduced_dataset_indicator,
+            specific_circumstance_indicator: a.specific_circumstance_indicator.clone(),
+            communication_language_at_departure: a.communication_language_at_departure.clone(),
+            binding_itinerary: a.binding_itinerary,
+            limit_date: a.limit_date,
+        },
+        authorisation: amendment.authorisation.clone(),
+        customs_office_of_departure: amendment.customs_office_of_departure.clone(),
+        customs_office_of_destination_declared: amendment
+            .customs_office_of_destination_declared
+            .clone(),
+        customs_office_of_transit_declared: amendment.customs_office_of_transit_declared.clone(),
+        customs_office_of_exit_for_transit_declared: amendment
+            .customs_office_of_exit_for_transit_declared
+            .clone(),
+        holder_of_the_transit_procedure: amendment.holder_of_the_transit_procedure.clone(),
+        representative: amendment.representative.clone(),
+        guarantee: amendment
+            .guarantee
+            .iter()
+            .map(|g| ncts::GuaranteeType02 {
+                sequence_number: g.sequence_number,
+                guarantee_type: g
+                    .guarantee_type
+                    .clone()
+                    .unwrap_or_else(|| type_of(g.sequence_number)),
+                other_guarantee_reference: g.other_guarantee_reference.clone(),
+                guarantee_reference: g.guarantee_reference.clone(),
+            })
+            .collect(),
+        consignment: amendment.consignment.clone(),
+        ..original.clone()
     }
 }
 
