@@ -120,6 +120,14 @@ pub struct RawAmqp {
     /// Its password (printed as `<redacted>` by `cats config`).
     #[serde(serialize_with = "redacted")]
     pub management_password: String,
+    /// Partitions of the inbound queue (`cats.hub.in`, `cats.hub.in.1`, …), fed by the
+    /// consistent-hash exchange on the MRN; the same in every hub process on one broker.
+    pub partitions: u16,
+    /// The partitions this process consumes at once, comma-separated (`"0,2"`); it stands by
+    /// on the others after `standby_delay_ms`. Empty: all at once.
+    pub preferred_partitions: String,
+    /// Delay before standing by on the non-preferred partitions, milliseconds.
+    pub standby_delay_ms: u64,
 }
 
 /// Serializes a secret as `<redacted>` (empty stays empty, so an unset secret shows as unset).
@@ -144,6 +152,9 @@ impl Default for RawAmqp {
             management_url: String::new(),
             management_user: String::new(),
             management_password: String::new(),
+            partitions: 1,
+            preferred_partitions: String::new(),
+            standby_delay_ms: 5_000,
         }
     }
 }
@@ -472,6 +483,21 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `"0,2"` → `[0, 2]`; empty → `[]`.
+fn parse_partitions(list: &str) -> Result<Vec<u16>, HubError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>().map_err(|_| {
+                HubError::Invalid(format!(
+                    "transport.amqp.preferred_partitions {list:?}: {p:?} is not a partition number"
+                ))
+            })
+        })
+        .collect()
+}
+
 fn resolve_amqp(
     raw: &RawAmqp,
     path: &dyn Fn(&Path) -> PathBuf,
@@ -491,6 +517,9 @@ fn resolve_amqp(
         heartbeat_s: raw.heartbeat_s,
         reconnect_min_ms: raw.reconnect_min_ms,
         reconnect_max_ms: raw.reconnect_max_ms,
+        partitions: raw.partitions,
+        preferred_partitions: parse_partitions(&raw.preferred_partitions)?,
+        standby_delay_ms: raw.standby_delay_ms,
     };
     let config = AmqpConfig::resolve(&raw_link).map_err(|e| match e {
         ConfigError::Value { key, problem } => {
@@ -516,9 +545,8 @@ fn resolve_amqp(
 /// A started hub.
 #[derive(Debug)]
 pub struct RunningHub {
-    /// Where the direct link listens; on AMQP, where there is no direct link, the unspecified
-    /// address `0.0.0.0:0` (see [`RunningHub::transport`]).
-    pub direct_addr: SocketAddr,
+    /// Where the direct link listens; `None` on AMQP, where there is no direct link.
+    pub direct_addr: Option<SocketAddr>,
     /// `direct` or `amqp`.
     pub transport: &'static str,
     /// Where the HTTP API listens.
@@ -591,7 +619,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
                 d.shutdown().await;
             }));
             (
-                direct.local_addr(),
+                Some(direct.local_addr()),
                 HubTransport::Direct {
                     hub: direct.clone(),
                 },
@@ -617,7 +645,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
                 shutdown.clone(),
             )));
             (
-                SocketAddr::from(([0, 0, 0, 0], 0)),
+                None,
                 HubTransport::Amqp {
                     link: link.clone(),
                     config: Box::new(config),
@@ -658,7 +686,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let _ = task.await;
         }
     });
-    tracing::info!(transport = kind, %direct_addr, %http_addr, "hub started");
+    tracing::info!(transport = kind, direct_addr = ?direct_addr, %http_addr, "hub started");
     Ok(RunningHub {
         direct_addr,
         transport: kind,
@@ -795,6 +823,29 @@ mod tests {
         let mut missing = raw.clone();
         missing.transport.amqp.cert_file = "nowhere.pem".into();
         assert!(matches!(missing.resolve(), Err(HubError::Certs(_))));
+        let mut partitions = raw.clone();
+        partitions.transport.amqp.partitions = 4;
+        partitions.transport.amqp.preferred_partitions = " 1, 3".into();
+        match partitions.clone().resolve().expect("resolves").transport {
+            ResolvedTransport::Amqp { config, .. } => {
+                assert_eq!(config.partitions, 4);
+                assert_eq!(config.preferred_partitions, vec![1, 3]);
+            }
+            other => panic!("expected AMQP, got {other:?}"),
+        }
+        partitions.transport.amqp.preferred_partitions = "1,x".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = "4".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = String::new();
+        partitions.transport.amqp.partitions = 0;
+        assert!(
+            matches!(partitions.resolve(), Err(HubError::Invalid(m)) if m.contains("partitions"))
+        );
         let mut kind = raw;
         kind.transport.kind = "carrier-pigeon".into();
         assert!(matches!(kind.resolve(), Err(HubError::Invalid(_))));

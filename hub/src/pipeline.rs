@@ -452,6 +452,15 @@ impl<T: Transport> Pipeline<T> {
             status: Status::Accepted,
         };
         let mut tx = s.store.begin().await?;
+        // Another hub process (several share one database when the inbound queue is
+        // partitioned) may have journalled this message since steps 2 and 6: decided again
+        // under the journal lock. If so, start over: step 2 or 6 now answers.
+        journal::lock(&mut tx).await?;
+        if journal::journalled(&mut tx, &seen.from, &seen.message_id).await? {
+            drop(tx);
+            tracing::info!("journalled meanwhile by another hub process; checking again");
+            return Box::pin(self.process_inner(delivery, span)).await;
+        }
         let entry = journal::append(&mut tx, entry).await?;
         mark_seen(&mut tx, &seen, entry.sequence).await?;
         // The guarantee ledger; its answer (journalled) is what a redelivery sends again.
