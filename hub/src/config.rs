@@ -221,6 +221,9 @@ pub struct RawMessages {
     /// Reference data JSON file (shape of `message-catalog/src/reference/pilot.json`); empty
     /// for the embedded pilot set.
     pub reference_data: PathBuf,
+    /// Deliveries processed at once, in lanes by MRN (each movement's messages in order);
+    /// 1: one at a time.
+    pub lanes: usize,
 }
 
 impl Default for RawMessages {
@@ -229,6 +232,7 @@ impl Default for RawMessages {
             freshness_seconds: 300,
             max_bytes: Limits::default().max_bytes,
             reference_data: PathBuf::new(),
+            lanes: 1,
         }
     }
 }
@@ -272,6 +276,8 @@ pub struct ResolvedConfig {
     pub reference: ReferenceData,
     /// How often the operations sampler runs.
     pub sample_interval: Duration,
+    /// Deliveries processed at once (`[messages] lanes`).
+    pub lanes: usize,
 }
 
 /// The hub's transport, resolved.
@@ -402,6 +408,12 @@ impl RawConfig {
             })?;
             ReferenceData::from_json(&bytes).map_err(|e| HubError::Invalid(e.to_string()))?
         };
+        if !(1..=256).contains(&self.messages.lanes) {
+            return Err(HubError::Invalid(format!(
+                "messages.lanes {}: must be from 1 to 256",
+                self.messages.lanes
+            )));
+        }
         if self.operations.sample_interval_ms < 100 {
             return Err(HubError::Invalid(format!(
                 "operations.sample_interval_ms {}: must be at least 100",
@@ -421,6 +433,7 @@ impl RawConfig {
             },
             reference,
             sample_interval: Duration::from_millis(self.operations.sample_interval_ms),
+            lanes: self.messages.lanes,
         })
     }
 }
@@ -603,6 +616,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
     let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
     let http_addr = listener.local_addr()?;
     let mut background = Vec::new();
+    let lanes = config.lanes;
     let (direct_addr, transport, replay): (_, _, Arc<dyn Replay>) = match config.transport {
         ResolvedTransport::Direct { listen, tls } => {
             let transport_store = transport_store
@@ -615,7 +629,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let pipeline = Arc::new(Pipeline::new(direct.clone(), services.clone()));
             let (p, d, stop) = (pipeline.clone(), direct.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 d.shutdown().await;
             }));
             (
@@ -635,7 +649,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let pipeline = Arc::new(Pipeline::new(link.clone(), services.clone()));
             let (p, l, stop) = (pipeline.clone(), link.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 l.close().await;
             }));
             background.push(tokio::spawn(crate::dead_letters::drain_amqp(
