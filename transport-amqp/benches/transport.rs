@@ -131,27 +131,37 @@ async fn signed<S: Transport + 'static, R: Transport + 'static>(
     let body = vec![b'x'; PAYLOAD];
     let begin = Instant::now();
     let prefix = format!("{run}-");
+    // The receiver verifies each delivery in a task of its own and acks it once verified, so
+    // that verification uses every core; the prefetch bounds how many are in flight.
     let consumer = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(n);
-        while latencies.len() < n {
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut received = 0;
+        while received < n {
             let d = receiver.receive().await.expect("receive");
             if !d.message_id.starts_with(&prefix) {
                 // Left over from an earlier run: not part of this measure.
                 d.ack().await.expect("ack");
                 continue;
             }
-            let from = match d.from {
-                PeerIdentity::Hub => cats_trust::PeerIdentity::Hub,
-                PeerIdentity::Node(c) => cats_trust::PeerIdentity::Node(c),
-            };
-            verifier
-                .open(&d.bytes, &from, chrono::Utc::now())
-                .expect("verified");
-            let id = d.message_id.clone();
-            d.ack().await.expect("ack");
-            if let Some(start) = started_take(&started_ref(), &id) {
-                latencies.push(start.elapsed());
-            }
+            received += 1;
+            let (verifier, done) = (verifier.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let from = match d.from {
+                    PeerIdentity::Hub => cats_trust::PeerIdentity::Hub,
+                    PeerIdentity::Node(c) => cats_trust::PeerIdentity::Node(c),
+                };
+                verifier
+                    .open(&d.bytes, &from, chrono::Utc::now())
+                    .expect("verified");
+                let id = d.message_id.clone();
+                d.ack().await.expect("ack");
+                let _ = done.send(started_take(&started_ref(), &id).map(|s| s.elapsed()));
+            });
+        }
+        drop(done_tx);
+        let mut latencies = Vec::with_capacity(n);
+        while let Some(latency) = done_rx.recv().await {
+            latencies.extend(latency);
         }
         latencies
     });
