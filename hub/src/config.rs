@@ -293,7 +293,7 @@ pub enum ResolvedTransport {
     /// RabbitMQ.
     Amqp {
         /// The hub's link (certificates loaded).
-        config: AmqpConfig,
+        config: Box<AmqpConfig>,
         /// The management API, when configured.
         management: Option<ManagementApi>,
     },
@@ -552,7 +552,10 @@ fn resolve_amqp(
             .map_err(|e| HubError::Invalid(format!("transport.amqp.management_url: {e}")))?,
         )
     };
-    Ok(ResolvedTransport::Amqp { config, management })
+    Ok(ResolvedTransport::Amqp {
+        config: Box::new(config),
+        management,
+    })
 }
 
 /// A started hub.
@@ -642,7 +645,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         }
         ResolvedTransport::Amqp { config, management } => {
             let link = Arc::new(
-                AmqpTransport::hub(config.clone())
+                AmqpTransport::hub((*config).clone())
                     .await
                     .map_err(|e| HubError::Transport(format!("{}: {e}", e.code())))?,
             );
@@ -653,7 +656,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
                 l.close().await;
             }));
             background.push(tokio::spawn(crate::dead_letters::drain_amqp(
-                config.clone(),
+                (*config).clone(),
                 store.clone(),
                 amqp_queues(&countries),
                 shutdown.clone(),
@@ -662,7 +665,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
                 None,
                 HubTransport::Amqp {
                     link: link.clone(),
-                    config: Box::new(config),
+                    config,
                     management,
                 },
                 Arc::new(PipelineReplay::new(pipeline, link)) as Arc<dyn Replay>,
