@@ -702,7 +702,12 @@ pub async fn run_case<D: Driver>(driver: &D, case: &Case) -> CaseResult {
 /// message, `error.code` of a JSON error.
 pub fn error_code(xml: Option<&pointer::Element>, json: Option<&serde_json::Value>) -> Option<String> {
     if let Some(root) = xml {
-        for p in ["FunctionalError/errorCode", "FunctionalError/functionalErrorCode", "errorCode"] {
+        for p in [
+            "FunctionalError/errorCode",
+            "FunctionalError/functionalErrorCode",
+            "XMLError/errorCode",
+            "errorCode",
+        ] {
             if let Ok(found) = pointer::select(root, &format!("/{}/{p}", root.name))
                 && let Some(code) = found.into_iter().next()
             {
@@ -724,7 +729,12 @@ fn rejection_text(reply: &Reply, xml: Option<&pointer::Element>, json: Option<&s
         out.push_str(&format!(", code {code}"));
     }
     if let Some(root) = xml {
-        for (label, p) in [("pointer", "FunctionalError/errorPointer"), ("reason", "FunctionalError/errorReason")] {
+        for (label, p) in [
+            ("pointer", "FunctionalError/errorPointer"),
+            ("reason", "FunctionalError/errorReason"),
+            ("pointer", "XMLError/errorPointer"),
+            ("reason", "XMLError/errorText"),
+        ] {
             if let Ok(found) = pointer::select(root, &format!("/{}/{p}", root.name))
                 && let Some(v) = found.into_iter().next()
             {
