@@ -465,11 +465,144 @@ def rejections():
     case.write()
 
 
+def more_rejections():
+    """Code-list, rule and duplicate rejections of the messages about a movement, CC044C and
+    CC170C, and a declaration refused on reference data (CC056C)."""
+    # CC013C: the amendment is a declaration: same code lists and rules as the CC015C.
+    base = message(0, "cc013c")
+    case = Case("departure", "cc013c-code-list-error", "an amendment with a declaration type outside its code list: CC906C with code 12 and the pointer",
+                ["CC013C", "CC906C", "departure", "negative", "code-list"], ["KZ"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.send("KZ", "cc013c.xml", replace_once(base, "<declarationType>T1<", "<declarationType>T9<"),
+              reply={"status": 422, "type": "CC906C", "code": "12",
+                     "assert": [eq("/CC906C/FunctionalError/errorPointer", "/CC013C/TransitOperation/declarationType")]})
+    case.write()
+
+    case = Case("departure", "cc013c-rule-error", "an amendment with net mass above gross mass (R0223): CC906C with code 14",
+                ["CC013C", "CC906C", "departure", "negative", "rule"], ["KZ"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.send("KZ", "cc013c.xml", replace_once(base, "<netMass>1200</netMass>", "<netMass>1300</netMass>"),
+              reply={"status": 422, "type": "CC906C", "code": "14",
+                     "assert": [{"pointer": "/CC906C/FunctionalError/errorPointer", "matches": "netMass"}]})
+    case.write()
+
+    case = Case("departure", "cc013c-duplicate", "the same amendment sent twice with one message identification: the second is refused as a duplicate (26)",
+                ["CC013C", "CC004C", "departure", "negative", "duplicate"], ["KZ"])
+    case.vars["amendment_id"] = "{{uuid}}"
+    xml = with_goods(message(0, "cc015c"), RIFLES)
+    accepted(case, 0, xml=xml, controlled_departure=True)
+    amended = with_goods(base, RIFLES).replace("{{uuid}}", "{{amendment_id}}")
+    case.send("KZ", "cc013c.xml", amended, reply={"status": 200, "type": "CC004C"})
+    case.step(do="send", to="KZ", file="cc013c.xml", reply={"code": "26"})
+    case.write()
+
+    # CC014C: the invalidation request sent twice.
+    case = Case("departure", "cc014c-duplicate", "the same invalidation request sent twice with one message identification: the second is refused as a duplicate (26)",
+                ["CC014C", "CC009C", "departure", "negative", "duplicate"], ["KZ"])
+    case.vars["request_id"] = "{{uuid}}"
+    accepted(case, 0, xml=with_goods(message(0, "cc015c"), RIFLES), controlled_departure=True)
+    request = message(0, "cc014c").replace("{{uuid}}", "{{request_id}}")
+    case.send("KZ", "cc014c.xml", request, reply={"status": 200, "type": "CC009C"})
+    case.step(do="send", to="KZ", file="cc014c.xml", reply={"code": "26"})
+    case.write()
+
+    # CC007C: code list, condition, duplicate.
+    base = message(0, "cc007c")
+    case = Case("destination", "cc007c-code-list-error", "an arrival notification with a type of location outside its code list: CC906C with code 12",
+                ["CC007C", "CC906C", "destination", "negative", "code-list"], ["GE"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.send("GE", "cc007c.xml", replace_once(base, "<typeOfLocation>A<", "<typeOfLocation>Q<"),
+              reply={"status": 422, "type": "CC906C", "code": "12",
+                     "assert": [{"pointer": "/CC906C/FunctionalError/errorPointer", "matches": "typeOfLocation"}]})
+    case.write()
+
+    case = Case("destination", "cc007c-condition-error", "a simplified-procedure arrival without its authorisation (C0102): CC906C with code 13 at /CC007C/Authorisation",
+                ["CC007C", "CC906C", "destination", "negative", "condition"], ["GE"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.send("GE", "cc007c.xml", replace_once(base, "<simplifiedProcedure>0<", "<simplifiedProcedure>1<"),
+              reply={"status": 422, "type": "CC906C", "code": "13",
+                     "assert": [eq("/CC906C/FunctionalError/errorPointer", "/CC007C/Authorisation")]})
+    case.write()
+
+    case = Case("destination", "cc007c-duplicate", "the same arrival notification sent twice with one message identification: the second is refused as a duplicate (26)",
+                ["CC007C", "destination", "negative", "duplicate"], ["KZ", "AZ", "GE"])
+    case.vars["arrival_id"] = "{{uuid}}"
+    accepted(case, 0)
+    released(case, 0)
+    border(case, 0)
+    case.state("GE", "GE000201", "destination", "Anticipated")
+    arrival_xml = base.replace("{{uuid}}", "{{arrival_id}}")
+    case.send("GE", "cc007c.xml", arrival_xml, reply={"status": 202})
+    case.step(do="send", to="GE", file="cc007c.xml", reply={"code": "26"})
+    case.write()
+
+    # CC044C unloading remarks: only after an unloading permission (simplified procedure).
+    base = message(0, "cc044c")
+    for name, mrn, code, text in [("unknown-mrn", UNKNOWN_MRN, "90", "for an MRN no movement has: code 90"),
+                                  ("invalid-mrn", INVALID_MRN, "93", "whose MRN has a wrong check digit: code 93")]:
+        case = Case("destination", f"cc044c-{name}", f"unloading remarks {text}",
+                    ["CC044C", "destination", "negative", name], ["GE"])
+        case.vars["mrn"] = mrn
+        case.send("GE", "cc044c.xml", base, reply={"code": code})
+        case.write()
+    case = Case("destination", "cc044c-schema-error", "unloading remarks with an element the schema does not have: CC917C",
+                ["CC044C", "CC917C", "destination", "negative", "schema"], ["GE"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.send("GE", "cc044c.xml", replace_once(base, "</TransitOperation>", "  <unknownElement>1</unknownElement>\n  </TransitOperation>"),
+              reply={"status": 400, "type": "CC917C", "assert": [eq("/CC917C/XMLError/errorPointer", "/CC044C/TransitOperation/unknownElement")]})
+    case.write()
+    case = Case("destination", "cc044c-out-of-sequence", "unloading remarks for goods that arrived under the normal procedure (no unloading permission): refused as out of sequence (92)",
+                ["CC044C", "destination", "negative", "out-of-sequence"], ["KZ", "AZ", "GE"])
+    accepted(case, 0)
+    released(case, 0)
+    border(case, 0)
+    case.state("GE", "GE000201", "destination", "Anticipated")
+    case.send("GE", "cc007c.xml", message(0, "cc007c"), reply={"status": 202})
+    case.state("GE", "GE000201", "destination", "ReadyForRelease")
+    case.send("GE", "cc044c.xml", base, reply={"code": "92"})
+    case.write()
+
+    # CC170C presentation notification (for a pre-lodged declaration), by LRN.
+    base = message(0, "cc170c")
+    case = Case("departure", "cc170c-unknown-lrn", "a presentation notification for an LRN no declaration has: code 90",
+                ["CC170C", "departure", "negative", "unknown-mrn"], ["KZ"])
+    case.send("KZ", "cc170c.xml", base, reply={"code": "90"})
+    case.write()
+    case = Case("departure", "cc170c-out-of-sequence", "a presentation notification for a declaration that was not pre-lodged and is released: refused as out of sequence (92)",
+                ["CC170C", "departure", "negative", "out-of-sequence"], ["KZ"])
+    accepted(case, 0)
+    released(case, 0)
+    case.send("KZ", "cc170c.xml", base, reply={"code": "92"})
+    case.write()
+    case = Case("departure", "cc170c-schema-error", "a presentation notification with an element the schema does not have: CC917C",
+                ["CC170C", "CC917C", "departure", "negative", "schema"], ["KZ"])
+    case.send("KZ", "cc170c.xml", replace_once(base, "</TransitOperation>", "  <unknownElement>1</unknownElement>\n  </TransitOperation>"),
+              reply={"status": 400, "type": "CC917C"})
+    case.write()
+
+    # CC056C: a declaration whose office of destination has no destination role.
+    xml = message(1, "cc015c")
+    xml = replace_once(xml, "<referenceNumber>AZ000101</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>",
+                       "<referenceNumber>KZ000101</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>")
+    xml = re.sub(r"  <CustomsOfficeOfExitForTransitDeclared>.*?</CustomsOfficeOfExitForTransitDeclared>\n", "", xml, flags=re.S)
+    xml = replace_once(xml, "<countryOfDestination>AZ<", "<countryOfDestination>KZ<")
+    xml = re.sub(r"    <CountryOfRoutingOfConsignment>\n      <sequenceNumber>2</sequenceNumber>.*?</CountryOfRoutingOfConsignment>\n", "", xml, flags=re.S)
+    xml = replace_once(xml, "<UNLocode>AZBAK<", "<UNLocode>KZAKT<")
+    case = Case("departure", "cc015c-rejected-reference-data", "a declared office of destination that is not a destination office in the reference data: CC928C, then the declaration is rejected (CC056C) and gets no MRN",
+                ["CC015C", "CC056C", "departure", "negative", "reference-data"], ["KZ"])
+    case.send("KZ", "cc015c.xml", xml, reply={"status": 200, "type": "CC928C"})
+    case.expect("KZ", "CC056C", key="{{lrn}}", asserts=[eq("/CC056C/TransitOperation/LRN", "{{lrn}}"),
+                                                       {"pointer": "/CC056C/TransitOperation/MRN", "absent": True},
+                                                       eq("/CC056C/FunctionalError/errorPointer", "/CC015C/CustomsOfficeOfDestinationDeclared/referenceNumber")])
+    case.write()
+
+
 def main():
     if os.path.isdir(SUITES):
         shutil.rmtree(SUITES)
     journeys()
     rejections()
+    more_rejections()
 
 
 if __name__ == "__main__":
