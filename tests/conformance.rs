@@ -13,8 +13,19 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cats_conformance::pointer;
+
+#[path = "../src/cli/demo"]
+#[allow(dead_code)]
+mod demo {
+    pub mod client;
+    pub mod journey;
+    pub mod load;
+    pub mod messages;
+    pub mod world;
+}
 
 fn cats(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cats"))
@@ -362,4 +373,146 @@ fn a_node_that_answers_the_wrong_message_type_fails_with_a_readable_difference()
         // The exchanged messages are shown as text, escaped, not as markup.
         assert!(dom.contains("&lt;ncts:CC056C"), "{dom}");
     }
+}
+
+/// A movement Aktau → Almaty (KZ only) driven through the KZ node as the demo drives it, then
+/// `cats conformance record` from that node (with the national system's copies of its
+/// CC015C and CC007C), then the recorded case replayed against a fresh `--target self`: it
+/// passes. Without the copies, the recording says what it needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_movement_becomes_a_case_that_replays() {
+    use demo::journey::{Plan, drive};
+    use demo::messages::{self, Route};
+    use demo::world::{Options, RawOptions, StoreKind, TransportKind, World};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let options = Options::resolve(&RawOptions {
+        transport: TransportKind::Direct,
+        amqp_url: None,
+        store: StoreKind::Sqlite,
+        database_url: None,
+        movements: None,
+        keep_running: false,
+        seed: 7,
+        certs: certs.clone(),
+        step_timeout: 30,
+        concurrency: 1,
+    })
+    .expect("options");
+    let world = World::start(&options).await.expect("the world starts");
+    let lrn = format!("REC{}", chrono::Utc::now().format("%H%M%S%3f"));
+    let mut plan = Plan::pilot(&lrn);
+    plan.consignment.route = Route {
+        departure: "KZ000101",
+        exits: vec![],
+        transits: vec![],
+        destination: "KZ000102",
+    };
+    plan.trader_at_destination = "KZ123456789012".into();
+    let outcome = drive(&world.nodes, &plan, Duration::from_secs(30), None)
+        .await
+        .expect("the movement completes");
+    let mrn = outcome.mrn.expect("an MRN");
+    let kz = world
+        .running
+        .iter()
+        .find(|n| n.country == "KZ")
+        .expect("the KZ node");
+    let (port, token) = (kz.api.port(), kz.national_token.clone());
+
+    // The national system's copies of what it sent.
+    let sent = dir.path().join("sent");
+    std::fs::create_dir_all(&sent).expect("mkdir");
+    let now = chrono::Utc::now();
+    std::fs::write(
+        sent.join("1-cc015c.xml"),
+        messages::cc015c(&plan.consignment, &format!("015-{lrn}"), now),
+    )
+    .expect("write");
+    std::fs::write(
+        sent.join("2-cc007c.xml"),
+        messages::cc007c(&mrn, "KZ000102", "KZ123456789012", &format!("007-{lrn}"), now),
+    )
+    .expect("write");
+
+    let out = dir.path().join("recorded");
+    let from = format!("https://localhost:{port}");
+    let ca = certs.join("ca.pem");
+    let args = [
+        "conformance",
+        "record",
+        "--from",
+        &from,
+        "--mrn",
+        &mrn,
+        "--ca",
+        ca.to_str().expect("utf-8"),
+        "--token",
+        &token,
+        "--sent",
+        sent.to_str().expect("utf-8"),
+        out.to_str().expect("utf-8"),
+    ];
+    let o = tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || Command::new(env!("CARGO_BIN_EXE_cats")).args(&args).output()
+    })
+    .await
+    .expect("joined")
+    .expect("the cats binary runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Without the copies the recording says what it needs.
+    let o = tokio::task::spawn_blocking({
+        let args: Vec<String> = args
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|a| a != "--sent" && a != sent.to_str().expect("utf-8"))
+            .map(|a| if a == out.to_str().expect("utf-8") { format!("{a}-2") } else { a })
+            .collect();
+        move || Command::new(env!("CARGO_BIN_EXE_cats")).args(&args).output()
+    })
+    .await
+    .expect("joined")
+    .expect("the cats binary runs");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the node received CC015C from the national system")
+            && text(&o).contains("--sent DIR"),
+        "{}",
+        text(&o)
+    );
+    world.stop().await;
+
+    let manifest = std::fs::read_to_string(out.join("case.toml")).expect("case.toml");
+    let case = cats_conformance::case::load_case("recorded", &out).expect("the case loads");
+    let kinds: Vec<&str> = case.manifest.steps.iter().map(|s| s.kind()).collect();
+    assert_eq!(kinds.first(), Some(&"send"), "{manifest}");
+    assert!(manifest.contains("type = \"CC028C\"") && manifest.contains("type = \"CC029C\""));
+    assert!(manifest.contains("type = \"CC045C\""), "{manifest}");
+    assert!(manifest.contains("release-goods"), "{manifest}");
+    let cc015c = std::fs::read_to_string(out.join("01-cc015c.xml")).expect("the CC015C");
+    assert!(cc015c.contains("<LRN>{{lrn}}</LRN>") && !cc015c.contains(&lrn));
+
+    // Replayed against a CATS of its own, the recorded movement happens again.
+    let replay = tokio::task::spawn_blocking({
+        let out = out.clone();
+        let certs = dir.path().join("replay-certs");
+        move || {
+            cats(&[
+                "conformance",
+                "run",
+                out.to_str().expect("utf-8"),
+                "--target",
+                "self",
+                "--certs",
+                certs.to_str().expect("utf-8"),
+            ])
+        }
+    })
+    .await
+    .expect("joined");
+    assert_eq!(replay.status.code(), Some(0), "{}\n{manifest}", text(&replay));
+    assert!(text(&replay).contains("1 passed, 0 failed"));
+
 }

@@ -102,7 +102,13 @@ pub fn templatize(xml: &str, mrn: &str, lrn: Option<&str>) -> String {
         out = out.replace(mrn, "{{mrn}}");
     }
     if let Some(lrn) = lrn.filter(|l| !l.is_empty()) {
-        out = out.replace(&format!(">{lrn}<"), ">{{lrn}}<");
+        // Everywhere (a transport document's reference may carry it too); a short LRN only
+        // as an element's whole text, where it cannot be part of another value.
+        out = if lrn.len() >= 6 {
+            out.replace(lrn, "{{lrn}}")
+        } else {
+            out.replace(&format!(">{lrn}<"), ">{{lrn}}<")
+        };
     }
     for (tag, value) in [
         ("messageIdentification", "{{uuid}}"),
@@ -156,7 +162,28 @@ pub fn record(r: &Recording) -> Result<RecordedCase, RecordError> {
     let mut have_mrn = false;
     let discrepancies = r.stream.iter().any(|(t, _)| t == "CC019C");
     let mut n = 0;
+    // The phase each (office, role) was in after the entry before: an officer's action or a
+    // national message is replayed only once the office is where it was when it happened
+    // (the anticipated record may still be on its way through the hub).
+    let mut phases: BTreeMap<(String, String), String> = BTreeMap::new();
+    let wait = |m: &mut String, phases: &BTreeMap<(String, String), String>, e: &HistoryEntry| {
+        if let Some(phase) = phases.get(&(e.office.clone(), e.role.clone())) {
+            let _ = writeln!(
+                m,
+                "\n[[step]]\ndo = \"state\"\nat = {}\noffice = {}\nrole = {}\nphase = {}",
+                quote(&r.country),
+                quote(&e.office),
+                quote(&e.role),
+                quote(phase)
+            );
+        }
+    };
     for e in &r.history {
+        let before = phases.clone();
+        if let Some(p) = &e.phase_after {
+            phases.insert((e.office.clone(), e.role.clone()), p.clone());
+        }
+        let phases = before;
         let ty = e.message_type.clone().unwrap_or_default();
         let from_national = e.from.as_deref() == Some("national-system");
         let to_national = e.to.as_deref() == Some("national-system");
@@ -164,6 +191,9 @@ pub fn record(r: &Recording) -> Result<RecordedCase, RecordError> {
             let Some((_, xml)) = sent.find(|(t, _)| *t == ty) else {
                 return Err(RecordError::MissingSent(ty));
             };
+            if have_mrn {
+                wait(&mut m, &phases, e);
+            }
             n += 1;
             let file = format!("{n:02}-{}.xml", ty.to_ascii_lowercase());
             files.insert(file.clone(), templatize(xml, &r.mrn, r.lrn.as_deref()));
@@ -247,6 +277,9 @@ pub fn record(r: &Recording) -> Result<RecordedCase, RecordError> {
                 }
                 _ => {}
             }
+            if have_mrn {
+                wait(&mut m, &phases, e);
+            }
             let _ = writeln!(m, "\n[[step]]");
             if let Some(c) = comment {
                 let _ = writeln!(m, "{c}");
@@ -306,7 +339,10 @@ mod tests {
                 entry("in", Some("CC015C"), None, "national-system", "KZ000101"),
                 entry("out", Some("CC028C"), None, "KZ000101", "national-system"),
                 entry("action", None, Some("accept"), "system", "-"),
-                entry("out", Some("CC060C"), None, "KZ000101", "national-system"),
+                HistoryEntry {
+                    phase_after: Some("UnderControl".into()),
+                    ..entry("out", Some("CC060C"), None, "KZ000101", "national-system")
+                },
                 entry("action", None, Some("record-control-result"), "officer", "-"),
                 entry("out", Some("CD203C"), None, "KZ", "hub"),
                 entry("out", Some("CC029C"), None, "KZ000101", "national-system"),
@@ -331,7 +367,7 @@ mod tests {
         let kinds: Vec<&str> = manifest.steps.iter().map(Step::kind).collect();
         assert_eq!(
             kinds,
-            ["send", "expect", "expect", "action", "expect", "state"],
+            ["send", "expect", "expect", "state", "action", "expect", "state"],
             "{}",
             case.manifest
         );
@@ -340,7 +376,9 @@ mod tests {
         assert!(sent.contains("<messageIdentification>{{uuid}}</messageIdentification>"));
         assert!(sent.contains("<preparationDateAndTime>{{now}}</preparationDateAndTime>"));
         assert!(matches!(&manifest.steps[1], Step::Expect(e) if e.key.as_deref() == Some("{{lrn}}") && e.capture.contains_key("mrn")));
-        assert!(matches!(&manifest.steps[4], Step::Expect(e) if e.key.as_deref() == Some("{{mrn}}") && e.assert.len() == 1));
+        // The officer acts once the office is where it was when the officer acted.
+        assert!(matches!(&manifest.steps[3], Step::State(s) if s.phase == "UnderControl"));
+        assert!(matches!(&manifest.steps[5], Step::Expect(e) if e.key.as_deref() == Some("{{mrn}}") && e.assert.len() == 1));
         assert!(case.manifest.contains("recorded as satisfactory"));
         assert!(case.manifest.contains("\"CC060C\"") && case.manifest.contains("\"departure\""));
     }
