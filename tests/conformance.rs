@@ -61,7 +61,11 @@ fn suite_dirs() -> Vec<String> {
 fn case_count() -> usize {
     suite_dirs()
         .iter()
-        .flat_map(|s| std::fs::read_dir(s).expect("a suite").filter_map(|e| e.ok()))
+        .flat_map(|s| {
+            std::fs::read_dir(s)
+                .expect("a suite")
+                .filter_map(|e| e.ok())
+        })
         .filter(|e| e.path().join("case.toml").is_file())
         .count()
 }
@@ -198,7 +202,12 @@ fn the_standard_suites_pass_against_self_with_junit_and_a_report_that_renders() 
         assert!(dom.contains("<table id=\"summary\">"), "{dom}");
         assert!(dom.contains("CONFORMANT: every case passed"));
         assert!(dom.contains(&format!("<td>{cases}</td><td>{cases}</td><td>0</td>")));
-        for row in ["<td>CC015C</td>", "<td>CC029C</td>", "<td>departure</td>", "<td>destination</td>"] {
+        for row in [
+            "<td>CC015C</td>",
+            "<td>CC029C</td>",
+            "<td>departure</td>",
+            "<td>destination</td>",
+        ] {
             assert!(dom.contains(row), "no summary row {row}");
         }
     }
@@ -262,7 +271,9 @@ fn serve(tls: &mut dyn ReadWrite) -> std::io::Result<()> {
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let tls = reader.into_inner();
-    let (status, content_type, extra, payload) = if request_line.starts_with("POST /api/v1/messages") {
+    let (status, content_type, extra, payload) = if request_line
+        .starts_with("POST /api/v1/messages")
+    {
         let lrn = String::from_utf8_lossy(&body)
             .split("<LRN>")
             .nth(1)
@@ -278,9 +289,19 @@ fn serve(tls: &mut dyn ReadWrite) -> std::io::Result<()> {
             ),
         )
     } else if request_line.starts_with("GET /api/v1/messages/stream") {
-        ("200 OK", "text/event-stream", "", ": nothing\n\n".to_owned())
+        (
+            "200 OK",
+            "text/event-stream",
+            "",
+            ": nothing\n\n".to_owned(),
+        )
     } else if request_line.starts_with("GET /api/v1/messages") {
-        ("200 OK", "application/json", "", "{\"messages\":[],\"next\":0}".to_owned())
+        (
+            "200 OK",
+            "application/json",
+            "",
+            "{\"messages\":[],\"next\":0}".to_owned(),
+        )
     } else {
         (
             "404 Not Found",
@@ -342,16 +363,25 @@ fn a_node_that_answers_the_wrong_message_type_fails_with_a_readable_difference()
         "{out}"
     );
     assert_eq!(lines[fail + 1].trim(), "expected: CC928C", "{out}");
-    assert_eq!(lines[fail + 2].trim(), "actual:   CC056C (HTTP 200)", "{out}");
+    assert_eq!(
+        lines[fail + 2].trim(),
+        "actual:   CC056C (HTTP 200)",
+        "{out}"
+    );
     assert!(
         out.contains("expected: CC906C"),
         "the code-list case's difference: {out}"
     );
     assert!(
-        out.contains("N/A") && out.contains("journeys/kz-az-ge-aktau-poti") && out.contains("needs the nodes of AZ, GE"),
+        out.contains("N/A")
+            && out.contains("journeys/kz-az-ge-aktau-poti")
+            && out.contains("needs the nodes of AZ, GE"),
         "{out}"
     );
-    assert!(out.contains("0 passed, 2 failed, 1 not applicable"), "{out}");
+    assert!(
+        out.contains("0 passed, 2 failed, 1 not applicable"),
+        "{out}"
+    );
 
     let (tests, failures, skipped, testcases) =
         junit_counts(&std::fs::read_to_string(&junit).expect("the JUnit file"));
@@ -432,7 +462,13 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
     .expect("write");
     std::fs::write(
         sent.join("2-cc007c.xml"),
-        messages::cc007c(&mrn, "KZ000102", "KZ123456789012", &format!("007-{lrn}"), now),
+        messages::cc007c(
+            &mrn,
+            "KZ000102",
+            "KZ123456789012",
+            &format!("007-{lrn}"),
+            now,
+        ),
     )
     .expect("write");
 
@@ -456,7 +492,11 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
     ];
     let o = tokio::task::spawn_blocking({
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        move || Command::new(env!("CARGO_BIN_EXE_cats")).args(&args).output()
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cats"))
+                .args(&args)
+                .output()
+        }
     })
     .await
     .expect("joined")
@@ -468,9 +508,19 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
             .iter()
             .map(|s| s.to_string())
             .filter(|a| a != "--sent" && a != sent.to_str().expect("utf-8"))
-            .map(|a| if a == out.to_str().expect("utf-8") { format!("{a}-2") } else { a })
+            .map(|a| {
+                if a == out.to_str().expect("utf-8") {
+                    format!("{a}-2")
+                } else {
+                    a
+                }
+            })
             .collect();
-        move || Command::new(env!("CARGO_BIN_EXE_cats")).args(&args).output()
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_cats"))
+                .args(&args)
+                .output()
+        }
     })
     .await
     .expect("joined")
@@ -512,7 +562,11 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
     })
     .await
     .expect("joined");
-    assert_eq!(replay.status.code(), Some(0), "{}\n{manifest}", text(&replay));
+    assert_eq!(
+        replay.status.code(),
+        Some(0),
+        "{}\n{manifest}",
+        text(&replay)
+    );
     assert!(text(&replay).contains("1 passed, 0 failed"));
-
 }

@@ -450,7 +450,9 @@ refused = "92"
         assert_eq!(case.id(), "departure/a-first");
         assert_eq!(case.files["cc015c.xml"], "<CC015C/>");
         assert_eq!(case.manifest.steps.len(), 3);
-        assert!(matches!(&case.manifest.steps[2], Step::Action(a) if a.refused.as_deref() == Some("92")));
+        assert!(
+            matches!(&case.manifest.steps[2], Step::Action(a) if a.refused.as_deref() == Some("92"))
+        );
         assert!(case.has_tag("cc015c") && case.has_tag("departure") && !case.has_tag("CC029C"));
         let one = load_suite(&suite.join("a-first")).expect("a single case");
         assert_eq!(one.cases.len(), 1);
@@ -460,7 +462,10 @@ refused = "92"
     fn unknown_keys_missing_files_and_undeclared_countries_are_refused_with_the_reason() {
         let root = tempfile::tempdir().expect("tempdir");
         let typo = root.path().join("typo");
-        write_case(&typo, &MANIFEST.replace("refused = \"92\"", "refuse = \"92\""));
+        write_case(
+            &typo,
+            &MANIFEST.replace("refused = \"92\"", "refuse = \"92\""),
+        );
         let e = load_case("s", &typo).expect_err("unknown key");
         assert!(e.to_string().contains("refuse"), "{e}");
 
@@ -484,7 +489,14 @@ refused = "92"
         assert!(e.to_string().contains("post"), "{e}");
 
         assert!(matches!(
-            load_suite(root.path().join("kind").parent().expect("root").join("nothing").as_path()),
+            load_suite(
+                root.path()
+                    .join("kind")
+                    .parent()
+                    .expect("root")
+                    .join("nothing")
+                    .as_path()
+            ),
             Err(LoadError::Io { .. })
         ));
     }

@@ -167,9 +167,13 @@ pub(crate) mod tests {
         assert_eq!(root.name, "testsuites");
         let suites = pointer::select(&root, "/testsuites/testsuite").expect("valid");
         assert_eq!(suites.len(), 2);
-        assert!(x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""), "{x}");
+        assert!(
+            x.contains("tests=\"3\" failures=\"1\" skipped=\"1\""),
+            "{x}"
+        );
         assert!(x.contains("reason &lt;&quot;bad&quot;&gt; &amp; &apos;worse&apos;"));
-        let failures = pointer::select(&root, "/testsuites/testsuite/testcase/failure").expect("valid");
+        let failures =
+            pointer::select(&root, "/testsuites/testsuite/testcase/failure").expect("valid");
         assert_eq!(failures.len(), 1);
         assert!(failures[0].contains("expected: CC928C"));
     }

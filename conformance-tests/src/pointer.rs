@@ -212,12 +212,11 @@ impl Assertion {
     /// Checks the assertion (its `equals` already templated into `equals`) against `doc`.
     pub fn check(&self, doc: Document<'_>, equals: Option<&str>) -> Result<(), Mismatch> {
         let found = match doc {
-            Document::Xml(root) if !self.pointer.starts_with('#') => {
-                select(root, &self.pointer).map_err(|e| Mismatch {
+            Document::Xml(root) if !self.pointer.starts_with('#') => select(root, &self.pointer)
+                .map_err(|e| Mismatch {
                     expected: "a valid pointer".into(),
                     actual: e.to_string(),
-                })?
-            }
+                })?,
             Document::Xml(_) => {
                 return Err(Mismatch {
                     expected: "an XML pointer (/Root/...)".into(),

@@ -314,7 +314,13 @@ mod tests {
     use super::*;
     use crate::case::{Manifest, Step};
 
-    fn entry(kind: &str, ty: Option<&str>, action: Option<&str>, from: &str, to: &str) -> HistoryEntry {
+    fn entry(
+        kind: &str,
+        ty: Option<&str>,
+        action: Option<&str>,
+        from: &str,
+        to: &str,
+    ) -> HistoryEntry {
         HistoryEntry {
             seq: 0,
             office: "KZ000101".into(),
@@ -367,7 +373,9 @@ mod tests {
         let kinds: Vec<&str> = manifest.steps.iter().map(Step::kind).collect();
         assert_eq!(
             kinds,
-            ["send", "expect", "expect", "state", "action", "expect", "state"],
+            [
+                "send", "expect", "expect", "state", "action", "expect", "state"
+            ],
             "{}",
             case.manifest
         );
@@ -375,10 +383,14 @@ mod tests {
         assert!(sent.contains("<LRN>{{lrn}}</LRN>"), "{sent}");
         assert!(sent.contains("<messageIdentification>{{uuid}}</messageIdentification>"));
         assert!(sent.contains("<preparationDateAndTime>{{now}}</preparationDateAndTime>"));
-        assert!(matches!(&manifest.steps[1], Step::Expect(e) if e.key.as_deref() == Some("{{lrn}}") && e.capture.contains_key("mrn")));
+        assert!(
+            matches!(&manifest.steps[1], Step::Expect(e) if e.key.as_deref() == Some("{{lrn}}") && e.capture.contains_key("mrn"))
+        );
         // The officer acts once the office is where it was when the officer acted.
         assert!(matches!(&manifest.steps[3], Step::State(s) if s.phase == "UnderControl"));
-        assert!(matches!(&manifest.steps[5], Step::Expect(e) if e.key.as_deref() == Some("{{mrn}}") && e.assert.len() == 1));
+        assert!(
+            matches!(&manifest.steps[5], Step::Expect(e) if e.key.as_deref() == Some("{{mrn}}") && e.assert.len() == 1)
+        );
         assert!(case.manifest.contains("recorded as satisfactory"));
         assert!(case.manifest.contains("\"CC060C\"") && case.manifest.contains("\"departure\""));
     }

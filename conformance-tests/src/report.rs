@@ -145,7 +145,11 @@ pub fn html(results: &RunResults) -> String {
         let _ = writeln!(
             x,
             "<tr class=\"{}\"><td>{}</td><td class=\"{label}\">{label}</td><td>{:.1} s</td><td>{}</td></tr>",
-            if c.outcome == CaseOutcome::Passed { "pass" } else { "fail" },
+            if c.outcome == CaseOutcome::Passed {
+                "pass"
+            } else {
+                "fail"
+            },
             escape(&c.id()),
             c.duration_ms as f64 / 1000.0,
             escape(&c.description)
@@ -171,7 +175,11 @@ pub fn html(results: &RunResults) -> String {
         x.push_str("<p>None.</p>\n");
     }
     for c in failed {
-        let _ = writeln!(x, "<section class=\"failure\">\n<h3>{}</h3>", escape(&c.id()));
+        let _ = writeln!(
+            x,
+            "<section class=\"failure\">\n<h3>{}</h3>",
+            escape(&c.id())
+        );
         if let Some(d) = &c.difference {
             let _ = writeln!(
                 x,
@@ -227,7 +235,11 @@ mod tests {
     #[test]
     fn message_types_are_recognised() {
         assert!(is_message_type("CC015C") && is_message_type("CD118C"));
-        assert!(!is_message_type("departure") && !is_message_type("CC15C") && !is_message_type("CX015C"));
+        assert!(
+            !is_message_type("departure")
+                && !is_message_type("CC15C")
+                && !is_message_type("CX015C")
+        );
     }
 
     #[test]
@@ -248,8 +260,14 @@ mod tests {
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("&lt;ncts:CC056C&gt;&amp;&lt;/ncts:CC056C&gt;"));
-        assert!(page.contains("<tr class=\"fail\"><td>CC015C</td><td>2</td><td>1</td><td>1</td></tr>"));
-        assert!(page.contains("<tr class=\"fail\"><td>departure</td><td>2</td><td>1</td><td>1</td></tr>"));
+        assert!(
+            page.contains("<tr class=\"fail\"><td>CC015C</td><td>2</td><td>1</td><td>1</td></tr>")
+        );
+        assert!(
+            page.contains(
+                "<tr class=\"fail\"><td>departure</td><td>2</td><td>1</td><td>1</td></tr>"
+            )
+        );
         assert!(page.contains("NOT CONFORMANT"));
     }
 }

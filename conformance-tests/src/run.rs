@@ -271,7 +271,11 @@ pub async fn run<D: Driver>(driver: &D, cases: &[Case], options: &RunOptions) ->
             .steps
             .iter()
             .any(|s| matches!(s, Step::Restart(_)));
-        let hub = case.manifest.steps.iter().any(|s| matches!(s, Step::Hub(_)));
+        let hub = case
+            .manifest
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Hub(_)));
         let why = if !missing.is_empty() {
             Some(format!(
                 "needs the node{} of {} (this target has {})",
@@ -339,7 +343,12 @@ struct Play<'a, D> {
 type StepResult = Result<(), Difference>;
 
 impl<D: Driver> Play<'_, D> {
-    fn differ(&self, what: impl Into<String>, expected: impl Into<String>, actual: impl Into<String>) -> Difference {
+    fn differ(
+        &self,
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        actual: impl Into<String>,
+    ) -> Difference {
         Difference {
             step: self.step,
             step_text: self.step_text.clone(),
@@ -362,7 +371,14 @@ impl<D: Driver> Play<'_, D> {
         Duration::from_secs_f64(secs)
     }
 
-    fn note(&mut self, direction: &str, country: &str, message_type: Option<String>, status: Option<u16>, body: String) {
+    fn note(
+        &mut self,
+        direction: &str,
+        country: &str,
+        message_type: Option<String>,
+        status: Option<u16>,
+        body: String,
+    ) {
         self.exchanges.push(Exchange {
             step: self.step,
             direction: direction.to_owned(),
@@ -386,7 +402,12 @@ impl<D: Driver> Play<'_, D> {
         Ok(())
     }
 
-    fn capture(&mut self, captures: &BTreeMap<String, String>, doc: Document<'_>, reply: Option<&Reply>) -> StepResult {
+    fn capture(
+        &mut self,
+        captures: &BTreeMap<String, String>,
+        doc: Document<'_>,
+        reply: Option<&Reply>,
+    ) -> StepResult {
         for (name, pointer) in captures {
             let found = match (pointer.as_str(), reply) {
                 ("header:x-cats-mrn", Some(r)) => r.mrn.clone(),
@@ -394,7 +415,9 @@ impl<D: Driver> Play<'_, D> {
                 ("header:x-cats-message-type", Some(r)) => r.message_type.clone(),
                 _ => match doc {
                     Document::Xml(root) => pointer::select(root, pointer)
-                        .map_err(|e| self.differ(format!("capture {name}"), "a valid pointer", e.to_string()))?
+                        .map_err(|e| {
+                            self.differ(format!("capture {name}"), "a valid pointer", e.to_string())
+                        })?
                         .into_iter()
                         .next(),
                     Document::Json(v) => pointer::select_json(v, pointer).into_iter().next(),
@@ -426,7 +449,13 @@ impl<D: Driver> Play<'_, D> {
             .submit(&s.to, xml)
             .await
             .map_err(|e| self.differ("the node's answer", "an HTTP answer", e.to_string()))?;
-        self.note("reply", &s.to, reply.message_type.clone(), Some(reply.status), reply.body.clone());
+        self.note(
+            "reply",
+            &s.to,
+            reply.message_type.clone(),
+            Some(reply.status),
+            reply.body.clone(),
+        );
         let parsed = pointer::parse(&reply.body).ok();
         let json: Option<serde_json::Value> = serde_json::from_str(&reply.body).ok();
         let rejection = || rejection_text(&reply, parsed.as_ref(), json.as_ref());
@@ -476,13 +505,27 @@ impl<D: Driver> Play<'_, D> {
             .map_err(|err| {
                 self.differ(
                     format!("message to the national system of {}", e.at),
-                    format!("{} for {key} within {:.0} s", e.message_type, within.as_secs_f64()),
+                    format!(
+                        "{} for {key} within {:.0} s",
+                        e.message_type,
+                        within.as_secs_f64()
+                    ),
                     err.to_string(),
                 )
             })?;
-        self.note("received", &e.at, Some(got.message_type.clone()), None, got.xml.clone());
+        self.note(
+            "received",
+            &e.at,
+            Some(got.message_type.clone()),
+            None,
+            got.xml.clone(),
+        );
         let root = pointer::parse(&got.xml).map_err(|err| {
-            self.differ(format!("the {}", e.message_type), "well-formed XML", err.to_string())
+            self.differ(
+                format!("the {}", e.message_type),
+                "well-formed XML",
+                err.to_string(),
+            )
         })?;
         self.check(&e.assert, Document::Xml(&root))?;
         self.capture(&e.capture, Document::Xml(&root), None)
@@ -505,10 +548,20 @@ impl<D: Driver> Play<'_, D> {
             }
             (Ok(v), Some(code)) => {
                 self.note("answer", &a.at, None, Some(200), v.to_string());
-                Err(self.differ("officer action", format!("refused with code {code}"), "done (200)"))
+                Err(self.differ(
+                    "officer action",
+                    format!("refused with code {code}"),
+                    "done (200)",
+                ))
             }
             (Err(r), None) => {
-                self.note("answer", &a.at, None, Some(r.status), format!("{} {}", r.code, r.message));
+                self.note(
+                    "answer",
+                    &a.at,
+                    None,
+                    Some(r.status),
+                    format!("{} {}", r.code, r.message),
+                );
                 Err(self.differ(
                     "officer action",
                     "done (200)",
@@ -516,7 +569,13 @@ impl<D: Driver> Play<'_, D> {
                 ))
             }
             (Err(r), Some(code)) => {
-                self.note("answer", &a.at, None, Some(r.status), format!("{} {}", r.code, r.message));
+                self.note(
+                    "answer",
+                    &a.at,
+                    None,
+                    Some(r.status),
+                    format!("{} {}", r.code, r.message),
+                );
                 if &r.code == code {
                     Ok(())
                 } else {
@@ -532,7 +591,9 @@ impl<D: Driver> Play<'_, D> {
 
     fn render_json(&self, v: serde_json::Value) -> Result<serde_json::Value, Difference> {
         Ok(match v {
-            serde_json::Value::String(s) => serde_json::Value::String(self.render(&s, Escape::None)?),
+            serde_json::Value::String(s) => {
+                serde_json::Value::String(self.render(&s, Escape::None)?)
+            }
             serde_json::Value::Array(items) => serde_json::Value::Array(
                 items
                     .into_iter()
@@ -557,7 +618,10 @@ impl<D: Driver> Play<'_, D> {
             let last = match self.driver.movement(&s.at, &mrn).await {
                 Ok(Some(view)) => {
                     let phase = office_phase(&view, &s.office, &s.role);
-                    if wanted.iter().any(|w| phase.as_deref().is_some_and(|p| same_phase(p, w))) {
+                    if wanted
+                        .iter()
+                        .any(|w| phase.as_deref().is_some_and(|p| same_phase(p, w)))
+                    {
                         self.note("state", &s.at, None, Some(200), view.to_string());
                         return Ok(());
                     }
@@ -594,8 +658,16 @@ impl<D: Driver> Play<'_, D> {
                     }
                     Err(d) => d,
                 },
-                Ok(None) => self.differ("the hub's registry", format!("movement {mrn}"), "not registered"),
-                Err(e) => self.differ("the hub's registry", format!("movement {mrn}"), e.to_string()),
+                Ok(None) => self.differ(
+                    "the hub's registry",
+                    format!("movement {mrn}"),
+                    "not registered",
+                ),
+                Err(e) => self.differ(
+                    "the hub's registry",
+                    format!("movement {mrn}"),
+                    e.to_string(),
+                ),
             };
             if Instant::now() >= deadline {
                 return Err(last);
@@ -614,10 +686,13 @@ impl<D: Driver> Play<'_, D> {
             Step::Hub(h) => self.hub(h).await,
             Step::Restart(r) => {
                 self.note("restart", &r.node, None, None, String::new());
-                self.driver
-                    .restart(&r.node)
-                    .await
-                    .map_err(|e| self.differ("restart", format!("the {} node back", r.node), e.to_string()))
+                self.driver.restart(&r.node).await.map_err(|e| {
+                    self.differ(
+                        "restart",
+                        format!("the {} node back", r.node),
+                        e.to_string(),
+                    )
+                })
             }
         }
     }
@@ -700,7 +775,10 @@ pub async fn run_case<D: Driver>(driver: &D, case: &Case) -> CaseResult {
 
 /// The functional error code of a rejection: `errorCode` / `functionalErrorCode` of a P5
 /// message, `error.code` of a JSON error.
-pub fn error_code(xml: Option<&pointer::Element>, json: Option<&serde_json::Value>) -> Option<String> {
+pub fn error_code(
+    xml: Option<&pointer::Element>,
+    json: Option<&serde_json::Value>,
+) -> Option<String> {
     if let Some(root) = xml {
         for p in [
             "FunctionalError/errorCode",
@@ -719,7 +797,11 @@ pub fn error_code(xml: Option<&pointer::Element>, json: Option<&serde_json::Valu
 }
 
 /// A reply in a line: type, status, and for a rejection its code, pointer and reason.
-fn rejection_text(reply: &Reply, xml: Option<&pointer::Element>, json: Option<&serde_json::Value>) -> String {
+fn rejection_text(
+    reply: &Reply,
+    xml: Option<&pointer::Element>,
+    json: Option<&serde_json::Value>,
+) -> String {
     let mut out = format!(
         "{} (HTTP {})",
         reply.message_type.as_deref().unwrap_or("no message"),
@@ -741,7 +823,11 @@ fn rejection_text(reply: &Reply, xml: Option<&pointer::Element>, json: Option<&s
                 out.push_str(&format!(", {label} {v}"));
             }
         }
-    } else if let Some(m) = json.and_then(|v| pointer::select_json(v, "#/error/message").into_iter().next()) {
+    } else if let Some(m) = json.and_then(|v| {
+        pointer::select_json(v, "#/error/message")
+            .into_iter()
+            .next()
+    }) {
         out.push_str(&format!(": {m}"));
     } else if !reply.body.is_empty() {
         let short: String = reply.body.chars().take(200).collect();
@@ -817,17 +903,29 @@ mod tests {
                 ),
             })
         }
-        async fn expect(&self, _: &str, key: &str, t: &str, _: Duration) -> Result<Received, DriverError> {
+        async fn expect(
+            &self,
+            _: &str,
+            key: &str,
+            t: &str,
+            _: Duration,
+        ) -> Result<Received, DriverError> {
             if t == "CC028C" {
                 Ok(Received {
                     message_type: t.into(),
-                    xml: format!("<CC028C><TransitOperation><LRN>{key}</LRN><MRN>26KZ00010100000018</MRN></TransitOperation></CC028C>"),
+                    xml: format!(
+                        "<CC028C><TransitOperation><LRN>{key}</LRN><MRN>26KZ00010100000018</MRN></TransitOperation></CC028C>"
+                    ),
                 })
             } else {
                 Err(DriverError(format!("only CC028C came for {key}")))
             }
         }
-        async fn act(&self, _: &str, action: serde_json::Value) -> Result<Result<serde_json::Value, Refusal>, DriverError> {
+        async fn act(
+            &self,
+            _: &str,
+            action: serde_json::Value,
+        ) -> Result<Result<serde_json::Value, Refusal>, DriverError> {
             if let Ok(mut a) = self.actions.lock() {
                 a.push(action);
             }
@@ -837,8 +935,14 @@ mod tests {
                 message: "out of sequence".into(),
             }))
         }
-        async fn movement(&self, _: &str, _: &str) -> Result<Option<serde_json::Value>, DriverError> {
-            Ok(Some(serde_json::json!({"offices": [{"office": "KZ000101", "role": "departure", "phase": "Released"}]})))
+        async fn movement(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<serde_json::Value>, DriverError> {
+            Ok(Some(
+                serde_json::json!({"offices": [{"office": "KZ000101", "role": "departure", "phase": "Released"}]}),
+            ))
         }
         async fn hub_movement(&self, _: &str) -> Result<Option<serde_json::Value>, DriverError> {
             Ok(None)
@@ -907,11 +1011,19 @@ phase = "Accepted|released"
             actions: Mutex::new(Vec::new()),
         };
         let result = block_on(run_case(&fake, &case(CASE)));
-        assert_eq!(result.outcome, CaseOutcome::Passed, "{:?}", result.difference);
+        assert_eq!(
+            result.outcome,
+            CaseOutcome::Passed,
+            "{:?}",
+            result.difference
+        );
         assert_eq!(result.vars["mrn"], "26KZ00010100000018");
         let actions = fake.actions.lock().expect("lock");
         assert_eq!(actions[0]["mrn"], "26KZ00010100000018");
-        assert_eq!(result.exchanges.first().map(|e| e.direction.as_str()), Some("sent"));
+        assert_eq!(
+            result.exchanges.first().map(|e| e.direction.as_str()),
+            Some("sent")
+        );
     }
 
     #[test]

@@ -15,7 +15,11 @@ pub fn table(results: &RunResults) -> String {
         .unwrap_or(4)
         .max(4);
     let mut out = String::new();
-    let _ = writeln!(out, "{:<6} {:>8}  {:<width$}  first difference", "result", "time", "case");
+    let _ = writeln!(
+        out,
+        "{:<6} {:>8}  {:<width$}  first difference",
+        "result", "time", "case"
+    );
     for c in &results.cases {
         let time = format!("{:.1} s", c.duration_ms as f64 / 1000.0);
         match &c.difference {
@@ -39,7 +43,11 @@ pub fn table(results: &RunResults) -> String {
         }
     }
     for n in &results.not_applicable {
-        let _ = writeln!(out, "{:<6} {:>8}  {:<width$}  {}", "N/A", "-", n.case, n.why);
+        let _ = writeln!(
+            out,
+            "{:<6} {:>8}  {:<width$}  {}",
+            "N/A", "-", n.case, n.why
+        );
     }
     let _ = writeln!(
         out,
@@ -64,7 +72,11 @@ mod tests {
         assert!(lines[2].starts_with("FAIL") && lines[2].contains("departure/rejected"));
         assert!(lines[2].contains("step 1 (send cc015c.xml to KZ): reply message type"));
         assert!(lines[3].trim_start().starts_with("expected: CC928C"));
-        assert!(lines[4].trim_start().starts_with("actual:   CC056C (HTTP 422)"));
+        assert!(
+            lines[4]
+                .trim_start()
+                .starts_with("actual:   CC056C (HTTP 422)")
+        );
         assert!(text.contains("N/A"));
         assert!(text.ends_with("1 passed, 1 failed, 1 not applicable, in 3.0 s\n"));
     }

@@ -73,9 +73,7 @@ pub fn render(
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
-            return Err(TemplateError::Unclosed {
-                at: offset + start,
-            });
+            return Err(TemplateError::Unclosed { at: offset + start });
         };
         let name = after[..end].trim();
         let value = value(name, vars, now)?;
@@ -179,8 +177,8 @@ mod tests {
 
     #[test]
     fn unknown_names_and_bad_templates_are_errors_that_say_which() {
-        let e = render("<MRN>{{mrn}}</MRN>", &Vars::new(), at(), Escape::None)
-            .expect_err("no mrn yet");
+        let e =
+            render("<MRN>{{mrn}}</MRN>", &Vars::new(), at(), Escape::None).expect_err("no mrn yet");
         assert!(e.to_string().contains("{{mrn}}"), "{e}");
         assert_eq!(
             render("a {{lrn", &Vars::new(), at(), Escape::None),

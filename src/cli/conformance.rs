@@ -121,7 +121,8 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let mut cases: Vec<Case> = Vec::new();
             for dir in &suites {
-                let suite = load_suite(dir).with_context(|| format!("loading {}", dir.display()))?;
+                let suite =
+                    load_suite(dir).with_context(|| format!("loading {}", dir.display()))?;
                 cases.extend(suite.cases);
             }
             let target_spec = if target == "self" {
@@ -161,8 +162,10 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             if let Some(path) = results {
-                let json = serde_json::to_vec_pretty(&results_value).context("the results as JSON")?;
-                std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+                let json =
+                    serde_json::to_vec_pretty(&results_value).context("the results as JSON")?;
+                std::fs::write(&path, json)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
             if results_value.cases.is_empty() {
                 eprintln!("cats conformance: no case was run (check the suites and --filter)");
@@ -234,7 +237,10 @@ struct HttpTarget {
 impl HttpTarget {
     async fn start(spec: TargetSpec) -> anyhow::Result<HttpTarget> {
         let mut environment = vec![
-            ("kit".to_owned(), format!("cats {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "kit".to_owned(),
+                format!("cats {}", env!("CARGO_PKG_VERSION")),
+            ),
             (
                 "machine".to_owned(),
                 format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
@@ -300,7 +306,9 @@ impl HttpTarget {
                 let head = stream_head(&client).await?;
                 let stream = Stream::follow(&client, head);
                 let mut nodes = Nodes::default();
-                nodes.0.insert(country.clone(), NodeHandle { client, stream });
+                nodes
+                    .0
+                    .insert(country.clone(), NodeHandle { client, stream });
                 environment.push((format!("node {country}"), url));
                 environment.push(("CA".into(), ca.display().to_string()));
                 if let Some(h) = &hub {
@@ -414,11 +422,16 @@ impl Driver for HttpTarget {
         action: serde_json::Value,
     ) -> Result<Result<serde_json::Value, Refusal>, DriverError> {
         let node = self.node(country)?;
-        Ok(node.client.act(action).await.map_err(failed)?.map_err(|r| Refusal {
-            status: r.status,
-            code: r.code,
-            message: r.message,
-        }))
+        Ok(node
+            .client
+            .act(action)
+            .await
+            .map_err(failed)?
+            .map_err(|r| Refusal {
+                status: r.status,
+                code: r.code,
+                message: r.message,
+            }))
     }
 
     async fn movement(
@@ -441,7 +454,9 @@ impl Driver for HttpTarget {
 
     async fn restart(&self, country: &str) -> Result<(), DriverError> {
         let Some(world) = &self.world else {
-            return Err(DriverError("only a CATS started with --target self can be restarted".into()));
+            return Err(DriverError(
+                "only a CATS started with --target self can be restarted".into(),
+            ));
         };
         let mut world = world.lock().await;
         let node = world
@@ -497,7 +512,10 @@ fn record_case(
             .context("--mrn is too short to hold a country; give --country")?,
     };
     if out_dir.exists() {
-        bail!("{} exists: record writes a new case directory", out_dir.display());
+        bail!(
+            "{} exists: record writes a new case directory",
+            out_dir.display()
+        );
     }
     let mut sent_messages = Vec::new();
     if let Some(dir) = sent {
@@ -508,7 +526,8 @@ fn record_case(
             .collect();
         files.sort();
         for f in files {
-            let xml = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+            let xml =
+                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
             let ty = cats_conformance::pointer::parse(&xml)
                 .map(|r| r.name)
                 .with_context(|| format!("{}: not XML", f.display()))?;
@@ -518,7 +537,13 @@ fn record_case(
     let ca_pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
     let http = http_client(&ca_pem)?;
     let base = from.trim_end_matches('/').to_owned();
-    let client = NodeClient::new(&country, base.clone(), token.to_owned(), token.to_owned(), http.clone());
+    let client = NodeClient::new(
+        &country,
+        base.clone(),
+        token.to_owned(),
+        token.to_owned(),
+        http.clone(),
+    );
     let recorded = runtime()?.block_on(async {
         let url = format!("{base}/api/v1/movements/{mrn}");
         let view = get_json(&http, &url, Some(token))
