@@ -570,3 +570,57 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
     );
     assert!(text(&replay).contains("1 passed, 0 failed"));
 }
+
+/// Every `cats conformance` command the README shows, with each of its flags, is one the
+/// binary knows (its `--help` lists the flag).
+#[test]
+fn the_readme_conformance_commands_exist() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Conformance kit")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Conformance kit section");
+    let mut commands: Vec<(String, Vec<String>)> = Vec::new();
+    for line in section.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("cats conformance ") {
+            let sub = rest.split_whitespace().next().unwrap_or("").to_owned();
+            commands.push((sub, Vec::new()));
+        }
+        if let Some((_, flags)) = commands.last_mut() {
+            let code = line.split('#').next().unwrap_or("");
+            for word in code.split(|c: char| c.is_whitespace() || c == '[' || c == ']') {
+                if let Some(flag) = word.strip_prefix("--")
+                    && !flag.is_empty()
+                {
+                    flags.push(format!("--{flag}"));
+                }
+            }
+        }
+    }
+    let subs: Vec<&str> = commands.iter().map(|(s, _)| s.as_str()).collect();
+    for wanted in ["run", "report", "record"] {
+        assert!(
+            subs.contains(&wanted),
+            "the README shows no `cats conformance {wanted}`"
+        );
+    }
+    for (sub, flags) in &commands {
+        let o = cats(&["conformance", sub, "--help"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "cats conformance {sub}: {}",
+            text(&o)
+        );
+        let help = text(&o);
+        for flag in flags {
+            assert!(
+                help.contains(flag.as_str()),
+                "`cats conformance {sub}` has no {flag}"
+            );
+        }
+    }
+}
