@@ -464,6 +464,12 @@ def rejections():
     case.state("KZ", "KZ000101", "departure", "UnderControl")
     case.write()
 
+    case = Case("departure", "action-unknown-mrn", "an officer action for an MRN the node does not hold: refused with 90",
+                ["action", "departure", "negative", "unknown-mrn"], ["KZ"])
+    case.vars["mrn"] = UNKNOWN_MRN
+    case.action("KZ", refused="90", action="record-presentation", office="KZ000101", role="exit", mrn="{{mrn}}")
+    case.write()
+
 
 def more_rejections():
     """Code-list, rule and duplicate rejections of the messages about a movement, CC044C and
