@@ -603,12 +603,48 @@ def more_rejections():
     case.write()
 
 
+def more_positive():
+    """The positive paths of CC170C (pre-lodged declaration) and CC044C (simplified procedure
+    at destination)."""
+    xml = replace_once(message(0, "cc015c"), "<additionalDeclarationType>A<", "<additionalDeclarationType>D<")
+    case = Case("departure", "cc170c-presentation", "a pre-lodged declaration (type D) waits for the goods; the presentation notification (CC170C) lets it be accepted (CC028C) and released (CC029C)",
+                ["CC015C", "CC170C", "CC028C", "CC029C", "departure", "positive"], ["KZ"])
+    case.send("KZ", "cc015c.xml", xml, reply={"status": 200, "type": "CC928C"})
+    case.send("KZ", "cc170c.xml", message(0, "cc170c"), reply={"status": 202})
+    case.expect("KZ", "CC028C", key="{{lrn}}", capture={"mrn": "/CC028C/TransitOperation/MRN"},
+                asserts=[eq("/CC028C/TransitOperation/LRN", "{{lrn}}")])
+    released(case, 0)
+    case.write()
+
+    simplified = replace_once(message(0, "cc007c"), "<simplifiedProcedure>0<", "<simplifiedProcedure>1<")
+    simplified = replace_once(simplified, "  <CustomsOfficeOfDestinationActual>",
+                              "  <Authorisation>\n    <sequenceNumber>1</sequenceNumber>\n    <type>C521</type>\n    <referenceNumber>GE-AUTH-ACE-0001</referenceNumber>\n  </Authorisation>\n  <CustomsOfficeOfDestinationActual>")
+    remarks = message(0, "cc044c").replace("<conform>0</conform>", "<conform>1</conform>").replace(
+        "<unloadingCompletion>0</unloadingCompletion>", "<unloadingCompletion>1</unloadingCompletion>")
+    case = Case("destination", "cc044c-unloading-remarks", "an authorised consignee (simplified procedure) notifies arrival: unloading permission (CC043C), unloading remarks conform and complete (CC044C), goods released, written off",
+                ["CC007C", "CC043C", "CC044C", "CC025C", "CC045C", "destination", "positive", "simplified"], countries(ROUTES[0]))
+    accepted(case, 0)
+    released(case, 0)
+    border(case, 0)
+    case.state("GE", "GE000201", "destination", "Anticipated")
+    case.send("GE", "cc007c.xml", simplified, reply={"status": 202})
+    case.expect("GE", "CC043C", asserts=[eq("/CC043C/TransitOperation/MRN", "{{mrn}}")])
+    case.state("GE", "GE000201", "destination", "UnloadingPermitted")
+    case.send("GE", "cc044c.xml", remarks, reply={"status": 202})
+    case.state("GE", "GE000201", "destination", "ReadyForRelease")
+    case.action("GE", action="release-goods", office="GE000201", role="destination", mrn="{{mrn}}")
+    case.expect("GE", "CC025C", asserts=[eq("/CC025C/TransitOperation/MRN", "{{mrn}}")])
+    write_off(case, 0)
+    case.write()
+
+
 def main():
     if os.path.isdir(SUITES):
         shutil.rmtree(SUITES)
     journeys()
     rejections()
     more_rejections()
+    more_positive()
 
 
 if __name__ == "__main__":
