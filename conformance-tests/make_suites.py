@@ -638,6 +638,25 @@ def more_positive():
     case.write()
 
 
+def cc170c_rules():
+    """CC170C's code-list, condition and rule rejections."""
+    base = message(0, "cc170c")
+    for name, old, new, code, pointer, text in [
+        ("code-list-error", "<typeOfLocation>A<", "<typeOfLocation>Q<", "12", "/CC170C/Consignment/LocationOfGoods/typeOfLocation",
+         "a type of location outside its code list: CC906C with code 12"),
+        ("condition-error", "    <PlaceOfLoading>\n      <UNLocode>KZAKT</UNLocode>\n    </PlaceOfLoading>\n", "", "13", "/CC170C/Consignment/PlaceOfLoading",
+         "no place of loading (condition C0404): CC906C with code 13"),
+        ("rule-error", "<identificationNumber>123ABC01<", "<identificationNumber>123abc01<", "14", "/CC170C/Consignment/DepartureTransportMeans[1]/identificationNumber",
+         "a number plate in lower case (rule R0473): CC906C with code 14"),
+    ]:
+        case = Case("departure", f"cc170c-{name}", f"a presentation notification with {text}",
+                    ["CC170C", "CC906C", "departure", "negative", name.split("-error")[0]], ["KZ"])
+        case.send("KZ", "cc170c.xml", replace_once(base, old, new),
+                  reply={"status": 422, "type": "CC906C", "code": code,
+                         "assert": [eq("/CC906C/FunctionalError/errorPointer", pointer)]})
+        case.write()
+
+
 def main():
     if os.path.isdir(SUITES):
         shutil.rmtree(SUITES)
@@ -645,6 +664,7 @@ def main():
     rejections()
     more_rejections()
     more_positive()
+    cc170c_rules()
 
 
 if __name__ == "__main__":
