@@ -624,3 +624,55 @@ fn the_readme_conformance_commands_exist() {
         }
     }
 }
+
+/// Bad input gets a clear, specific error (exit 2) before anything starts.
+#[test]
+fn bad_suites_and_targets_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-suite");
+    let o = cats(&[
+        "conformance",
+        "run",
+        missing.to_str().expect("utf-8"),
+        "--target",
+        "self",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no-such-suite"), "{}", text(&o));
+
+    let case = dir.path().join("suite/typo");
+    std::fs::create_dir_all(&case).expect("mkdir");
+    std::fs::write(
+        case.join("case.toml"),
+        "description = \"d\"\ncountries = [\"KZ\"]\n[[step]]\ndo = \"restart\"\nnode = \"KZ\"\nwithin = 3\n",
+    )
+    .expect("write");
+    let o = cats(&[
+        "conformance",
+        "run",
+        dir.path().join("suite").to_str().expect("utf-8"),
+        "--target",
+        "self",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("case.toml") && text(&o).contains("within"),
+        "{}",
+        text(&o)
+    );
+
+    let good = suites().join("departure/cc015c-accepted");
+    let o = cats(&[
+        "conformance",
+        "run",
+        good.to_str().expect("utf-8"),
+        "--target",
+        "https://localhost:1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("needs --as-country"), "{}", text(&o));
+
+    let o = cats(&["conformance", "report", missing.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no-such-suite"), "{}", text(&o));
+}
