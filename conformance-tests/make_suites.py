@@ -240,8 +240,34 @@ def write_off(case, route_no, discrepancies=False):
         case.action(c, action="write-off", office=dep, role="departure", mrn="{{mrn}}")
     case.expect(c, "CC045C", asserts=[eq("/CC045C/TransitOperation/MRN", "{{mrn}}")])
     case.state(c, dep, "departure", "WrittenOff")
-    case.steps.append({"do": "hub", "assert": [eq("#/state", "control_results_sent")]})
+    case.steps.append({"do": "hub", "assert": [eq("#/state", "control_results_sent")] + hub_journal(route)})
     return case
+
+
+def hub_journal(route):
+    """The common-domain messages the hub must have journalled and routed for a completed
+    movement on `route` (the registry's history, keys in alphabetical order)."""
+    dep = country(route["departure"])
+    expected = [("CD203C", "hub"), ("CD205C", f"node:{dep}"),
+                ("CD001C", f"node:{country(route['destination'])}")]
+    expected += [("CD050C", f"node:{country(t)}") for t in route["transits"]]
+    expected += [("CD160C", f"node:{country(e)}") for e in route["exits"]]
+    expected += [("CD168C", f"node:{dep}") for _ in route["exits"]]
+    expected += [("CD118C", f"node:{dep}") for _ in route["transits"]]
+    expected += [("CD006C", f"node:{dep}"), ("CD018C", f"node:{dep}"), ("CD209C", "hub")]
+    out = []
+    for ty, to in dict.fromkeys(expected):
+        out.append({"pointer": "#/history", "matches": f'"message_type":"{ty}","recipients":\\["{to}"\\]'})
+    return out
+
+
+def hub_types(route):
+    types = ["CD203C", "CD205C", "CD001C", "CD006C", "CD018C", "CD209C"]
+    if route["transits"]:
+        types += ["CD050C", "CD118C"]
+    if route["exits"]:
+        types += ["CD160C", "CD168C"]
+    return types
 
 
 def roles_of(route):
@@ -266,8 +292,8 @@ def journeys():
     }
     for r, (name, text) in names.items():
         route = ROUTES[r]
-        case = Case("journeys", name, f"{text}: declared, accepted, released, presented and crossed at every border office, arrived, goods released, written off; the hub's registry has the control results",
-                    ["journey", "positive"] + JOURNEY_TYPES + roles_of(route), countries(route))
+        case = Case("journeys", name, f"{text}: declared, accepted, released, presented and crossed at every border office, arrived, goods released, written off; the hub journalled and routed every common-domain message",
+                    ["journey", "positive"] + JOURNEY_TYPES + roles_of(route) + ["hub"] + hub_types(route), countries(route))
         accepted(case, r)
         released(case, r)
         border(case, r)

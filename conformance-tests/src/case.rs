@@ -272,12 +272,12 @@ pub struct Suite {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A file cannot be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `case.toml` is not a manifest.
     #[error("{path}: {message}")]
@@ -293,9 +293,9 @@ pub enum LoadError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
-    move |source| LoadError::Io {
+    move |error| LoadError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 

@@ -5,6 +5,21 @@ use std::fmt::Write as _;
 
 use crate::run::RunResults;
 
+/// Longest expected or actual text in the table; the results (and the report) keep it whole.
+const SHOWN: usize = 300;
+
+fn shorten(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= SHOWN {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(SHOWN).collect();
+    format!(
+        "{head}... ({} more characters in the results)",
+        count - SHOWN
+    )
+}
+
 /// The table, then the cases not applicable, then the totals.
 pub fn table(results: &RunResults) -> String {
     let width = results
@@ -37,8 +52,8 @@ pub fn table(results: &RunResults) -> String {
                     d.what
                 );
                 let pad = " ".repeat(6 + 1 + 8 + 2 + width + 2);
-                let _ = writeln!(out, "{pad}expected: {}", d.expected);
-                let _ = writeln!(out, "{pad}actual:   {}", d.actual);
+                let _ = writeln!(out, "{pad}expected: {}", shorten(&d.expected));
+                let _ = writeln!(out, "{pad}actual:   {}", shorten(&d.actual));
             }
         }
     }
@@ -79,5 +94,13 @@ mod tests {
         );
         assert!(text.contains("N/A"));
         assert!(text.ends_with("1 passed, 1 failed, 1 not applicable, in 3.0 s\n"));
+        let long = "x".repeat(SHOWN + 5);
+        assert_eq!(
+            shorten(&long),
+            format!(
+                "{}... (5 more characters in the results)",
+                "x".repeat(SHOWN)
+            )
+        );
     }
 }
