@@ -243,7 +243,24 @@ impl HttpTarget {
             ),
             (
                 "machine".to_owned(),
-                format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+                format!(
+                    "{} {}, {} CPUs{}",
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    std::fs::read_to_string("/proc/loadavg")
+                        .ok()
+                        .and_then(|l| {
+                            let mut it = l.split_whitespace();
+                            Some(format!(
+                                ", load {} {} {}",
+                                it.next()?,
+                                it.next()?,
+                                it.next()?
+                            ))
+                        })
+                        .unwrap_or_default()
+                ),
             ),
         ];
         match spec {
