@@ -408,7 +408,8 @@ fn a_node_that_answers_the_wrong_message_type_fails_with_a_readable_difference()
 /// A movement Aktau → Almaty (KZ only) driven through the KZ node as the demo drives it, then
 /// `cats conformance record` from that node (with the national system's copies of its
 /// CC015C and CC007C), then the recorded case replayed against a fresh `--target self`: it
-/// passes. Without the copies, the recording says what it needs.
+/// passes. Without the copies, the recording says what it needs. The same world, as remote
+/// nodes (`--target KZ=URL --target AZ=URL`), passes a journey between them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_movement_becomes_a_case_that_replays() {
     use demo::journey::{Plan, drive};
@@ -532,6 +533,40 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
         "{}",
         text(&o)
     );
+    // The same CATS as a pilot environment of remote nodes (CC=URL each, tokens from the
+    // environment, the hub's API): a journey between two of them passes.
+    let mut journey = Command::new(env!("CARGO_BIN_EXE_cats"));
+    journey.args([
+        "conformance",
+        "run",
+        suites()
+            .join("journeys/kz-az-aktau-alat")
+            .to_str()
+            .expect("utf-8"),
+        "--ca",
+        ca.to_str().expect("utf-8"),
+        "--hub",
+        &format!("http://{}", world.hub_api()),
+    ]);
+    for n in world.running.iter().filter(|n| n.country != "GE") {
+        journey
+            .arg("--target")
+            .arg(format!("{}=https://localhost:{}", n.country, n.api.port()))
+            .env(
+                format!("CATS_{}_NATIONAL_TOKEN", n.country),
+                &n.national_token,
+            )
+            .env(
+                format!("CATS_{}_OFFICER_TOKEN", n.country),
+                &n.officer_token,
+            );
+    }
+    let o = tokio::task::spawn_blocking(move || journey.output())
+        .await
+        .expect("joined")
+        .expect("the cats binary runs");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("1 passed, 0 failed"), "{}", text(&o));
     world.stop().await;
 
     let manifest = std::fs::read_to_string(out.join("case.toml")).expect("case.toml");
@@ -671,6 +706,24 @@ fn bad_suites_and_targets_are_refused_with_the_reason() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("needs --as-country"), "{}", text(&o));
+
+    let o = cats(&[
+        "conformance",
+        "run",
+        good.to_str().expect("utf-8"),
+        "--target",
+        "KZ=https://localhost:1",
+        "--target",
+        "AZ=https://localhost:2",
+        "--ca",
+        "ca.pem",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("set CATS_KZ_NATIONAL_TOKEN"),
+        "{}",
+        text(&o)
+    );
 
     let o = cats(&["conformance", "report", missing.to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));

@@ -29,11 +29,12 @@ pub enum Command {
         /// directories.
         #[arg(required = true)]
         suites: Vec<PathBuf>,
-        /// `self` (a hub and the KZ, AZ and GE nodes started in this process) or the HTTPS
-        /// address of a node's national API.
-        #[arg(long)]
-        target: String,
-        /// The country of the node at --target (a URL target).
+        /// `self` (a hub and the KZ, AZ and GE nodes started in this process), the HTTPS
+        /// address of a node's national API (with --as-country), or `CC=URL` once per node of
+        /// a pilot environment (tokens from CATS_<CC>_NATIONAL_TOKEN and CATS_<CC>_OFFICER_TOKEN).
+        #[arg(long, required = true)]
+        target: Vec<String>,
+        /// The country of the node at --target (a single URL target).
         #[arg(long)]
         as_country: Option<String>,
         /// The hub's API (http://...), for the cases that check the hub's registry.
@@ -125,24 +126,16 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     load_suite(dir).with_context(|| format!("loading {}", dir.display()))?;
                 cases.extend(suite.cases);
             }
-            let target_spec = if target == "self" {
+            let target_spec = if target == ["self"] {
                 if as_country.is_some() || ca.is_some() || hub.is_some() {
                     bail!("--as-country, --ca and --hub are for a URL target, not --target self");
                 }
                 TargetSpec::SelfWorld { certs }
             } else {
-                let country = as_country
-                    .context("a URL target needs --as-country (the node's country, e.g. KZ)")?;
-                TargetSpec::Remote {
-                    url: target.trim_end_matches('/').to_owned(),
-                    country: country.to_ascii_uppercase(),
-                    hub,
-                    ca: ca.context("a URL target needs --ca (the CA of the node's certificate)")?,
-                    national_token: national_token
-                        .context("a URL target needs --national-token (or CATS_NATIONAL_TOKEN)")?,
-                    officer_token: officer_token
-                        .context("a URL target needs --officer-token (or CATS_OFFICER_TOKEN)")?,
-                }
+                let nodes = remote_nodes(&target, as_country, national_token, officer_token)?;
+                let ca =
+                    ca.context("a URL target needs --ca (the CA of the nodes' certificates)")?;
+                TargetSpec::Remote { nodes, hub, ca }
             };
             let runtime = runtime()?;
             let results_value = runtime.block_on(async {
@@ -150,7 +143,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let options = RunOptions {
                     parallel,
                     filter,
-                    target: target.clone(),
+                    target: target.join(" "),
                 };
                 let r = cats_conformance::run::run(&driver, &cases, &options).await;
                 driver.stop().await;
@@ -215,13 +208,77 @@ enum TargetSpec {
         certs: PathBuf,
     },
     Remote {
-        url: String,
-        country: String,
+        nodes: Vec<RemoteNode>,
         hub: Option<String>,
         ca: PathBuf,
-        national_token: String,
-        officer_token: String,
     },
+}
+
+/// A node of a URL target.
+struct RemoteNode {
+    country: String,
+    url: String,
+    national_token: String,
+    officer_token: String,
+}
+
+/// The nodes of a URL target: one `URL` with `--as-country` and the token flags, or `CC=URL`
+/// for each node with each country's tokens from the environment.
+fn remote_nodes(
+    targets: &[String],
+    as_country: Option<String>,
+    national_token: Option<String>,
+    officer_token: Option<String>,
+) -> anyhow::Result<Vec<RemoteNode>> {
+    if let [url] = targets
+        && !url.contains('=')
+    {
+        if url == "self" {
+            bail!("--target self cannot be combined with other targets");
+        }
+        let country =
+            as_country.context("a URL target needs --as-country (the node's country, e.g. KZ)")?;
+        return Ok(vec![RemoteNode {
+            country: country.to_ascii_uppercase(),
+            url: url.trim_end_matches('/').to_owned(),
+            national_token: national_token
+                .context("a URL target needs --national-token (or CATS_NATIONAL_TOKEN)")?,
+            officer_token: officer_token
+                .context("a URL target needs --officer-token (or CATS_OFFICER_TOKEN)")?,
+        }]);
+    }
+    if as_country.is_some() {
+        bail!("--as-country is for a single URL target; with several, write --target CC=URL");
+    }
+    let mut nodes: Vec<RemoteNode> = Vec::new();
+    for t in targets {
+        let (country, url) = t
+            .split_once('=')
+            .with_context(|| format!("--target {t}: with several targets, each is CC=URL"))?;
+        let country = country.trim().to_ascii_uppercase();
+        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) {
+            bail!("--target {t}: {country:?} is not a two-letter country code");
+        }
+        if nodes.iter().any(|n| n.country == country) {
+            bail!("--target {t}: {country} is given twice");
+        }
+        let token = |role: &str| {
+            let var = format!("CATS_{country}_{role}_TOKEN");
+            std::env::var(&var).with_context(|| {
+                format!(
+                    "--target {t}: set {var} (the node's {} token)",
+                    role.to_ascii_lowercase()
+                )
+            })
+        };
+        nodes.push(RemoteNode {
+            url: url.trim_end_matches('/').to_owned(),
+            national_token: token("NATIONAL")?,
+            officer_token: token("OFFICER")?,
+            country,
+        });
+    }
+    Ok(nodes)
 }
 
 /// The target over HTTPS: the nodes' national APIs (each with its stream followed), the hub's
@@ -302,31 +359,32 @@ impl HttpTarget {
                 })
             }
             TargetSpec::Remote {
-                url,
-                country,
+                nodes: remote,
                 hub,
                 ca,
-                national_token,
-                officer_token,
             } => {
                 let ca_pem =
                     std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
                 let http = http_client(&ca_pem)?;
-                let client = NodeClient::new(
-                    &country,
-                    url.clone(),
-                    national_token,
-                    officer_token,
-                    http.clone(),
-                );
-                // Follow the stream from its head: only what this run causes is awaited.
-                let head = stream_head(&client).await?;
-                let stream = Stream::follow(&client, head);
                 let mut nodes = Nodes::default();
-                nodes
-                    .0
-                    .insert(country.clone(), NodeHandle { client, stream });
-                environment.push((format!("node {country}"), url));
+                for n in remote {
+                    let client = NodeClient::new(
+                        &n.country,
+                        n.url.clone(),
+                        n.national_token,
+                        n.officer_token,
+                        http.clone(),
+                    );
+                    // Follow the stream from its head: only what this run causes is awaited.
+                    let head = stream_head(&client)
+                        .await
+                        .with_context(|| format!("the {} node at {}", n.country, n.url))?;
+                    let stream = Stream::follow(&client, head);
+                    nodes
+                        .0
+                        .insert(n.country.clone(), NodeHandle { client, stream });
+                    environment.push((format!("node {}", n.country), n.url));
+                }
                 environment.push(("CA".into(), ca.display().to_string()));
                 if let Some(h) = &hub {
                     environment.push(("hub".into(), h.clone()));
