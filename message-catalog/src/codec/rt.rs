@@ -79,6 +79,40 @@ pub struct Facets {
     pub max_exclusive: Option<&'static str>,
     /// `enumeration` values (whitespace-normalised); empty when the step has none.
     pub enumeration: &'static [&'static str],
+    /// The four bounds parsed, on first use (`None` when the step has none).
+    pub bounds: Option<&'static OnceLock<Bounds>>,
+}
+
+/// `minInclusive`, `maxInclusive`, `minExclusive` and `maxExclusive` of a [`Facets`] step,
+/// parsed once: as `xs:integer` (when they are integers) and as `xs:decimal`.
+#[derive(Debug)]
+pub struct Bounds {
+    int: [Option<i64>; 4],
+    dec: [Option<Decimal>; 4],
+}
+
+impl Facets {
+    fn bounds(&self) -> &Bounds {
+        static NONE: Bounds = Bounds {
+            int: [None; 4],
+            dec: [None; 4],
+        };
+        let Some(cell) = self.bounds else {
+            return &NONE;
+        };
+        cell.get_or_init(|| {
+            let all = [
+                self.min_inclusive,
+                self.max_inclusive,
+                self.min_exclusive,
+                self.max_exclusive,
+            ];
+            Bounds {
+                int: all.map(|b| b.and_then(parse_integer)),
+                dec: all.map(|b| b.and_then(parse_decimal)),
+            }
+        })
+    }
 }
 
 /// A named simple type: its built-in base, whitespace rule and every restriction step, most
@@ -502,14 +536,50 @@ impl Fast {
     }
 }
 
-/// An XSD pattern facet: a direct check when the shape allows, otherwise a lazily compiled
-/// `regex::Regex` (anchored translation of the XSD regex).
+/// A deterministic automaton deciding a whole pattern on ASCII values, built from the pattern at
+/// build time (`build.rs`, character classes decided by the pattern's `regex` translation).
+#[derive(Debug)]
+pub struct Dfa {
+    /// Byte class of each ASCII byte.
+    pub classes: &'static [u8; 128],
+    /// Number of byte classes (the width of a row of `trans`).
+    pub stride: usize,
+    /// Next state per (state, class), row by row; `u16::MAX` when no match is possible.
+    pub trans: &'static [u16],
+    /// Whether each state accepts (state 0 is the start).
+    pub accept: &'static [bool],
+}
+
+impl Dfa {
+    /// Whether the whole of `s` matches; `None` on a non-ASCII byte (undecided).
+    #[inline]
+    pub fn matches(&self, s: &[u8]) -> Option<bool> {
+        let mut state = 0usize;
+        for &b in s {
+            let class = *self.classes.get(usize::from(b))?;
+            match self.trans.get(state * self.stride + usize::from(class)) {
+                Some(&next) if next != u16::MAX => state = usize::from(next),
+                _ => {
+                    // No match whatever follows, unless a later byte is not ASCII (which the
+                    // automaton does not decide).
+                    return if s.is_ascii() { Some(false) } else { None };
+                }
+            }
+        }
+        self.accept.get(state).copied()
+    }
+}
+
+/// An XSD pattern facet: an ASCII automaton, else a direct check when the shape allows,
+/// otherwise a lazily compiled `regex::Regex` (anchored translation of the XSD regex).
 #[derive(Debug)]
 pub struct Pattern {
     /// The XSD regex as written in the schema.
     pub xsd: &'static str,
     /// Its translation into `regex` syntax, anchored.
     pub regex: &'static str,
+    /// The automaton, for ASCII values.
+    pub dfa: Option<Dfa>,
     /// The direct check, when the shape allows one.
     pub fast: Option<Fast>,
     /// The compiled regex, built on first use.
@@ -519,6 +589,11 @@ pub struct Pattern {
 impl Pattern {
     /// Whether `s` matches the whole pattern.
     pub fn matches(&self, s: &str) -> bool {
+        if let Some(d) = &self.dfa
+            && let Some(b) = d.matches(s.as_bytes())
+        {
+            return b;
+        }
         if let Some(f) = &self.fast
             && let Some(b) = f.matches(s)
         {
@@ -548,6 +623,20 @@ pub struct FacetError {
 
 fn needs_collapse(s: &str) -> bool {
     let b = s.as_bytes();
+    // Most values have no blank at all: eight bytes at a time, any byte below `!` (0x21) sends
+    // the value to the exact check below.
+    let mut words = b.chunks_exact(8);
+    let mut low = false;
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let x = u64::from_le_bytes(a);
+        low |= x.wrapping_sub(ONES * 0x21) & !x & HIGHS != 0;
+    }
+    low |= words.remainder().iter().any(|&c| c < 0x21);
+    if !low {
+        return false;
+    }
     if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
         return true;
     }
@@ -780,21 +869,20 @@ impl SimpleType {
                     b.and_then(parse_decimal)
                         .map_or_else(String::new, |b| b.to_string())
                 };
-                if d.cmp_bound(l.min_inclusive) == Some(Ordering::Less) {
+                let b = l.bounds();
+                if d.cmp_bound(b, 0) == Some(Ordering::Less) {
                     return fail(
                         XmlError::Range,
                         format!("'{}' is less than {}", short(&v), shown(l.min_inclusive)),
                     );
                 }
-                if d.cmp_bound(l.max_inclusive) == Some(Ordering::Greater) {
+                if d.cmp_bound(b, 1) == Some(Ordering::Greater) {
                     return fail(
                         XmlError::Range,
                         format!("'{}' is greater than {}", short(&v), shown(l.max_inclusive)),
                     );
                 }
-                if d.cmp_bound(l.min_exclusive)
-                    .is_some_and(|o| o != Ordering::Greater)
-                {
+                if d.cmp_bound(b, 2).is_some_and(|o| o != Ordering::Greater) {
                     return fail(
                         XmlError::Range,
                         format!(
@@ -804,9 +892,7 @@ impl SimpleType {
                         ),
                     );
                 }
-                if d.cmp_bound(l.max_exclusive)
-                    .is_some_and(|o| o != Ordering::Less)
-                {
+                if d.cmp_bound(b, 3).is_some_and(|o| o != Ordering::Less) {
                     return fail(
                         XmlError::Range,
                         format!(
@@ -848,18 +934,19 @@ enum Number {
 }
 
 impl Number {
-    /// How the value compares with a lexical bound; `None` when there is no bound or it is not
-    /// a number. An integer bound of an integer value compares as `i64`, without going through
-    /// `Decimal`.
+    /// How the value compares with bound `k` of `b` (see [`Bounds`]); `None` when there is no
+    /// bound or it is not a number. An integer bound of an integer value compares as `i64`,
+    /// without going through `Decimal`.
     #[inline]
-    fn cmp_bound(self, bound: Option<&str>) -> Option<Ordering> {
-        let b = bound?;
+    fn cmp_bound(self, b: &Bounds, k: usize) -> Option<Ordering> {
+        let int = b.int.get(k).copied().flatten();
+        let dec = b.dec.get(k).copied().flatten();
         match self {
-            Number::Integer(i) => match parse_integer(b) {
+            Number::Integer(i) => match int {
                 Some(x) => Some(i.cmp(&x)),
-                None => parse_decimal(b).map(|x| Decimal::from(i).cmp(&x)),
+                None => dec.map(|x| Decimal::from(i).cmp(&x)),
             },
-            Number::Decimal(d) => parse_decimal(b).map(|x| d.cmp(&x)),
+            Number::Decimal(d) => dec.map(|x| d.cmp(&x)),
         }
     }
 }
@@ -1183,9 +1270,13 @@ pub struct Decoder<'a> {
     /// The child [`Decoder::next_child`] just returned, when it was read whole (start tag, text
     /// and end tag) without going through quick-xml events.
     inline: Option<InlineLeaf<'a>>,
-    /// Whether [`Decoder::next_child`] may read `<name>text</name>` straight from the input
-    /// (always, except in the test that compares both ways).
+    /// Whether [`Decoder::next_child`] may read `<name>text</name>`, `<name>` and `</name>`
+    /// straight from the input (always, except in the test that compares both ways).
     pub(crate) inline_leaves: bool,
+    /// Qualified names of the open elements (those whose end tag is still to be read), innermost
+    /// last. quick-xml's own end-name check cannot see the start tags read straight from the
+    /// input, so the decoder checks end tags against this stack itself, with quick-xml's errors.
+    pub(crate) open: Vec<&'a [u8]>,
 }
 
 /// An element `<name>text</name>` read straight from the input: no attributes, no markup,
@@ -1274,14 +1365,20 @@ fn find_text_end(b: &[u8], mut i: usize) -> Option<usize> {
 /// The index of the first byte of `b` from `from` on that is (`want`) or is not (`!want`) in
 /// `class`; `None` at the end of the input.
 #[inline(always)]
-fn scan(b: &[u8], mut from: usize, class: u8, want: bool) -> Option<usize> {
-    while let Some(&c) = b.get(from) {
-        if (CLASSES[usize::from(c)] & class != 0) == want {
-            return Some(from);
-        }
-        from += 1;
-    }
-    None
+fn scan(b: &[u8], from: usize, class: u8, want: bool) -> Option<usize> {
+    b.get(from..)?
+        .iter()
+        .position(|&c| (CLASSES[usize::from(c)] & class != 0) == want)
+        .map(|p| p + from)
+}
+
+/// The index of the first byte from `from` on that cannot be in a name (see [`NAME`]).
+#[inline(always)]
+fn scan_name(b: &[u8], from: usize) -> Option<usize> {
+    b.get(from..)?
+        .iter()
+        .position(|&c| CLASSES[usize::from(c)] & NAME == 0)
+        .map(|p| p + from)
 }
 
 /// Attributes as (name, normalised value).
@@ -1363,7 +1460,48 @@ impl<'a> Decoder<'a> {
             default_ns: Vec::new(),
             inline: None,
             inline_leaves: true,
+            open: Vec::with_capacity(16),
         }
+    }
+
+    /// Chooses whether elements may be read straight from the input (see
+    /// [`Decoder::inline_leaves`]). Without, quick-xml checks end tags itself; with, the decoder
+    /// does ([`Decoder::check_end`]) and quick-xml's check is off.
+    pub(crate) fn set_inline(&mut self, on: bool) {
+        self.inline_leaves = on;
+        let c = self.reader.config_mut();
+        c.check_end_names = !on;
+        c.allow_unmatched_ends = on;
+    }
+
+    /// Records the start tag just read by quick-xml (at `event_start`) as open.
+    #[inline]
+    pub(crate) fn opened(&mut self, name_len: usize) {
+        let at = usize::try_from(self.event_start).unwrap_or(usize::MAX);
+        let name = self
+            .input
+            .as_bytes()
+            .get(at.saturating_add(1)..at.saturating_add(1).saturating_add(name_len))
+            .unwrap_or_default();
+        self.open.push(name);
+    }
+
+    /// Checks an end tag read by quick-xml (at `event_start`) against the innermost open
+    /// element and closes it: the same error, at the same place, as quick-xml's own check
+    /// (`check_end_names`, `allow_unmatched_ends = false`).
+    #[inline]
+    pub(crate) fn check_end(&mut self, name: &[u8]) -> Result<(), Fail> {
+        use quick_xml::errors::IllFormedError;
+        let ill = match self.open.pop() {
+            Some(open) if open == name => return Ok(()),
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: String::from_utf8_lossy(open).into_owned(),
+                found: String::from_utf8_lossy(name).into_owned(),
+            },
+            None => IllFormedError::UnmatchedEndTag(String::from_utf8_lossy(name).into_owned()),
+        };
+        let (error, reason) = super::error::classify_syntax(&quick_xml::Error::IllFormed(ill));
+        Err(self.fail_at(self.event_start, error, self.path.to_string(), reason))
     }
 
     pub(crate) fn fail_at(
@@ -1442,16 +1580,16 @@ impl<'a> Decoder<'a> {
             ));
         }
         if self.inline_leaves
-            && self.depth < self.max_depth
-            && let Some(child) = self.inline_leaf()
+            && let Some(markup) = self.inline_markup()
         {
-            return Ok(Some(child));
+            return Ok(markup);
         }
         loop {
             let ev = self.read()?;
             match ev {
                 Event::Start(e) => {
                     self.check_child()?;
+                    self.opened(e.name().as_ref().len());
                     self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, false)));
@@ -1462,7 +1600,8 @@ impl<'a> Decoder<'a> {
                     self.depth += 1;
                     return Ok(Some((e, true)));
                 }
-                Event::End(_) => {
+                Event::End(e) => {
+                    self.check_end(e.name().as_ref())?;
                     self.end_element();
                     return Ok(None);
                 }
@@ -1486,43 +1625,74 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// The fast path of [`Decoder::next_child`]: when the input continues with blanks and
-    /// `<name>text</name>` (see [`InlineLeaf`]), consumes all of it and returns the start tag.
-    /// Consumes nothing otherwise. quick-xml's reader is between two markup events here, so
-    /// consuming a whole element leaves it in the same state as reading its events would.
+    /// The fast path of [`Decoder::next_child`], straight from the input. quick-xml's reader is
+    /// between two markup events here (its next read starts with text), so consuming bytes up to
+    /// the end of a markup leaves it in the state reading the same events would. Blanks followed
+    /// by markup are consumed (the text event they make is skipped anyway, and the markup starts
+    /// at the same offset). Then, when the input continues with
+    /// - `<name>text</name>` (see [`InlineLeaf`]): the whole element, returning its start tag;
+    /// - `<name>` followed by anything else: that start tag;
+    /// - `</name>` closing the current element: that end tag, returning `Some(None)`.
+    ///
+    /// Anything else (attributes, blanks or a prefix in a tag, comments, a wrong end name...) is
+    /// left to quick-xml: `None`.
     #[inline]
-    fn inline_leaf(&mut self) -> Option<(BytesStart<'a>, bool)> {
+    fn inline_markup(&mut self) -> Option<Option<(BytesStart<'a>, bool)>> {
         let pos = usize::try_from(self.reader.buffer_position()).ok()?;
         let b = self.input.as_bytes();
         let lt = skip_blanks(b, pos)?;
-        if b.get(lt) != Some(&b'<') || !b.get(lt + 1)?.is_ascii_alphabetic() {
+        if b.get(lt) != Some(&b'<') {
             return None;
         }
-        let gt = scan(b, lt + 2, NAME, false)?;
+        if lt > pos {
+            std::io::BufRead::consume(&mut self.reader.stream(), lt - pos);
+        }
+        let first = *b.get(lt + 1)?;
+        if first == b'/' {
+            let name = *self.open.last()?;
+            let close = lt + 2 + name.len();
+            if b.get(lt + 2..close) != Some(name) || b.get(close) != Some(&b'>') {
+                return None;
+            }
+            std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - lt);
+            self.open.pop();
+            self.event_start = lt as u64;
+            self.end_element();
+            return Some(None);
+        }
+        if !first.is_ascii_alphabetic() || self.depth >= self.max_depth {
+            return None;
+        }
+        let gt = scan_name(b, lt + 2)?;
         if b.get(gt) != Some(&b'>') {
             return None;
         }
-        let name = b.get(lt + 1..gt)?;
+        let name = self.input.get(lt + 1..gt)?;
         let text_end = find_text_end(b, gt + 1)?;
         let close = text_end + 2 + name.len();
-        if b.get(text_end..text_end + 2) != Some(b"</")
-            || b.get(text_end + 2..close) != Some(name)
-            || b.get(close) != Some(&b'>')
+        let leaf = if b.get(text_end..text_end + 2) == Some(b"</")
+            && b.get(text_end + 2..close) == Some(name.as_bytes())
+            && b.get(close) == Some(&b'>')
         {
-            return None;
-        }
-        let name = self.input.get(lt + 1..gt)?;
-        let text = self.input.get(gt + 1..text_end)?;
-        std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - pos);
+            Some(self.input.get(gt + 1..text_end)?)
+        } else {
+            None
+        };
         self.event_start = lt as u64;
         self.element_start = self.event_start;
         self.depth += 1;
-        self.inline = Some(InlineLeaf {
-            text,
-            text_offset: (gt + 1) as u64,
-            end_offset: text_end as u64,
-        });
-        Some((BytesStart::from_content(name, name.len()), false))
+        if let Some(text) = leaf {
+            std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - lt);
+            self.inline = Some(InlineLeaf {
+                text,
+                text_offset: (gt + 1) as u64,
+                end_offset: text_end as u64,
+            });
+        } else {
+            std::io::BufRead::consume(&mut self.reader.stream(), gt + 1 - lt);
+            self.open.push(name.as_bytes());
+        }
+        Some(Some((BytesStart::from_content(name, name.len()), false)))
     }
 
     #[inline]
@@ -1578,7 +1748,8 @@ impl<'a> Decoder<'a> {
             Event::Text(t) => {
                 let s = self.content(&t)?;
                 match self.read()? {
-                    Event::End(_) => {
+                    Event::End(e) => {
+                        self.check_end(e.name().as_ref())?;
                         self.end_element();
                         return Ok(s);
                     }
@@ -1588,7 +1759,8 @@ impl<'a> Decoder<'a> {
                     }
                 }
             }
-            Event::End(_) => {
+            Event::End(e) => {
+                self.check_end(e.name().as_ref())?;
                 self.end_element();
                 return Ok(Cow::Borrowed(""));
             }
@@ -1630,7 +1802,8 @@ impl<'a> Decoder<'a> {
                     );
                 }
                 Event::Comment(_) => {}
-                Event::End(_) => {
+                Event::End(e) => {
+                    self.check_end(e.name().as_ref())?;
                     self.end_element();
                     break;
                 }
@@ -1908,6 +2081,12 @@ impl<'a> Decoder<'a> {
         let mut r = self.reader.clone();
         // Inside the current child unless it was `<x/>` or read whole.
         let mut depth = usize::from(!child_empty && self.inline.is_none());
+        // The names opened in the scan (quick-xml's end-name check, when it is off: a mismatched
+        // end tag ends the scan as quick-xml's error would).
+        let mut opened: Vec<Vec<u8>> = Vec::new();
+        if depth == 1 {
+            opened.push(self.open.last().map_or_else(Vec::new, |n| n.to_vec()));
+        }
         let mut scanned = 0usize;
         loop {
             scanned += 1;
@@ -1919,6 +2098,7 @@ impl<'a> Decoder<'a> {
                     if depth == 0 && e.name().as_ref() == name.as_bytes() {
                         return true;
                     }
+                    opened.push(e.name().as_ref().to_vec());
                     depth += 1;
                 }
                 Ok(Event::Empty(e)) => {
@@ -1926,8 +2106,8 @@ impl<'a> Decoder<'a> {
                         return true;
                     }
                 }
-                Ok(Event::End(_)) => {
-                    if depth == 0 {
+                Ok(Event::End(e)) => {
+                    if depth == 0 || opened.pop().as_deref() != Some(e.name().as_ref()) {
                         return false;
                     }
                     depth -= 1;
