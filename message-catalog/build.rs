@@ -1797,8 +1797,11 @@ fn emit_struct(fam: &Family, c: &ComplexDef, o: &mut String) -> R<()> {
         let value = match k {
             FieldKind::Complex(t) => format!("{t}::decode_content(d, &child, child_empty)?"),
             FieldKind::Leaf(st, r) => {
-                writeln!(o, "                        d.no_attributes(&child)?;").unwrap();
-                writeln!(o, "                        let raw = d.text(child_empty)?;").unwrap();
+                writeln!(
+                    o,
+                    "                        let raw = d.leaf_text(&child, child_empty)?;"
+                )
+                .unwrap();
                 leaf_from(r, &st_static(st))
             }
         };

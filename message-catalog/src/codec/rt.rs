@@ -994,6 +994,10 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
 
 /// Parses an `xs:integer` lexical value (within `i64`).
 pub fn parse_integer(s: &str) -> Option<i64> {
+    // Up to 18 plain digits cannot overflow: one pass, no second parse.
+    if (1..=18).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(s.bytes().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')));
+    }
     let body = s.strip_prefix('+').unwrap_or(s);
     let digits = body.strip_prefix('-').unwrap_or(body);
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
@@ -1294,11 +1298,10 @@ struct InlineLeaf<'a> {
 
 /// Byte classes of the fast path, one table lookup per byte.
 const BLANK: u8 = 1;
-/// ASCII letters, digits, `_`, `-`, `.`: every name in the schemas (anything else in a name is
-/// left to quick-xml).
-const NAME: u8 = 2;
 /// What ends a text the fast path can take as it is: markup, a reference, a carriage return.
 const TEXT_END: u8 = 4;
+/// What ends the name of a bare start tag (see `find_name_end`).
+const NAME_END: u8 = 8;
 
 static CLASSES: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -1308,11 +1311,11 @@ static CLASSES: [u8; 256] = {
         if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
             t[i] |= BLANK;
         }
-        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
-            t[i] |= NAME;
-        }
         if matches!(c, b'<' | b'&' | b'\r') {
             t[i] |= TEXT_END;
+        }
+        if c < 0x21 || matches!(c, b'>' | b'"' | b'\'' | b'/') {
+            t[i] |= NAME_END;
         }
         i += 1;
     }
@@ -1337,14 +1340,41 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// The index of the first byte from `i` on that is not a blank (indentation is skipped eight
-/// spaces at a time).
+/// The index of the first byte from `i` on that is not a blank, eight bytes at a time. The
+/// decoder only runs on input without the control characters XML forbids (see
+/// [`first_bad_char`]), so every byte below `!` (0x21) is a blank.
 #[inline(always)]
 fn skip_blanks(b: &[u8], mut i: usize) -> Option<usize> {
-    while word(b, i) == Some(ONES * u64::from(b' ')) {
+    while let Some(w) = word(b, i) {
+        // High bit of each byte above 0x20 (exact per byte: no carry crosses bytes).
+        let m = (((w & !HIGHS) + ONES * 0x5F) | w) & HIGHS;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
         i += 8;
     }
     scan(b, i, BLANK, false)
+}
+
+/// The index of the first byte from `i` on that ends a start tag's name when the tag is a bare
+/// `<name>`: `>`, or anything that would make it something else to quick-xml (a blank, a quote,
+/// `/`), eight bytes at a time.
+#[inline(always)]
+fn find_name_end(b: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word(b, i) {
+        // As in `find_text_end`, the lowest bit of the union is exact; bytes below `!` are
+        // blanks (see `skip_blanks`).
+        let m = eq_bytes(w, b'>')
+            | eq_bytes(w, b'"')
+            | eq_bytes(w, b'\'')
+            | eq_bytes(w, b'/')
+            | (w.wrapping_sub(ONES * 0x21) & !w & HIGHS);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    scan(b, i, NAME_END, true)
 }
 
 /// The index of the first `<`, `&` or carriage return from `i` on, eight bytes at a time.
@@ -1369,15 +1399,6 @@ fn scan(b: &[u8], from: usize, class: u8, want: bool) -> Option<usize> {
     b.get(from..)?
         .iter()
         .position(|&c| (CLASSES[usize::from(c)] & class != 0) == want)
-        .map(|p| p + from)
-}
-
-/// The index of the first byte from `from` on that cannot be in a name (see [`NAME`]).
-#[inline(always)]
-fn scan_name(b: &[u8], from: usize) -> Option<usize> {
-    b.get(from..)?
-        .iter()
-        .position(|&c| CLASSES[usize::from(c)] & NAME == 0)
         .map(|p| p + from)
 }
 
@@ -1634,8 +1655,9 @@ impl<'a> Decoder<'a> {
     /// - `<name>` followed by anything else: that start tag;
     /// - `</name>` closing the current element: that end tag, returning `Some(None)`.
     ///
-    /// Anything else (attributes, blanks or a prefix in a tag, comments, a wrong end name...) is
-    /// left to quick-xml: `None`.
+    /// The name is everything between `<` and `>` when that holds no blank, quote or `/` (what
+    /// quick-xml would take as the name, with no attributes). Anything else (attributes, blanks
+    /// in a tag, comments, a wrong end name...) is left to quick-xml: `None`.
     #[inline]
     fn inline_markup(&mut self) -> Option<Option<(BytesStart<'a>, bool)>> {
         let pos = usize::try_from(self.reader.buffer_position()).ok()?;
@@ -1663,7 +1685,7 @@ impl<'a> Decoder<'a> {
         if !first.is_ascii_alphabetic() || self.depth >= self.max_depth {
             return None;
         }
-        let gt = scan_name(b, lt + 2)?;
+        let gt = find_name_end(b, lt + 2)?;
         if b.get(gt) != Some(&b'>') {
             return None;
         }
@@ -1729,6 +1751,22 @@ impl<'a> Decoder<'a> {
             self.path.child_text(&name, 0),
             format!("element '{name}' is not expected: child elements are unqualified"),
         ))
+    }
+
+    /// [`Decoder::no_attributes`] then [`Decoder::text`] for a simple-typed child: the
+    /// same checks in the same order, in one call for a child read whole.
+    #[inline]
+    pub fn leaf_text(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Cow<'a, str>, Fail> {
+        if let Some(leaf) = self.inline {
+            // `<name>text</name>`: no attributes.
+            self.apply_default_ns(None)?;
+            self.inline = None;
+            self.event_start = leaf.end_offset;
+            self.end_element();
+            return Ok(Cow::Borrowed(leaf.text));
+        }
+        self.no_attributes(start)?;
+        self.text(empty)
     }
 
     /// Reads the text content of a simple-typed element up to its end tag (entities and
@@ -2294,6 +2332,22 @@ mod tests {
             normalize_whitespace(WhiteSpace::Replace, Cow::Borrowed(" a\tb ")),
             " a b "
         );
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_integer("007"), Some(7));
+        assert_eq!(parse_integer("+5"), Some(5));
+        assert_eq!(parse_integer("-5"), Some(-5));
+        assert_eq!(
+            parse_integer("123456789012345678"),
+            Some(123_456_789_012_345_678)
+        );
+        assert_eq!(parse_integer("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_integer("9223372036854775808"), None);
+        assert_eq!(parse_integer(""), None);
+        assert_eq!(parse_integer("1a"), None);
+        assert_eq!(parse_integer("1.0"), None);
     }
 
     #[test]
