@@ -569,6 +569,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         verifier: Verifier::new(config.trust, config.freshness),
         signer: config.signer,
         reference: config.reference,
+        ledger: Default::default(),
         metrics: metrics.clone(),
         limits: config.limits,
     });

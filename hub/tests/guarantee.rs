@@ -1184,6 +1184,7 @@ async fn answer_sent_on_redelivery(db: Db) {
         verifier: Verifier::new(trust, Duration::from_secs(300)),
         signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
         reference: ReferenceData::pilot(),
+        ledger: Default::default(),
         metrics: Arc::new(cats_hub::metrics::Metrics::new()),
         limits: Limits::default(),
     });
