@@ -642,11 +642,25 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         let (o, stop) = (operations.clone(), shutdown.clone());
         background.push(tokio::spawn(async move { o.run(stop).await }));
     }
+    {
+        let (store, policy, stop) = (store.clone(), services.ledger.clone(), shutdown.clone());
+        background.push(tokio::spawn(crate::insurer::run_sweeps(
+            store,
+            policy,
+            std::time::Duration::from_secs(60),
+            stop,
+        )));
+    }
+    let insurer_api = crate::insurer::InsurerApi {
+        store: store.clone(),
+        reference: Arc::new(services.reference.clone()),
+    };
     let app = router(ApiState {
         store,
         metrics,
         operations: operations.clone(),
-    });
+    })
+    .merge(crate::insurer::routes(insurer_api));
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
