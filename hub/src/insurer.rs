@@ -303,6 +303,45 @@ async fn audit(
     Ok(())
 }
 
+/// One audited step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// What it is about (`submission:N`, `enquiry:MRN:GRN`, `liability:N`).
+    pub subject: String,
+    /// What was done.
+    pub action: String,
+    /// Who (`hub`, `insurer:TIN`, `administrator:NAME`).
+    pub actor: String,
+    /// Details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// When (UTC).
+    pub at: DateTime<Utc>,
+}
+
+/// The audit trail of `subject`, oldest first.
+pub async fn audit_trail(store: &HubStore, subject: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows: Vec<(String, String, String, Option<String>, i64)> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT subject, action, actor, detail, at FROM hub_guarantee_audit \
+             WHERE subject = $1 ORDER BY audit_id",
+        )
+        .bind(subject)
+        .fetch_all(p)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(subject, action, actor, detail, at)| AuditEntry {
+            subject,
+            action,
+            actor,
+            detail,
+            at: millis(at),
+        })
+        .collect())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Submission and approval.
 
