@@ -718,6 +718,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
     let insurer_api = crate::insurer::InsurerApi {
         store: store.clone(),
         reference: Arc::new(services.reference.clone()),
+        answer: Some((services.clone(), operations.clone())),
     };
     let app = router(ApiState {
         store,

@@ -866,11 +866,12 @@ pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, 
     Ok(out)
 }
 
-/// Whether the message is one the ledger handles (CD203C, CD204C, CD209C).
+/// Whether the message is one the ledger handles (CD203C, CD204C, CD209C, and the CA001C
+/// contract submission of [`crate::insurer`]).
 pub fn is_ledger_message(message: &Message) -> bool {
     matches!(
         message,
-        Message::CD203C(_) | Message::CD204C(_) | Message::CD209C(_)
+        Message::CD203C(_) | Message::CD204C(_) | Message::CD209C(_) | Message::CA001C(_)
     )
 }
 
@@ -892,6 +893,9 @@ pub async fn apply(
     sender: CountryCode,
     now: DateTime<Utc>,
 ) -> Result<Settled, PipelineError> {
+    if let Message::CA001C(m) = message {
+        return crate::insurer::apply_ca001c(tx, services, m, entry, sender, now).await;
+    }
     let mut settled = Settled::default();
     if let Some((mrn, grns)) = released_grns(message) {
         for (grn, _) in grns {

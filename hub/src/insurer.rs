@@ -646,10 +646,23 @@ pub async fn submit(
     s: &Submission,
     channel: &Channel,
 ) -> Result<SubmissionView, InsurerError> {
-    let c = contract_of(reference, insurer, s)?;
     let mut tx = store.begin().await?;
-    lock_grn(&mut tx, &c.grn).await?;
-    check_against_ledger(&mut tx, reference, &c, None).await?;
+    let view = submit_in(&mut tx, reference, insurer, s, channel).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// [`submit`] inside `tx` (the pipeline's, for a CA001C).
+pub async fn submit_in(
+    tx: &mut HubTx<'_>,
+    reference: &ReferenceData,
+    insurer: &str,
+    s: &Submission,
+    channel: &Channel,
+) -> Result<SubmissionView, InsurerError> {
+    let c = contract_of(reference, insurer, s)?;
+    lock_grn(tx, &c.grn).await?;
+    check_against_ledger(tx, reference, &c, None).await?;
     let terms = serde_json::to_string(&c).map_err(|e| corrupt("contract terms", e))?;
     let (channel_name, message_id, node) = match channel {
         Channel::Api => ("api", None, None),
@@ -658,7 +671,7 @@ pub async fn submit(
         }
     };
     let actor = Principal::Insurer(insurer.to_owned()).actor();
-    let id: i64 = on_tx!(&mut tx, |conn| {
+    let id: i64 = on_tx!(tx, |conn| {
         sqlx::query_scalar(
             "INSERT INTO hub_contract_submissions (contract_id, grn, insurer, terms, terms_text, \
              status, channel, message_id, node, submitted_by, submitted_at) \
@@ -679,19 +692,195 @@ pub async fn submit(
         .await?
     });
     audit(
-        &mut tx,
+        tx,
         &format!("submission:{id}"),
         "submitted",
         &actor,
         Some(&c.contract_id),
     )
     .await?;
-    let view = submission_in(&mut tx, id)
+    let view = submission_in(tx, id)
         .await?
         .ok_or_else(|| corrupt("submission", "vanished after insert"))?;
-    tx.commit().await?;
-    tracing::info!(submission = id, contract = c.contract_id, grn = %c.grn, "contract submitted");
+    tracing::info!(submission = id, contract = c.contract_id, grn = %c.grn, channel = channel_name, "contract submitted");
     Ok(view)
+}
+
+/// A CA001C from `sender`'s node, inside the transaction of its journal `entry`: the submission
+/// is recorded (the CA002C follows the administrator's decision, [`answer_node`]), or refused
+/// at once with a CA002C `refused` that gives the code and reason, signed by the hub and
+/// journalled as emitted.
+pub async fn apply_ca001c(
+    tx: &mut HubTx<'_>,
+    services: &crate::pipeline::HubServices,
+    m: &admin::CA001CType,
+    entry: &crate::journal::Entry,
+    sender: message_catalog::ids::CountryCode,
+    now: DateTime<Utc>,
+) -> Result<guarantee::Settled, crate::pipeline::PipelineError> {
+    let c = &m.insurance_contract;
+    let submission = Submission {
+        contract_id: c.contract_identifier.clone(),
+        grn: c.grn.clone(),
+        holders: c
+            .holder
+            .iter()
+            .map(|h| h.identification_number.clone())
+            .collect(),
+        valid_from: c.policy_start_date,
+        valid_until: c.policy_end_date,
+        insured_amount: c.insured_amount.to_string(),
+        currency: c.currency.clone(),
+        terms: c.terms.clone(),
+    };
+    let channel = Channel::Message {
+        message_id: entry.entry.message_id.clone(),
+        node: sender.to_string(),
+    };
+    let refused = match submit_in(
+        tx,
+        &services.reference,
+        &c.insurer_identification_number,
+        &submission,
+        &channel,
+    )
+    .await
+    {
+        Ok(_) => return Ok(guarantee::Settled::default()),
+        Err(InsurerError::Store(e)) => return Err(e.into()),
+        Err(e) => e,
+    };
+    tracing::info!(code = refused.code(), error = %refused, "CA001C refused");
+    let status = admin::InsuranceContractStatusType {
+        contract_identifier: c.contract_identifier.clone(),
+        grn: c.grn.clone(),
+        status: admin::ContractStatusCode::Refused,
+        status_date_and_time: now.with_nanosecond(0).unwrap_or(now).naive_utc(),
+        reason: Some(refused.to_string().chars().take(350).collect()),
+    };
+    let reply = emit_ca002c(tx, services, status, sender, &entry.entry.message_id, now).await?;
+    Ok(guarantee::Settled {
+        reply: Some(reply),
+        ..guarantee::Settled::default()
+    })
+}
+
+/// Builds, signs and journals (as emitted) a CA002C for `node`, answering `correlation`.
+async fn emit_ca002c(
+    tx: &mut HubTx<'_>,
+    services: &crate::pipeline::HubServices,
+    status: admin::InsuranceContractStatusType,
+    node: message_catalog::ids::CountryCode,
+    correlation: &str,
+    now: DateTime<Utc>,
+) -> Result<guarantee::Reply, crate::pipeline::PipelineError> {
+    use cats_trust::{EnvelopeHeaderFields, PeerIdentity};
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let id = {
+        use ring::rand::SecureRandom;
+        let mut b = [0u8; 10];
+        let _ = ring::rand::SystemRandom::new().fill(&mut b);
+        format!("HUB-{}", hex::encode(b))
+    };
+    let body = encode(&Message::CA002C(Box::new(admin::CA002CType {
+        message_sender: HUB_ADDRESS.to_owned(),
+        message_recipient: format!("NTA.{node}"),
+        preparation_date_and_time: now.naive_utc(),
+        message_identification: id.clone(),
+        message_type: admin::CatsAdminMessageTypes::CA002C,
+        correlation_identifier: Some(correlation.to_owned()),
+        insurance_contract_status: status,
+    })));
+    let fields = EnvelopeHeaderFields {
+        message_id: id.clone(),
+        message_type: "CA002C".into(),
+        sender: PeerIdentity::Hub,
+        recipient: PeerIdentity::Node(node),
+        correlation_id: Some(correlation.to_owned()),
+        mrn: None,
+        prepared_at: now,
+    };
+    let sealed = services
+        .signer
+        .seal(&fields, &body)
+        .map_err(|e| crate::pipeline::PipelineError::Nack(e.to_string()))?;
+    let emitted = crate::journal::append(
+        tx,
+        crate::journal::NewEntry {
+            message_id: id.clone(),
+            message_type: "CA002C".into(),
+            sender: PeerIdentity::Hub.urn(),
+            recipients: vec![crate::routing::Recipient::Node(node).to_string()],
+            mrn: None,
+            correlation_id: Some(correlation.to_owned()),
+            prepared_at: Some(now),
+            recorded_at: now,
+            body_sha256: crate::journal::sha256(&body),
+            envelope: sealed.clone(),
+            signer: Some(services.signer.identity().urn()),
+            status: crate::journal::Status::Emitted,
+        },
+    )
+    .await?;
+    Ok(guarantee::Reply {
+        sequence: emitted.sequence,
+        message_id: id,
+        message_type: "CA002C".into(),
+        recipient: node,
+        envelope: sealed,
+    })
+}
+
+/// After an administrator's decision on a submission that came as a CA001C: the CA002C to the
+/// node it came from, journalled as emitted and sent. `Ok(None)` for an API submission.
+pub async fn answer_node(
+    store: &HubStore,
+    services: &crate::pipeline::HubServices,
+    transport: &crate::operations::HubTransport,
+    view: &SubmissionView,
+) -> Result<Option<String>, crate::pipeline::PipelineError> {
+    use cats_transport::contract::{Destination, Outbound, Transport};
+    let row: Option<(Option<String>, Option<String>)> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT node, message_id FROM hub_contract_submissions WHERE submission_id = $1",
+        )
+        .bind(view.submission_id)
+        .fetch_optional(p)
+        .await
+        .map_err(StoreError::from)?
+    });
+    let Some((Some(node), Some(correlation))) = row else {
+        return Ok(None);
+    };
+    let node = message_catalog::ids::CountryCode::parse(&node)
+        .map_err(|e| StoreError::Corrupt(format!("submission node: {e}")))?;
+    let now = Utc::now();
+    let at = view.decided_at.unwrap_or(now);
+    let status = admin::InsuranceContractStatusType {
+        contract_identifier: view.contract.contract_id.clone(),
+        grn: view.contract.grn.as_str().to_owned(),
+        status: if view.status == "approved" {
+            admin::ContractStatusCode::Approved
+        } else {
+            admin::ContractStatusCode::Refused
+        },
+        status_date_and_time: at.with_nanosecond(0).unwrap_or(at).naive_utc(),
+        reason: view.reason.clone(),
+    };
+    let mut tx = store.begin().await?;
+    let reply = emit_ca002c(&mut tx, services, status, node, &correlation, now).await?;
+    tx.commit().await?;
+    let outbound = Outbound {
+        message_id: reply.message_id.clone(),
+        destination: Destination::Node(node),
+        partition_key: None,
+        bytes: bytes::Bytes::from(reply.envelope),
+    };
+    match transport {
+        crate::operations::HubTransport::Direct { hub } => hub.send(outbound).await?,
+        crate::operations::HubTransport::Amqp { link, .. } => link.send(outbound).await?,
+    }
+    Ok(Some(reply.message_id))
 }
 
 /// An administrator approves (`approve`) or refuses a submission. Approval checks the ledger
@@ -1364,6 +1553,11 @@ pub struct InsurerApi {
     pub store: HubStore,
     /// Reference data (approved insurers, contracts, currencies).
     pub reference: std::sync::Arc<ReferenceData>,
+    /// The hub's signer and the transport, to answer a CA001C's node after a decision.
+    pub answer: Option<(
+        std::sync::Arc<crate::pipeline::HubServices>,
+        std::sync::Arc<crate::operations::Operations>,
+    )>,
 }
 
 type Answer = Result<Response, InsurerError>;
@@ -1437,7 +1631,19 @@ async fn decide_handler(
     )
     .await?;
     let ca002c = String::from_utf8_lossy(&ca002c(&view, "NTA.HUB", Utc::now())).into_owned();
-    Ok(Json(serde_json::json!({ "submission": view, "ca002c": ca002c })).into_response())
+    let mut sent = None;
+    if let Some((services, operations)) = &api.answer {
+        match answer_node(&api.store, services, operations.transport(), &view).await {
+            Ok(id) => sent = id,
+            Err(e) => {
+                tracing::warn!(code = e.code(), error = %e, "CA002C to the node not sent");
+            }
+        }
+    }
+    Ok(
+        Json(serde_json::json!({ "submission": view, "ca002c": ca002c, "ca002c_sent": sent }))
+            .into_response(),
+    )
 }
 
 async fn contracts_handler(State(api): State<InsurerApi>, headers: HeaderMap) -> Answer {

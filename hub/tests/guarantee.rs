@@ -1969,3 +1969,178 @@ async fn sqlite_currencies_and_insurers() {
 async fn postgres_currencies_and_insurers() {
     currencies_and_insurers(Db::Postgres).await;
 }
+
+fn ca001c(id: &str, contract: &str, grn: &str, from: &str, until: &str, amount: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<adm:CA001C xmlns:adm="urn:carec:cats:admin:1">
+  <messageSender>NTA.KZ</messageSender>
+  <messageRecipient>CATS.HUB</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CA001C</messageType>
+  <InsuranceContract>
+    <contractIdentifier>{contract}</contractIdentifier>
+    <GRN>{grn}</GRN>
+    <insurerIdentificationNumber>{KZ_INSURER}</insurerIdentificationNumber>
+    <Holder><sequenceNumber>1</sequenceNumber><identificationNumber>{SMALL_HOLDER}</identificationNumber></Holder>
+    <policyStartDate>{from}</policyStartDate>
+    <policyEndDate>{until}</policyEndDate>
+    <insuredAmount>{amount}</insuredAmount>
+    <currency>USD</currency>
+  </InsuranceContract>
+</adm:CA001C>"#
+    )
+    .into_bytes()
+}
+
+/// A contract submitted by a CA001C through the KZ node: refused at once with a CA002C when it
+/// is wrong, otherwise recorded and answered with a CA002C when the administrator decides.
+async fn contract_submitted_by_message(db: Db) {
+    use cats_hub::insurer::{self, Principal};
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let store = w.hub.services.store.clone();
+    let admin = insurer::issue_credential(
+        &store,
+        &ReferenceData::pilot(),
+        &Principal::Administrator("ops".into()),
+    )
+    .await
+    .expect("admin");
+    let send = |id: &'static str, body: Vec<u8>| {
+        let node = w.nodes[&kz].clone();
+        async move {
+            let fields = EnvelopeHeaderFields {
+                message_id: id.into(),
+                message_type: "CA001C".into(),
+                sender: PeerIdentity::Node(kz),
+                recipient: PeerIdentity::Hub,
+                correlation_id: None,
+                mrn: None,
+                prepared_at: chrono::Utc::now(),
+            };
+            let wire = Bytes::from(node.signer.seal(&fields, &body).expect("seal"));
+            node.link
+                .send(Outbound {
+                    message_id: id.into(),
+                    destination: Destination::Hub,
+                    partition_key: None,
+                    bytes: wire,
+                })
+                .await
+                .expect("hub takes the message");
+        }
+    };
+    let status = |m: Message| match m {
+        Message::CA002C(m) => m,
+        other => panic!("expected a CA002C, got {}", other.message_type()),
+    };
+    // Overlapping the pilot contract of its GRN: refused at once, nothing recorded.
+    send(
+        "KZ-CA-1",
+        ca001c(
+            "KZ-CA-1",
+            "KZ-CG-2027-0301",
+            BIG,
+            "2027-01-01",
+            "2027-12-31",
+            "5000.00",
+        ),
+    )
+    .await;
+    let refused = status(w.next(kz).await);
+    assert_eq!(refused.correlation_identifier.as_deref(), Some("KZ-CA-1"));
+    assert_eq!(
+        refused.insurance_contract_status.status,
+        message_catalog::generated::admin::ContractStatusCode::Refused
+    );
+    let reason = refused.insurance_contract_status.reason.unwrap_or_default();
+    assert!(reason.starts_with("contract.overlap"), "{reason}");
+    let (_, body) = w
+        .http(
+            "GET",
+            "/api/v1/insurance-contracts/submissions",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(json(&body)["submissions"].as_array().map(Vec::len), Some(0));
+
+    // A good one: recorded; approved by the administrator; the node hears it.
+    let g = new_grn(3);
+    send(
+        "KZ-CA-2",
+        ca001c(
+            "KZ-CA-2",
+            "KZ-CG-2026-0301",
+            &g,
+            "2026-01-01",
+            "2027-12-31",
+            "5000.00",
+        ),
+    )
+    .await;
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, body) = w
+            .http(
+                "GET",
+                "/api/v1/insurance-contracts/submissions",
+                Some(&admin),
+                None,
+            )
+            .await;
+        if let Some(s) = json(&body)["submissions"]
+            .as_array()
+            .and_then(|l| l.first().cloned())
+        {
+            assert_eq!(s["channel"], "CA001C");
+            id = s["submission_id"].as_i64();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the CA001C is recorded");
+    let (status_code, body) = w
+        .http(
+            "POST",
+            &format!("/api/v1/insurance-contracts/submissions/{id}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status_code, 200, "{body}");
+    assert!(json(&body)["ca002c_sent"].is_string(), "{body}");
+    let approved = status(w.next(kz).await);
+    assert_eq!(approved.correlation_identifier.as_deref(), Some("KZ-CA-2"));
+    assert_eq!(
+        approved.insurance_contract_status.status,
+        message_catalog::generated::admin::ContractStatusCode::Approved
+    );
+    assert_eq!(approved.insurance_contract_status.grn, g);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-CA-USE",
+            &mrn("KZ", 800),
+            SMALL_HOLDER,
+            &[(g.as_str(), "4000.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![accepted(&g, "4000.00")]);
+    cats_hub::verify_journal(&w.url)
+        .await
+        .expect("journal verifies");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_contract_submitted_by_message() {
+    contract_submitted_by_message(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_contract_submitted_by_message() {
+    contract_submitted_by_message(Db::Postgres).await;
+}
