@@ -1630,7 +1630,9 @@ async fn decide_handler(
         d.reason.as_deref(),
     )
     .await?;
-    let ca002c = String::from_utf8_lossy(&ca002c(&view, "NTA.HUB", Utc::now())).into_owned();
+    let ca002c =
+        String::from_utf8_lossy(&ca002c(&view, view.contract.insurer.as_str(), Utc::now()))
+            .into_owned();
     let mut sent = None;
     if let Some((services, operations)) = &api.answer {
         match answer_node(&api.store, services, operations.transport(), &view).await {
