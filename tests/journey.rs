@@ -861,8 +861,79 @@ async fn guarantee_seen_by_the_insurer(transport: TransportKind) {
     s.world.stop().await;
 }
 
+fn cc034c(id: &str, requester: &str, grn: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC034C xmlns:ncts="http://ncts.dgtaxud.ec" PhaseID="NCTS5.1">
+  <messageSender>{requester}</messageSender>
+  <messageRecipient>NTA.KZ</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CC034C</messageType>
+  <Requester><identificationNumber>{requester}</identificationNumber><role>1</role></Requester>
+  <GuaranteeReference>
+    <sequenceNumber>1</sequenceNumber>
+    <GRN>{grn}</GRN>
+    <GuaranteeQuery><queryIdentifier>1</queryIdentifier></GuaranteeQuery>
+    <AccessCode><accessCode>AC01</accessCode></AccessCode>
+  </GuaranteeReference>
+</ncts:CC034C>"#
+    )
+}
+
+/// A trader asks its node for its guarantee's balance (CC034C); the node asks the hub's ledger
+/// and the national system gets the CC037C on its stream, with the amount in use after a
+/// journey released in KZT and the available balance.
+async fn guarantee_balance_query(transport: TransportKind) {
+    let Some(s) = setup(transport).await else {
+        return;
+    };
+    let kz = &s.world.nodes.0["KZ"].client;
+    let reply = kz
+        .submit(cc034c("Q-BALANCE-1", "KZ123456789012", "26KZ0001010000017"))
+        .await
+        .expect("the node answers");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let deadline = std::time::Instant::now() + STEP;
+    let answer = loop {
+        let (page, _) = kz.pull(0, 1000).await.expect("pull");
+        if let Some(item) = page.into_iter().find(|i| i.message_type == "CC037C") {
+            break item;
+        }
+        assert!(std::time::Instant::now() < deadline, "no CC037C came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        element(&answer.xml, "correlationIdentifier").as_deref(),
+        Some("Q-BALANCE-1")
+    );
+    assert_eq!(
+        element(&answer.xml, "GRN").as_deref(),
+        Some("26KZ0001010000017")
+    );
+    assert_eq!(
+        element(&answer.xml, "balance").as_deref(),
+        Some("100000000.00"),
+        "{}",
+        answer.xml
+    );
+    assert_eq!(
+        element(&answer.xml, "exposure").as_deref(),
+        Some("0"),
+        "{}",
+        answer.xml
+    );
+    assert_eq!(element(&answer.xml, "currency").as_deref(), Some("USD"));
+    s.world.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Direct mutual-TLS link.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_guarantee_balance_query() {
+    guarantee_balance_query(TransportKind::Direct).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_guarantee_seen_by_the_insurer() {

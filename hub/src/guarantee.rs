@@ -843,6 +843,9 @@ pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, 
             ));
         }
     }
+    if let Message::CC034C(q) = message {
+        out.extend(query_problems(store, q).await?);
+    }
     if let Some((mrn, grns)) = released_grns(message) {
         for (grn, pointer) in grns {
             let n: i64 = on_pool!(store, |p| {
@@ -866,12 +869,204 @@ pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, 
     Ok(out)
 }
 
+/// The contract of `grn` in force on `day` among the ledger's contracts (as
+/// [`ReferenceData::contract_on`]) with its amount in use.
+async fn contract_in_force(
+    store: &HubStore,
+    grn: &Grn,
+    day: NaiveDate,
+) -> Result<Option<(InsuranceContract, Decimal)>, StoreError> {
+    let mut all = contract_rows(store, Some(grn.as_str())).await?;
+    all.sort_by_key(|(c, _)| c.valid_from);
+    let pick = all
+        .iter()
+        .position(|(c, _)| c.covers_day(day))
+        .or_else(|| all.iter().rposition(|(c, _)| c.valid_from <= day))
+        .or(if all.is_empty() { None } else { Some(0) });
+    Ok(pick.map(|i| all.swap_remove(i)))
+}
+
+/// A CC034C names known GRNs (`guarantee.unknown-grn`, code 12) of contracts that cover its
+/// requester (`guarantee.holder-not-covered`, code 14): a trader sees only its own balance.
+async fn query_problems(
+    store: &HubStore,
+    q: &message_catalog::generated::ncts::CC034CType,
+) -> Result<Vec<Problem>, StoreError> {
+    let mut out = Vec::new();
+    let day = Utc::now().date_naive();
+    for (i, r) in q.guarantee_reference.iter().enumerate() {
+        let pointer = format!("/CC034C/GuaranteeReference[{}]/GRN", i + 1);
+        let found = match Grn::parse(&r.grn) {
+            Ok(g) => contract_in_force(store, &g, day).await?,
+            Err(_) => None,
+        };
+        match found {
+            None => out.push(Problem {
+                code: ErrorCode::CODE_LIST,
+                ..problem(
+                    pointer,
+                    GuaranteeRefusal::UnknownGrn.label(),
+                    format!("no insurance contract has GRN {}", r.grn),
+                )
+            }),
+            Some((c, _)) if !c.covers_holder(&q.requester.identification_number) => {
+                out.push(problem(
+                    pointer,
+                    GuaranteeRefusal::HolderNotCovered.label(),
+                    format!(
+                        "guarantee {} does not cover {}",
+                        r.grn, q.requester.identification_number
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The CC037C answering a node's CC034C from the ledger: per GRN the contract's insured amount
+/// is not shown, the exposure (in use), the number of reservations held and the balance
+/// (available), in the contract's currency; signed by the hub, journalled as emitted, sent to
+/// the node. Its `correlationIdentifier` is the CC034C's (the national system's own request).
+async fn balance(
+    tx: &mut HubTx<'_>,
+    services: &HubServices,
+    q: &message_catalog::generated::ncts::CC034CType,
+    entry: &Entry,
+    sender: CountryCode,
+    now: DateTime<Utc>,
+) -> Result<Settled, PipelineError> {
+    use message_catalog::generated::ncts;
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let day = now.date_naive();
+    let mut references = Vec::new();
+    for r in &q.guarantee_reference {
+        let Ok(grn) = Grn::parse(&r.grn) else {
+            continue;
+        };
+        let contracts = contracts_for(tx, &services.reference, &grn).await?;
+        let Some(c) = contracts
+            .iter()
+            .find(|c| c.covers_day(day))
+            .or_else(|| contracts.iter().rev().find(|c| c.valid_from <= day))
+            .or_else(|| contracts.first())
+        else {
+            continue;
+        };
+        let (in_use, held): (Option<String>, i64) = on_tx!(tx, |conn| {
+            let in_use = sqlx::query_scalar(
+                "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1",
+            )
+            .bind(&c.contract_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            let held = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM hub_guarantee_uses WHERE contract_id = $1 \
+                 AND status = 'reserved'",
+            )
+            .bind(&c.contract_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            (in_use, held)
+        });
+        let in_use = in_use
+            .as_deref()
+            .map(decimal)
+            .transpose()?
+            .unwrap_or_default();
+        references.push(ncts::GuaranteeReferenceType07 {
+            sequence_number: r.sequence_number,
+            grn: r.grn.clone(),
+            acceptance_date_and_time: c.valid_from.and_hms_opt(0, 0, 0).unwrap_or_default(),
+            guarantee_type: "1".into(),
+            guarantee_monitoring_code: "1".into(),
+            guarantee_query: r.guarantee_query.clone(),
+            owner: None,
+            usage: Vec::new(),
+            exposure: Some(ncts::ExposureType {
+                exposure: in_use.round_dp(2),
+                exposure_counter: held.max(1),
+                balance: Some((c.insured_amount - in_use).round_dp(2)),
+                currency: c.currency.clone(),
+            }),
+            guarantor: None,
+            comprehensive_guarantee: None,
+            individual_guarantee_by_guarantor: None,
+            individual_guarantee_voucher: None,
+        });
+    }
+    let id = reply_id();
+    let body = encode(&Message::CC037C(Box::new(ncts::CC037CType {
+        phase_id: None,
+        message_sender: HUB_ADDRESS.to_owned(),
+        message_recipient: format!("NTA.{sender}"),
+        preparation_date_and_time: now.naive_utc(),
+        message_identification: id.clone(),
+        message_type: ncts::MessageTypes::CC037C,
+        correlation_identifier: q.correlation_identifier.clone(),
+        requester: ncts::RequesterType02 {
+            identification_number: q.requester.identification_number.clone(),
+            role: q.requester.role.clone(),
+        },
+        customs_office_of_guarantee: None,
+        guarantee_reference: references,
+    })));
+    let fields = EnvelopeHeaderFields {
+        message_id: id.clone(),
+        message_type: "CC037C".into(),
+        sender: PeerIdentity::Hub,
+        recipient: PeerIdentity::Node(sender),
+        correlation_id: Some(entry.entry.message_id.clone()),
+        mrn: None,
+        prepared_at: now,
+    };
+    let sealed = services
+        .signer
+        .seal(&fields, &body)
+        .map_err(|e| PipelineError::Nack(e.to_string()))?;
+    let emitted = journal::append(
+        tx,
+        NewEntry {
+            message_id: id.clone(),
+            message_type: "CC037C".into(),
+            sender: PeerIdentity::Hub.urn(),
+            recipients: vec![Recipient::Node(sender).to_string()],
+            mrn: None,
+            correlation_id: Some(entry.entry.message_id.clone()),
+            prepared_at: Some(now),
+            recorded_at: now,
+            body_sha256: sha256(&body),
+            envelope: sealed.clone(),
+            signer: Some(services.signer.identity().urn()),
+            status: Status::Emitted,
+        },
+    )
+    .await?;
+    Ok(Settled {
+        reply: Some(Reply {
+            sequence: emitted.sequence,
+            message_id: id,
+            message_type: "CC037C".into(),
+            recipient: sender,
+            envelope: sealed,
+        }),
+        ..Settled::default()
+    })
+}
+
 /// Whether the message is one the ledger handles (CD203C, CD204C, CD209C, and the CA001C
 /// contract submission of [`crate::insurer`]).
 pub fn is_ledger_message(message: &Message) -> bool {
     matches!(
         message,
-        Message::CD203C(_) | Message::CD204C(_) | Message::CD209C(_) | Message::CA001C(_)
+        Message::CD203C(_)
+            | Message::CD204C(_)
+            | Message::CD209C(_)
+            | Message::CA001C(_)
+            | Message::CC034C(_)
     )
 }
 
@@ -895,6 +1090,9 @@ pub async fn apply(
 ) -> Result<Settled, PipelineError> {
     if let Message::CA001C(m) = message {
         return crate::insurer::apply_ca001c(tx, services, m, entry, sender, now).await;
+    }
+    if let Message::CC034C(m) = message {
+        return balance(tx, services, m, entry, sender, now).await;
     }
     let mut settled = Settled::default();
     if let Some((mrn, grns)) = released_grns(message) {
