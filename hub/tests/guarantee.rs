@@ -2144,3 +2144,117 @@ async fn sqlite_contract_submitted_by_message() {
 async fn postgres_contract_submitted_by_message() {
     contract_submitted_by_message(Db::Postgres).await;
 }
+
+fn cc034c_from_node(id: &str, requester: &str, grn: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC034C xmlns:ncts="http://ncts.dgtaxud.ec">
+  <messageSender>NTA.KZ</messageSender>
+  <messageRecipient>CATS.HUB</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CC034C</messageType>
+  <correlationIdentifier>NAT-{id}</correlationIdentifier>
+  <Requester><identificationNumber>{requester}</identificationNumber><role>1</role></Requester>
+  <GuaranteeReference>
+    <sequenceNumber>1</sequenceNumber>
+    <GRN>{grn}</GRN>
+    <GuaranteeQuery><queryIdentifier>1</queryIdentifier></GuaranteeQuery>
+    <AccessCode><accessCode>AC01</accessCode></AccessCode>
+  </GuaranteeReference>
+</ncts:CC034C>"#
+    )
+    .into_bytes()
+}
+
+/// A node's CC034C: the ledger answers with a CC037C (exposure, reservations held, balance);
+/// an unknown GRN or a requester the contract does not cover gets a CD906C and no balance.
+async fn balance_query(db: Db) {
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let m1 = mrn("KZ", 901);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-Q-USE",
+            &m1,
+            SMALL_HOLDER,
+            &[(SMALL, "1250.50", "EUR")],
+        )
+        .await;
+    assert!(got[0].accepted, "{got:?}");
+    let send = |id: &'static str, body: Vec<u8>| {
+        let node = w.nodes[&kz].clone();
+        async move {
+            let fields = EnvelopeHeaderFields {
+                message_id: id.into(),
+                message_type: "CC034C".into(),
+                sender: PeerIdentity::Node(kz),
+                recipient: PeerIdentity::Hub,
+                correlation_id: None,
+                mrn: None,
+                prepared_at: chrono::Utc::now(),
+            };
+            let wire = Bytes::from(node.signer.seal(&fields, &body).expect("seal"));
+            node.link
+                .send(Outbound {
+                    message_id: id.into(),
+                    destination: Destination::Hub,
+                    partition_key: None,
+                    bytes: wire,
+                })
+                .await
+                .expect("hub takes the message");
+        }
+    };
+    send("KZ-Q-1", cc034c_from_node("KZ-Q-1", SMALL_HOLDER, SMALL)).await;
+    let Message::CC037C(a) = w.next(kz).await else {
+        panic!("expected a CC037C");
+    };
+    assert_eq!(a.correlation_identifier.as_deref(), Some("NAT-KZ-Q-1"));
+    let r = &a.guarantee_reference[0];
+    assert_eq!(r.grn, SMALL);
+    let e = r.exposure.as_ref().expect("exposure");
+    // 1,250.50 EUR at 0.92 EUR/USD: 1,359.24 USD in use of 30,000.00.
+    assert_eq!(
+        (e.exposure, e.exposure_counter, e.balance),
+        (dec("1359.24"), 1, Some(dec("28640.76")))
+    );
+    assert_eq!(e.currency, "USD");
+    for (id, requester, grn, label) in [
+        ("KZ-Q-2", SMALL_HOLDER, UNKNOWN, "no insurance contract has GRN"),
+        ("KZ-Q-3", AZ_HOLDER, SMALL, "does not cover AZ1234567890"),
+    ] {
+        send(id, cc034c_from_node(id, requester, grn)).await;
+        // No MRN, so the refusal is a CD917C (as for any refused message without one); it
+        // points at the GRN and says why.
+        let nack = w.next(kz).await;
+        let Message::CD917C(n) = &nack else {
+            panic!("{id}: expected a CD917C, got {}", nack.message_type());
+        };
+        assert_eq!(n.correlation_identifier.as_deref(), Some(id));
+        let errors: Vec<(Option<String>, String)> = n
+            .xml_error
+            .iter()
+            .map(|e| (e.error_pointer.clone(), e.error_text.clone()))
+            .collect();
+        assert!(
+            errors.iter().any(
+                |(p, r)| p.as_deref() == Some("/CC034C/GuaranteeReference[1]/GRN")
+                    && r.contains(label)
+            ),
+            "{id}: {errors:?}"
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_balance_query() {
+    balance_query(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_balance_query() {
+    balance_query(Db::Postgres).await;
+}
