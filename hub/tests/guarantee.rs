@@ -2222,7 +2222,12 @@ async fn balance_query(db: Db) {
     );
     assert_eq!(e.currency, "USD");
     for (id, requester, grn, label) in [
-        ("KZ-Q-2", SMALL_HOLDER, UNKNOWN, "no insurance contract has GRN"),
+        (
+            "KZ-Q-2",
+            SMALL_HOLDER,
+            UNKNOWN,
+            "no insurance contract has GRN",
+        ),
         ("KZ-Q-3", AZ_HOLDER, SMALL, "does not cover AZ1234567890"),
     ] {
         send(id, cc034c_from_node(id, requester, grn)).await;
