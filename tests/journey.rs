@@ -924,6 +924,31 @@ async fn guarantee_balance_query(transport: TransportKind) {
         answer.xml
     );
     assert_eq!(element(&answer.xml, "currency").as_deref(), Some("USD"));
+
+    // The same question over the node API, answered synchronously.
+    let (status, xml) = kz
+        .guarantee_balance("26KZ0001010000017", "KZ123456789012")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("<ncts:CC037C"), "{xml}");
+    assert_eq!(
+        element(&xml, "balance").as_deref(),
+        Some("100000000.00"),
+        "{xml}"
+    );
+    // A requester the contract does not cover: refused, no balance.
+    let (status, xml) = kz
+        .guarantee_balance("26KZ0001010000017", "AZ1234567890")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 504, "{xml}");
+    // A malformed GRN: refused by the node's own checks.
+    let (status, xml) = kz
+        .guarantee_balance("NOT-A-GRN", "KZ123456789012")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 400, "{xml}");
     s.world.stop().await;
 }
 

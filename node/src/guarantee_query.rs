@@ -10,6 +10,10 @@
 //! stream (pull, SSE, webhook) re-addressed to the requester. The national API answers the POST
 //! with `Accepted`; the CC037C follows on the stream.
 //!
+//! The node API has the same question as a plain request ([`Engine::balance_of`],
+//! `GET /api/v1/guarantees/{grn}/balance?requester=TIN`): the node builds the CC034C, sends it
+//! the same way and waits for the CC037C.
+//!
 //! This is a child module of `engine` (it uses the engine's store, signer and outbox).
 
 use super::*;
@@ -137,5 +141,70 @@ impl Engine {
         )
         .await?;
         Ok(())
+    }
+
+    /// Asks the hub for the balance of `grn` for `requester` (a CC034C built here, checked and
+    /// forwarded as one from the national system) and waits up to `wait` for the CC037C.
+    /// `Err(answer)`: the CC034C was refused (its NACK); `Ok(None)`: no answer in time.
+    pub async fn balance_of(
+        &self,
+        grn: &str,
+        requester: &str,
+        wait: std::time::Duration,
+    ) -> Result<Result<Option<String>, Answer>, EngineError> {
+        let id = format!("API{}", random_hex(10));
+        let query = ncts::CC034CType {
+            phase_id: None,
+            message_sender: requester.to_owned(),
+            message_recipient: format!("NTA.{}", self.country),
+            preparation_date_and_time: whole_seconds(Utc::now()).naive_utc(),
+            message_identification: id.clone(),
+            message_type: ncts::MessageTypes::CC034C,
+            correlation_identifier: None,
+            requester: ncts::RequesterType01 {
+                identification_number: requester.to_owned(),
+                role: "1".to_owned(),
+            },
+            guarantee_reference: vec![ncts::GuaranteeReferenceType06 {
+                sequence_number: 1,
+                grn: grn.to_owned(),
+                guarantee_query: ncts::GuaranteeQueryType {
+                    query_identifier: "1".to_owned(),
+                    period_from_date: None,
+                    period_to_date: None,
+                },
+                owner: None,
+                access_code: ncts::AccessCodeType02 {
+                    access_code: "0000".to_owned(),
+                },
+            }],
+        };
+        let mut head = self.stream.subscribe();
+        let after = *head.borrow_and_update();
+        let submitted = self
+            .submit(&codec::encode(&Message::CC034C(Box::new(query))))
+            .await?;
+        if submitted.answer != Answer::Accepted {
+            return Ok(Err(submitted.answer));
+        }
+        let marker = format!("<correlationIdentifier>{id}</correlationIdentifier>");
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut cursor = after;
+        loop {
+            let mut tx = self.store.begin().await?;
+            let items = store::stream_after(&mut tx, cursor, 1000).await?;
+            tx.commit().await?;
+            if let Some(found) = items
+                .iter()
+                .find(|i| i.message_type == "CC037C" && i.xml.contains(&marker))
+            {
+                return Ok(Ok(Some(found.xml.clone())));
+            }
+            cursor = items.last().map_or(cursor, |i| i.cursor);
+            match tokio::time::timeout_at(deadline, head.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Ok(Ok(None)),
+            }
+        }
     }
 }
