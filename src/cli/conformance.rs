@@ -50,17 +50,9 @@ pub enum Command {
         /// The hub's API (http://...), for the cases that check the hub's registry.
         #[arg(long)]
         hub: Option<String>,
-        /// The hub's direct link (HOST:PORT), for the cases that send common-domain envelopes
-        /// to the hub as a node (the hub suite); with --hub-certs.
-        #[arg(long, requires = "hub_certs")]
-        hub_link: Option<String>,
-        /// The identities the kit plays on the hub's link: ca.pem, fingerprints.json, and per
-        /// country node-<cc>.pem / .key.pem (TLS) and signer-<cc>.pem / .key.pem (signing).
-        #[arg(long, requires = "hub_link")]
-        hub_certs: Option<PathBuf>,
-        /// The name the hub's TLS certificate is checked for (default: the host of --hub-link).
-        #[arg(long, requires = "hub_link")]
-        hub_server_name: Option<String>,
+        /// The hub's link, for the cases that talk to the hub as a node.
+        #[command(flatten)]
+        link: Box<HubLinkArgs>,
         /// The CA certificate (PEM) that the node's TLS certificate is checked against.
         #[arg(long)]
         ca: Option<PathBuf>,
@@ -121,6 +113,22 @@ pub enum Command {
     },
 }
 
+/// Where the hub's direct link is and whose identities the kit plays on it.
+#[derive(Debug, clap::Args)]
+pub struct HubLinkArgs {
+    /// The hub's direct link (HOST:PORT), for the cases that send common-domain envelopes to
+    /// the hub as a node (the hub suite); with --hub-certs.
+    #[arg(long, requires = "hub_certs")]
+    hub_link: Option<String>,
+    /// The identities the kit plays on the hub's link: ca.pem, fingerprints.json, and per
+    /// country node-<cc>.pem / .key.pem (TLS) and signer-<cc>.pem / .key.pem (signing).
+    #[arg(long, requires = "hub_link")]
+    hub_certs: Option<PathBuf>,
+    /// The name the hub's TLS certificate is checked for (default: the host of --hub-link).
+    #[arg(long, requires = "hub_link")]
+    hub_server_name: Option<String>,
+}
+
 /// Runs one `cats conformance` command.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -129,9 +137,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             as_country,
             hub,
-            hub_link,
-            hub_certs,
-            hub_server_name,
+            link,
             ca,
             national_token,
             officer_token,
@@ -141,6 +147,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             parallel,
             certs,
         } => {
+            let HubLinkArgs {
+                hub_link,
+                hub_certs,
+                hub_server_name,
+            } = *link;
             if parallel == 0 {
                 bail!("--parallel must be at least 1");
             }
