@@ -146,6 +146,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_guarantees.sql"),
         postgres: include_str!("../migrations/postgres/0004_guarantees.sql"),
     },
+    Migration {
+        version: 6,
+        name: "insurers",
+        sqlite: include_str!("../migrations/sqlite/0006_insurers.sql"),
+        postgres: include_str!("../migrations/postgres/0006_insurers.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).
