@@ -85,14 +85,14 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) outbox: Outbox,
     pub(crate) country: CountryCode,
-    signer: Signer,
+    pub(crate) signer: Signer,
     verifier: Verifier,
     pub(crate) reference: ReferenceData,
-    limits: Limits,
+    pub(crate) limits: Limits,
     selector: Selector,
     policy: DeparturePolicy,
     pub(crate) metrics: Arc<Metrics>,
-    lock: tokio::sync::Mutex<()>,
+    pub(crate) lock: tokio::sync::Mutex<()>,
     stream: tokio::sync::watch::Sender<i64>,
 }
 
@@ -1520,6 +1520,9 @@ impl Engine {
         };
         let fields = opened.header.fields.clone();
         self.metrics.message_in(&fields.message_type);
+        if message_catalog::lifecycle::reconcile::is_control(&fields.message_type) {
+            return self.reconciliation_answer(d, &fields, opened.body).await;
+        }
         let message = match rules::validate(opened.body, &self.limits, Level::Rules) {
             Ok(m) => m,
             Err(r) => {
@@ -1538,7 +1541,7 @@ impl Engine {
             .accept(&mut tx, &fields.sender, &fields.message_id, digest.as_ref())
             .await?
         {
-            Accepted::New => {}
+            Accepted::New => crate::reconcile::record_received(&mut tx, &fields).await?,
             Accepted::Duplicate => {
                 tx.commit().await?;
                 d.ack().await?;

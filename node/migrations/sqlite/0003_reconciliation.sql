@@ -14,6 +14,7 @@ CREATE INDEX node_reconcile_received_mrn ON node_reconcile_received (mrn);
 -- One row per reconciliation run started by this node.
 CREATE TABLE node_reconcile_runs (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id         TEXT   NOT NULL,
     started_at         BIGINT NOT NULL,
     finished_at        BIGINT,
     resume_after       BIGINT NOT NULL,
