@@ -363,6 +363,30 @@ impl Engine {
         format!("{}{}", self.country, random_hex(10))
     }
 
+    /// The identification of an output. For a hub delivery it is derived from the delivered
+    /// message's identification, the office, the role and the output's position, so that
+    /// re-applying the same delivery (a database restored from a backup, reconciliation)
+    /// emits the same identifications: the national system and the hub see a repetition, not
+    /// a new message. Otherwise random.
+    fn output_id(&self, origin: &Origin, event: &Event, index: usize) -> String {
+        match (origin.kind, &origin.correlation) {
+            ("in", Some(input)) => {
+                let seed = format!(
+                    "{input}\n{}\n{}\n{index}",
+                    event.office,
+                    role_name(event.role)
+                );
+                let d = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+                format!(
+                    "{}{}",
+                    self.country,
+                    hex::encode_upper(d.as_ref().get(..10).unwrap_or_default())
+                )
+            }
+            _ => self.new_message_id(),
+        }
+    }
+
     async fn committed(&self, mut tx: Tx<'static>, wake_outbox: bool) -> Result<(), EngineError> {
         let head = store::stream_head(&mut tx).await?;
         tx.commit().await?;
@@ -851,7 +875,7 @@ impl Engine {
                         .or_else(|| stored.and_then(|s| s.national_party.clone()))
                         .unwrap_or_else(|| format!("NTS.{}", self.country)),
                     prepared_at: now,
-                    message_id: self.new_message_id(),
+                    message_id: self.output_id(origin, event, outcome.sent.len()),
                     correlation: origin.correlation.clone(),
                 };
                 let cx = compose::Context {
@@ -900,7 +924,7 @@ impl Engine {
                                     PeerIdentity::Node(c) => format!("NTA.{c}"),
                                 },
                                 prepared_at: now,
-                                message_id: self.new_message_id(),
+                                message_id: self.output_id(origin, event, outcome.sent.len() + out.len()),
                                 correlation: origin.correlation.clone(),
                             };
                             let cx = compose::Context {
