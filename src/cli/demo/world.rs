@@ -168,6 +168,11 @@ impl RunningNode {
         }
     }
 
+    /// The running node (engine, link), between a start and a stop.
+    pub fn node(&self) -> Option<&cats_node::RunningNode> {
+        self.node.as_ref()
+    }
+
     /// Starts it again with the same configuration, store and API address.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
@@ -321,6 +326,11 @@ impl World {
             hub_trigger,
             _dir: dir,
         })
+    }
+
+    /// The hub (its API address, store and metrics).
+    pub fn hub(&self) -> &cats_hub::RunningHub {
+        &self.hub
     }
 
     /// Prints each node's API address and tokens (`--keep-running`).
