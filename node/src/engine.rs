@@ -1565,7 +1565,9 @@ impl Engine {
             .accept(&mut tx, &fields.sender, &fields.message_id, digest.as_ref())
             .await?
         {
-            Accepted::New => crate::reconcile::record_received(&mut tx, &fields).await?,
+            Accepted::New => {
+                crate::reconcile::record_received(&mut tx, self.country, &fields).await?
+            }
             Accepted::Duplicate => {
                 tx.commit().await?;
                 d.ack().await?;

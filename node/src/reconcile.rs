@@ -59,13 +59,23 @@ macro_rules! on_tx {
 
 /// Records an accepted hub delivery for the per-movement digest (in the delivery's
 /// transaction). Deliveries without an MRN are not part of any movement's digest.
+///
+/// A delivery about an MRN that one of this node's offices allocated also moves that office's
+/// MRN sequence past it: a node restored from an older copy learns, from what the hub
+/// re-delivers, the MRNs it had allocated since, and does not allocate them again.
 pub async fn record_received(
     tx: &mut Tx<'_>,
+    country: message_catalog::ids::CountryCode,
     fields: &EnvelopeHeaderFields,
 ) -> Result<(), StoreError> {
     let Some(mrn) = &fields.mrn else {
         return Ok(());
     };
+    if let Some((counter, seq)) = mrn_sequence(mrn, country) {
+        if store::counter(tx, &counter).await? < seq {
+            store::set_counter(tx, &counter, seq).await?;
+        }
+    }
     let sender = fields.sender.urn();
     on_tx!(tx, |c| {
         sqlx::query(
@@ -80,6 +90,21 @@ pub async fn record_received(
         .await?;
     });
     Ok(())
+}
+
+/// For an MRN allocated by an office of `country`: the name of that office's MRN counter (as
+/// the engine names it) and the MRN's sequence number.
+fn mrn_sequence(mrn: &str, country: message_catalog::ids::CountryCode) -> Option<(String, i64)> {
+    let year = mrn.get(..2)?;
+    let office = mrn.get(2..10)?;
+    if office.get(..2) != Some(country.as_str()) {
+        return None;
+    }
+    let mut seq: i64 = 0;
+    for c in mrn.get(10..16)?.chars() {
+        seq = seq * 36 + i64::from(c.to_digit(36)?);
+    }
+    Some((format!("mrn:{office}:{year}"), seq))
 }
 
 /// This node's digest of every movement it holds hub deliveries for.
@@ -528,5 +553,23 @@ impl Engine {
                 _ = tokio::time::sleep(period) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use message_catalog::ids::{CountryCode, CustomsOfficeRef, Mrn, ProcedureLetter};
+
+    #[test]
+    fn an_own_mrn_gives_its_office_counter_and_sequence() {
+        let office = CustomsOfficeRef::parse("GE000301").expect("office");
+        let mrn = Mrn::generate(26, &office, 1297, ProcedureLetter::J).expect("MRN");
+        assert_eq!(
+            mrn_sequence(mrn.as_str(), CountryCode::GE),
+            Some(("mrn:GE000301:26".to_owned(), 1297))
+        );
+        assert_eq!(mrn_sequence(mrn.as_str(), CountryCode::KZ), None);
+        assert_eq!(mrn_sequence("26GE", CountryCode::GE), None);
     }
 }
