@@ -127,7 +127,10 @@ async fn converge(world: &World, country: &str) {
                 .self_check()
                 .await
                 .expect("self-check");
-            assert!(corrupt.is_empty(), "{country}: states off their log: {corrupt:?}");
+            assert!(
+                corrupt.is_empty(),
+                "{country}: states off their log: {corrupt:?}"
+            );
             return;
         }
         assert!(
@@ -307,7 +310,10 @@ async fn cut_off_under_load(transport: TransportKind) {
         .iter()
         .filter(|(_, why)| !why.contains("Connection refused"))
         .collect();
-    assert!(failed.is_empty(), "movements failed across the cut: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "movements failed across the cut: {failed:?}"
+    );
     assert!(
         report.failures.len() < 6,
         "most journeys must cross the cut: {:?}",
@@ -359,18 +365,22 @@ async fn corrupted_by_hand(transport: TransportKind) {
         .expect("state");
     let repaired: serde_json::Value = serde_json::from_str(&repaired).expect("JSON");
     let original: serde_json::Value = serde_json::from_str(&state).expect("JSON");
-    assert_eq!(repaired, original, "the movement is back to its folded state");
+    assert_eq!(
+        repaired, original,
+        "the movement is back to its folded state"
+    );
     pool.close().await;
     // Reported: metrics and the node's reconciliation runs.
     let metrics = engine(&s.world, "GE").metrics();
     assert_eq!(
-        metrics.value("cats_node_reconciliation_total", "what=\"corrupt_repaired\""),
+        metrics.value(
+            "cats_node_reconciliation_total",
+            "what=\"corrupt_repaired\""
+        ),
         1
     );
     let mut tx = engine(&s.world, "GE").store().begin().await.expect("tx");
-    let runs = cats_node::reconcile::runs(&mut tx, 1)
-        .await
-        .expect("runs");
+    let runs = cats_node::reconcile::runs(&mut tx, 1).await.expect("runs");
     tx.commit().await.expect("commit");
     assert_eq!(runs.first().map(|r| r.corrupt_repaired), Some(1));
     converge(&s.world, "GE").await;

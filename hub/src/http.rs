@@ -150,11 +150,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         Ok(nodes) => body.push_str(&crate::reconcile::render(&nodes)),
         Err(e) => tracing::warn!(code = e.code(), error = %e, "reconciliation totals unavailable"),
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 async fn reconciliation(State(s): State<ApiState>) -> Response {

@@ -211,7 +211,9 @@ async fn resend<T: Transport>(
                 bytes: Bytes::from(e.envelope.clone()),
             })
             .await?;
-        services.metrics.message_out("redelivered", country.as_str());
+        services
+            .metrics
+            .message_out("redelivered", country.as_str());
         bytes += e.envelope.len() as i64;
         tracing::debug!(sequence = e.sequence, id = %e.message_id, "re-delivered");
     }
@@ -412,7 +414,13 @@ pub async fn report(store: &HubStore) -> Result<Vec<NodeReconciliation>, StoreEr
 /// The totals as Prometheus text, for the hub's `/metrics`.
 pub fn render(nodes: &[NodeReconciliation]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, &str, fn(&NodeReconciliation) -> i64); 7] = [
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&NodeReconciliation) -> i64,
+    );
+    let series: [Series; 7] = [
         (
             "cats_hub_reconciliation_runs_total",
             "counter",

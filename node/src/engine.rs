@@ -924,7 +924,11 @@ impl Engine {
                                     PeerIdentity::Node(c) => format!("NTA.{c}"),
                                 },
                                 prepared_at: now,
-                                message_id: self.output_id(origin, event, outcome.sent.len() + out.len()),
+                                message_id: self.output_id(
+                                    origin,
+                                    event,
+                                    outcome.sent.len() + out.len(),
+                                ),
                                 correlation: origin.correlation.clone(),
                             };
                             let cx = compose::Context {

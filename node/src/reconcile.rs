@@ -71,10 +71,10 @@ pub async fn record_received(
     let Some(mrn) = &fields.mrn else {
         return Ok(());
     };
-    if let Some((counter, seq)) = mrn_sequence(mrn, country) {
-        if store::counter(tx, &counter).await? < seq {
-            store::set_counter(tx, &counter, seq).await?;
-        }
+    if let Some((counter, seq)) = mrn_sequence(mrn, country)
+        && store::counter(tx, &counter).await? < seq
+    {
+        store::set_counter(tx, &counter, seq).await?;
     }
     let sender = fields.sender.urn();
     on_tx!(tx, |c| {

@@ -510,24 +510,36 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_refused_with_their_code() {
-        assert_eq!(Request::decode(&[]).unwrap_err().code(), "reconcile.truncated");
-        assert_eq!(Request::decode(&[2]).unwrap_err().code(), "reconcile.version");
+        assert_eq!(
+            Request::decode(&[]).expect_err("refused").code(),
+            "reconcile.truncated"
+        );
+        assert_eq!(
+            Request::decode(&[2]).expect_err("refused").code(),
+            "reconcile.version"
+        );
         let mut req = Request {
             resume_after: 0,
             buckets: vec![[0; BUCKET_HASH_LEN]; 17],
         }
         .encode();
-        assert_eq!(Request::decode(&req).unwrap_err().code(), "reconcile.invalid");
+        assert_eq!(
+            Request::decode(&req).expect_err("refused").code(),
+            "reconcile.invalid"
+        );
         req = Request {
             resume_after: 0,
             buckets: vec![[0; BUCKET_HASH_LEN]; 16],
         }
         .encode();
         req.push(0);
-        assert_eq!(Request::decode(&req).unwrap_err().code(), "reconcile.trailing");
+        assert_eq!(
+            Request::decode(&req).expect_err("refused").code(),
+            "reconcile.trailing"
+        );
         let bad_mrn = [1, 0, 0, 0, 1, 3, b'a', b'/', b'b'];
         assert_eq!(
-            RepairRequest::decode(&bad_mrn).unwrap_err().code(),
+            RepairRequest::decode(&bad_mrn).expect_err("refused").code(),
             "reconcile.invalid"
         );
     }
