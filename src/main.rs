@@ -110,6 +110,8 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        #[command(subcommand)]
+        command: Option<NodeCommand>,
     },
     /// Print the effective configuration (defaults < file < environment).
     Config {
@@ -181,6 +183,18 @@ enum HubCommand {
         /// The hub's database (default: store.url of --config).
         #[arg(long)]
         database: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Ask the running node (its national API at http.listen of --config) to reconcile with
+    /// the hub now: self-check of its movements, digest comparison, repair. Prints what it
+    /// started; the runs are at GET /api/v1/reconciliation.
+    Reconcile {
+        /// An officer token of the node.
+        #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
+        token: String,
     },
 }
 
@@ -313,10 +327,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 cli::hub::verify_journal(database.as_deref(), config.as_deref())
             }
         },
-        Command::Node { config, log_json } => {
+        Command::Node {
+            config,
+            log_json,
+            command: None,
+        } => {
             init_logging(log_json);
             cli::node::run(config.as_deref())
         }
+        Command::Node {
+            config,
+            command: Some(NodeCommand::Reconcile { token }),
+            ..
+        } => cli::node::reconcile(config.as_deref(), &token),
         Command::Config { hub, node: None } => cli::hub::print_config(hub.as_deref()),
         Command::Config {
             node: Some(node), ..
