@@ -192,6 +192,8 @@ pub struct World {
     pub nodes: Nodes,
     /// Each node's process-side handle.
     pub running: Vec<RunningNode>,
+    /// The CATS CA certificate (PEM) that the nodes' API certificates chain to.
+    pub ca_pem: Vec<u8>,
     hub: cats_hub::RunningHub,
     hub_trigger: ShutdownTrigger,
     _dir: tempfile::TempDir,
@@ -322,6 +324,7 @@ impl World {
         Ok(World {
             nodes,
             running,
+            ca_pem,
             hub,
             hub_trigger,
             _dir: dir,
@@ -331,6 +334,11 @@ impl World {
     /// The hub (its API address, store and metrics).
     pub fn hub(&self) -> &cats_hub::RunningHub {
         &self.hub
+    }
+
+    /// The hub's HTTP API address.
+    pub fn hub_api(&self) -> SocketAddr {
+        self.hub.http_addr
     }
 
     /// Prints each node's API address and tokens (`--keep-running`).
