@@ -251,14 +251,7 @@ pub async fn handle<T: Transport>(
                 resumed: owed.len() as u32,
                 buckets: differing
                     .iter()
-                    .map(|b| {
-                        let movements = mine
-                            .movements
-                            .get(b)
-                            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                            .unwrap_or_default();
-                        (*b, movements)
-                    })
+                    .map(|b| (*b, mine.fingerprints(*b)))
                     .collect(),
             };
             let answer = diff.encode();
@@ -309,11 +302,22 @@ pub async fn handle<T: Transport>(
                 Err(e) => return refuse(delivery, country, message_type, e).await,
             };
             let mut tally = Tally {
-                differences: req.mrns.len() as i64,
+                differences: req.fingerprints.len() as i64,
                 bytes_in: delivery.bytes.len() as i64,
                 ..Tally::default()
             };
-            for mrn in &req.mrns {
+            // The fingerprints name the hub's movements as the differences described them;
+            // one whose entries changed since is found again by the next comparison.
+            let through = crate::journal::size(store).await?;
+            let wanted: std::collections::BTreeSet<[u8; rc::FINGERPRINT_LEN]> =
+                req.fingerprints.iter().copied().collect();
+            let mrns: Vec<String> = node_digests(store, country, through)
+                .await?
+                .into_iter()
+                .filter(|(m, d)| wanted.contains(&rc::fingerprint(m, d)))
+                .map(|(m, _)| m)
+                .collect();
+            for mrn in &mrns {
                 let owed = owed_of_mrn(store, country, mrn).await?;
                 if !owed.is_empty() {
                     tally.repaired += 1;
@@ -323,9 +327,9 @@ pub async fn handle<T: Transport>(
             }
             tracing::warn!(
                 %country,
-                movements = req.mrns.len(),
+                movements = req.fingerprints.len(),
                 entries = tally.resent,
-                mrns = ?req.mrns,
+                ?mrns,
                 "reconciliation: movements differed, their entries re-delivered"
             );
             tally

@@ -61,21 +61,14 @@ fn exchange(hub: &Leaves, node: &Leaves) -> (usize, usize, usize, usize) {
         resumed: 0,
         buckets: differing
             .iter()
-            .map(|b| {
-                let m = theirs
-                    .movements
-                    .get(b)
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                    .unwrap_or_default();
-                (*b, m)
-            })
+            .map(|b| (*b, theirs.fingerprints(*b)))
             .collect(),
     }
     .encode();
     let answer = Differences::decode(&diff).expect("differences");
     let repair = to_repair(&mine, &answer);
     let body = RepairRequest {
-        mrns: repair.clone(),
+        fingerprints: repair.clone(),
     }
     .encode();
     (request.len(), diff.len(), body.len(), repair.len())
@@ -93,7 +86,11 @@ fn bench(c: &mut Criterion) {
     let took = started.elapsed();
     let full = full_state_bytes(&node);
     let tree = request + diff + repair;
-    assert_eq!(found, MOVEMENTS / DIFFERING_EVERY, "every differing movement found");
+    assert_eq!(
+        found,
+        MOVEMENTS / DIFFERING_EVERY,
+        "every differing movement found"
+    );
     eprintln!(
         "reconcile: {MOVEMENTS} movements, {found} differing: compare {:.0} ms; bytes request \
          {request} + differences {diff} + repair {repair} = {tree} vs full state {full} \

@@ -479,7 +479,7 @@ impl Engine {
         let mut bytes_out = 0usize;
         if !repair.is_empty() {
             let req = RepairRequest {
-                mrns: repair.clone(),
+                fingerprints: repair.clone(),
             };
             let (_, n) = self
                 .send_control(
@@ -531,7 +531,7 @@ impl Engine {
                 through = diff.through,
                 resumed = diff.resumed,
                 movements = repair.len(),
-                mrns = ?repair,
+                fingerprints = ?repair.iter().map(hex::encode).collect::<Vec<_>>(),
                 "reconciliation: movements differ from the hub, repair asked"
             );
         }

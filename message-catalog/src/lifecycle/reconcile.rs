@@ -14,10 +14,11 @@
 //!    confirmed) and the hash of each of its MRN buckets;
 //! 2. hub → node: first every journal entry for that node after the resume point
 //!    (re-delivered), then [`Differences`]: the sequence the comparison was made at and, for
-//!    each bucket that differs, the hub's digest of each movement in it;
-//! 3. node → hub, [`RepairRequest`]: the MRNs that still differ after the re-delivery; the hub
-//!    re-delivers every journal entry of those movements for that node (the node's inbox makes
-//!    the ones it already holds harmless).
+//!    each bucket that differs, the [`fingerprint`] of each of the hub's movements in it (MRN
+//!    and digest hashed to 8 bytes: less than a quarter of sending both);
+//! 3. node → hub, [`RepairRequest`]: the fingerprints the node does not hold after the
+//!    re-delivery; the hub finds their MRNs and re-delivers every journal entry of those
+//!    movements for that node (the node's inbox makes the ones it already holds harmless).
 
 use std::collections::BTreeMap;
 
@@ -39,8 +40,23 @@ pub fn is_control(message_type: &str) -> bool {
 const VERSION: u8 = 1;
 /// Length of a movement digest on the wire.
 pub const DIGEST_LEN: usize = 16;
-/// Length of a bucket hash on the wire.
-pub const BUCKET_HASH_LEN: usize = 8;
+/// Length of a bucket hash on the wire (a collision hides a difference with probability
+/// 2^-32 per differing bucket).
+pub const BUCKET_HASH_LEN: usize = 4;
+/// Length of a movement fingerprint on the wire.
+pub const FINGERPRINT_LEN: usize = 8;
+
+/// A movement's fingerprint: SHA-256 of its MRN, a zero byte and its digest, truncated.
+pub fn fingerprint(mrn: &str, digest: &[u8; DIGEST_LEN]) -> [u8; FINGERPRINT_LEN] {
+    let mut h = Sha256::new();
+    h.update(mrn.as_bytes());
+    h.update([0u8]);
+    h.update(digest);
+    let full: [u8; 32] = h.finalize().into();
+    let mut out = [0u8; FINGERPRINT_LEN];
+    out.copy_from_slice(&full[..FINGERPRINT_LEN]);
+    out
+}
 /// The largest number of buckets (2^16).
 pub const MAX_BUCKETS: u32 = 1 << 16;
 
@@ -61,10 +77,10 @@ pub fn movement_digest<'a>(message_ids: impl IntoIterator<Item = &'a str>) -> [u
     out
 }
 
-/// The number of buckets for `movements` movements: a power of two near a quarter of the
+/// The number of buckets for `movements` movements: a power of two near an eighth of the
 /// count, between 16 and [`MAX_BUCKETS`].
 pub fn bucket_count(movements: usize) -> u32 {
-    let target = (movements / 4).max(16);
+    let target = (movements / 8).max(16);
     let mut n: u32 = 16;
     while (n as usize) < target && n < MAX_BUCKETS {
         n <<= 1;
@@ -118,6 +134,14 @@ impl Buckets {
         out
     }
 
+    /// The fingerprints of the movements in `bucket`.
+    pub fn fingerprints(&self, bucket: u32) -> Vec<[u8; FINGERPRINT_LEN]> {
+        self.movements
+            .get(&bucket)
+            .map(|m| m.iter().map(|(k, d)| fingerprint(k, d)).collect())
+            .unwrap_or_default()
+    }
+
     /// Every bucket's hash, bucket 0 first.
     pub fn hashes(&self) -> Vec<[u8; BUCKET_HASH_LEN]> {
         (0..self.count).map(|b| self.hash(b)).collect()
@@ -151,7 +175,7 @@ pub struct Request {
     pub buckets: Vec<[u8; BUCKET_HASH_LEN]>,
 }
 
-/// Hub → node: the differing buckets, with the hub's digest of every movement in them.
+/// Hub → node: the differing buckets, with the fingerprint of every hub movement in them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Differences {
     /// The journal sequence the comparison was made at: once the node holds everything in
@@ -161,15 +185,16 @@ pub struct Differences {
     pub bucket_count: u32,
     /// How many entries were re-delivered before this message (resume).
     pub resumed: u32,
-    /// Per differing bucket, the hub's movements in it and their digests.
-    pub buckets: BTreeMap<u32, Vec<(String, [u8; DIGEST_LEN])>>,
+    /// Per differing bucket, the fingerprints of the hub's movements in it.
+    pub buckets: BTreeMap<u32, Vec<[u8; FINGERPRINT_LEN]>>,
 }
 
-/// Node → hub: the movements that still differ; re-deliver their entries.
+/// Node → hub: the hub's movements the node does not hold as the hub does (by fingerprint);
+/// re-deliver their entries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairRequest {
-    /// The MRNs.
-    pub mrns: Vec<String>,
+    /// The fingerprints, from the hub's [`Differences`].
+    pub fingerprints: Vec<[u8; FINGERPRINT_LEN]>,
 }
 
 /// A body could not be decoded.
@@ -232,19 +257,6 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(self.take(N, what)?);
         Ok(a)
     }
-    fn mrn(&mut self) -> Result<String, BodyError> {
-        let len = self.u8("an MRN length")? as usize;
-        if len == 0 {
-            return Err(BodyError::Invalid("an empty MRN".into()));
-        }
-        let b = self.take(len, "an MRN")?;
-        let s = std::str::from_utf8(b)
-            .map_err(|_| BodyError::Invalid("an MRN that is not UTF-8".into()))?;
-        if !s.bytes().all(|c| c.is_ascii_alphanumeric()) {
-            return Err(BodyError::Invalid(format!("MRN {s:?} is not alphanumeric")));
-        }
-        Ok(s.to_owned())
-    }
     fn version(&mut self) -> Result<(), BodyError> {
         match self.u8("the version")? {
             VERSION => Ok(()),
@@ -258,13 +270,6 @@ impl<'a> Reader<'a> {
             Err(BodyError::Trailing(self.bytes.len()))
         }
     }
-}
-
-fn put_mrn(out: &mut Vec<u8>, mrn: &str) {
-    let b = mrn.as_bytes();
-    let len = b.len().min(255);
-    out.push(len as u8);
-    out.extend_from_slice(&b[..len]);
 }
 
 fn check_count(n: u32) -> Result<u32, BodyError> {
@@ -313,7 +318,7 @@ impl Request {
 
 impl Differences {
     /// `01 | i64 through | u32 bucket_count | u32 resumed | u32 n | n × (u32 bucket | u32 m |
-    /// m × (u8 len | MRN | 16-byte digest))`.
+    /// m × 8-byte fingerprint)`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION];
         out.extend_from_slice(&self.through.to_be_bytes());
@@ -323,9 +328,8 @@ impl Differences {
         for (bucket, movements) in &self.buckets {
             out.extend_from_slice(&bucket.to_be_bytes());
             out.extend_from_slice(&(movements.len() as u32).to_be_bytes());
-            for (mrn, digest) in movements {
-                put_mrn(&mut out, mrn);
-                out.extend_from_slice(digest);
+            for f in movements {
+                out.extend_from_slice(f);
             }
         }
         out
@@ -354,10 +358,11 @@ impl Differences {
             }
             let m = r.u32("a bucket's movement count")?;
             let mut movements = Vec::new();
+            if m as usize > r.bytes.len() / FINGERPRINT_LEN {
+                return Err(BodyError::Truncated("a bucket's fingerprints"));
+            }
             for _ in 0..m {
-                let mrn = r.mrn()?;
-                let digest = r.array::<DIGEST_LEN>("a movement digest")?;
-                movements.push((mrn, digest));
+                movements.push(r.array::<FINGERPRINT_LEN>("a fingerprint")?);
             }
             buckets.insert(bucket, movements);
         }
@@ -372,12 +377,12 @@ impl Differences {
 }
 
 impl RepairRequest {
-    /// `01 | u32 n | n × (u8 len | MRN)`.
+    /// `01 | u32 n | n × 8-byte fingerprint`.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![VERSION];
-        out.extend_from_slice(&(self.mrns.len() as u32).to_be_bytes());
-        for m in &self.mrns {
-            put_mrn(&mut out, m);
+        out.extend_from_slice(&(self.fingerprints.len() as u32).to_be_bytes());
+        for f in &self.fingerprints {
+            out.extend_from_slice(f);
         }
         out
     }
@@ -386,29 +391,29 @@ impl RepairRequest {
     pub fn decode(bytes: &[u8]) -> Result<RepairRequest, BodyError> {
         let mut r = Reader { bytes };
         r.version()?;
-        let n = r.u32("the MRN count")?;
-        let mut mrns = Vec::new();
+        let n = r.u32("the fingerprint count")?;
+        if n as usize > r.bytes.len() / FINGERPRINT_LEN {
+            return Err(BodyError::Truncated("the fingerprints"));
+        }
+        let mut fingerprints = Vec::new();
         for _ in 0..n {
-            mrns.push(r.mrn()?);
+            fingerprints.push(r.array::<FINGERPRINT_LEN>("a fingerprint")?);
         }
         r.end()?;
-        Ok(RepairRequest { mrns })
+        Ok(RepairRequest { fingerprints })
     }
 }
 
-/// The node's side of step 3: the MRNs whose digest differs from the hub's in the differing
-/// buckets (including the ones the hub has and the node does not). Movements the node holds
-/// and the hub does not are left out: the hub cannot re-deliver them (and the node's own
-/// unsent messages go out through its outbox).
-pub fn to_repair(mine: &Buckets, theirs: &Differences) -> Vec<String> {
+/// The node's side of step 3: the fingerprints of the hub's movements, in the differing
+/// buckets, that the node does not hold with the same digest (including the ones it does not
+/// hold at all). Movements the node holds and the hub does not are left out: the hub cannot
+/// re-deliver them (and the node's own unsent messages go out through its outbox).
+pub fn to_repair(mine: &Buckets, theirs: &Differences) -> Vec<[u8; FINGERPRINT_LEN]> {
     let mut out = Vec::new();
-    for (bucket, movements) in &theirs.buckets {
-        let held = mine.movements.get(bucket);
-        for (mrn, digest) in movements {
-            if held.and_then(|h| h.get(mrn)) != Some(digest) {
-                out.push(mrn.clone());
-            }
-        }
+    for (bucket, fingerprints) in &theirs.buckets {
+        let held: std::collections::BTreeSet<[u8; FINGERPRINT_LEN]> =
+            mine.fingerprints(*bucket).into_iter().collect();
+        out.extend(fingerprints.iter().filter(|f| !held.contains(*f)).copied());
     }
     out
 }
@@ -439,7 +444,7 @@ mod tests {
     #[test]
     fn bucket_counts_are_powers_of_two_in_range() {
         assert_eq!(bucket_count(0), 16);
-        assert_eq!(bucket_count(100_000), 32_768);
+        assert_eq!(bucket_count(100_000), 16_384);
         assert_eq!(bucket_count(10_000_000), MAX_BUCKETS);
     }
 
@@ -470,20 +475,15 @@ mod tests {
             resumed: 0,
             buckets: differing
                 .iter()
-                .map(|b| {
-                    (
-                        *b,
-                        hub_b.movements[b]
-                            .iter()
-                            .map(|(m, d)| (m.clone(), *d))
-                            .collect(),
-                    )
-                })
+                .map(|b| (*b, hub_b.fingerprints(*b)))
                 .collect(),
         };
         let mut repair = to_repair(&node_b, &diff);
         repair.sort();
-        let mut want = vec![hub[17].0.clone(), hub[500].0.clone()];
+        let mut want = vec![
+            fingerprint(&hub[17].0, &hub[17].1),
+            fingerprint(&hub[500].0, &hub[500].1),
+        ];
         want.sort();
         assert_eq!(repair, want);
     }
@@ -499,11 +499,11 @@ mod tests {
             through: 5,
             bucket_count: 32,
             resumed: 3,
-            buckets: BTreeMap::from([(3, vec![("26KZ0001011234567X".into(), [1; DIGEST_LEN])])]),
+            buckets: BTreeMap::from([(3, vec![[1; FINGERPRINT_LEN]])]),
         };
         assert_eq!(Differences::decode(&diff.encode()), Ok(diff));
         let rep = RepairRequest {
-            mrns: vec!["26KZ0001011234567X".into()],
+            fingerprints: vec![[2; FINGERPRINT_LEN]],
         };
         assert_eq!(RepairRequest::decode(&rep.encode()), Ok(rep));
     }
@@ -537,10 +537,10 @@ mod tests {
             Request::decode(&req).expect_err("refused").code(),
             "reconcile.trailing"
         );
-        let bad_mrn = [1, 0, 0, 0, 1, 3, b'a', b'/', b'b'];
+        let short = [1, 0, 0, 0, 2, 1, 2, 3, 4, 5, 6, 7, 8];
         assert_eq!(
-            RepairRequest::decode(&bad_mrn).expect_err("refused").code(),
-            "reconcile.invalid"
+            RepairRequest::decode(&short).expect_err("refused").code(),
+            "reconcile.truncated"
         );
     }
 }
