@@ -120,6 +120,14 @@ pub struct RawAmqp {
     /// Its password (printed as `<redacted>` by `cats config`).
     #[serde(serialize_with = "redacted")]
     pub management_password: String,
+    /// Partitions of the inbound queue (`cats.hub.in`, `cats.hub.in.1`, …), fed by the
+    /// consistent-hash exchange on the MRN; the same in every hub process on one broker.
+    pub partitions: u16,
+    /// The partitions this process consumes at once, comma-separated (`"0,2"`); it stands by
+    /// on the others after `standby_delay_ms`. Empty: all at once.
+    pub preferred_partitions: String,
+    /// Delay before standing by on the non-preferred partitions, milliseconds.
+    pub standby_delay_ms: u64,
 }
 
 /// Serializes a secret as `<redacted>` (empty stays empty, so an unset secret shows as unset).
@@ -144,6 +152,9 @@ impl Default for RawAmqp {
             management_url: String::new(),
             management_user: String::new(),
             management_password: String::new(),
+            partitions: 1,
+            preferred_partitions: String::new(),
+            standby_delay_ms: 5_000,
         }
     }
 }
@@ -161,6 +172,31 @@ impl Default for RawOperations {
     fn default() -> Self {
         RawOperations {
             sample_interval_ms: 5_000,
+        }
+    }
+}
+
+/// `[guarantee]`: the ledger's thresholds and periods (`crate::guarantee::LedgerPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGuarantee {
+    /// Percentages of the insured amount whose crossing is notified to the insurer, 1 to 100.
+    pub thresholds_percent: Vec<u32>,
+    /// Days after a reservation by which the movement must be discharged, at least 1.
+    pub transit_days: u32,
+    /// Days an enquiry stays open before it becomes a liability, at least 1.
+    pub liability_after_days: u32,
+    /// How often the enquiry sweep runs, seconds, at least 1.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for RawGuarantee {
+    fn default() -> Self {
+        RawGuarantee {
+            thresholds_percent: vec![80, 100],
+            transit_days: 8,
+            liability_after_days: 28,
+            sweep_interval_seconds: 60,
         }
     }
 }
@@ -210,6 +246,9 @@ pub struct RawMessages {
     /// Reference data JSON file (shape of `message-catalog/src/reference/pilot.json`); empty
     /// for the embedded pilot set.
     pub reference_data: PathBuf,
+    /// Deliveries processed at once, in lanes by MRN (each movement's messages in order);
+    /// 1: one at a time.
+    pub lanes: usize,
 }
 
 impl Default for RawMessages {
@@ -218,6 +257,7 @@ impl Default for RawMessages {
             freshness_seconds: 300,
             max_bytes: Limits::default().max_bytes,
             reference_data: PathBuf::new(),
+            lanes: 1,
         }
     }
 }
@@ -238,6 +278,8 @@ pub struct RawConfig {
     pub messages: RawMessages,
     /// `[operations]`.
     pub operations: RawOperations,
+    /// `[guarantee]`.
+    pub guarantee: RawGuarantee,
 }
 
 /// The configuration with everything loaded (stage 2).
@@ -261,6 +303,12 @@ pub struct ResolvedConfig {
     pub reference: ReferenceData,
     /// How often the operations sampler runs.
     pub sample_interval: Duration,
+    /// Deliveries processed at once (`[messages] lanes`).
+    pub lanes: usize,
+    /// The guarantee ledger's thresholds and periods.
+    pub ledger: crate::guarantee::LedgerPolicy,
+    /// How often the enquiry sweep runs.
+    pub sweep_interval: Duration,
 }
 
 /// The hub's transport, resolved.
@@ -276,7 +324,7 @@ pub enum ResolvedTransport {
     /// RabbitMQ.
     Amqp {
         /// The hub's link (certificates loaded).
-        config: AmqpConfig,
+        config: Box<AmqpConfig>,
         /// The management API, when configured.
         management: Option<ManagementApi>,
     },
@@ -391,12 +439,49 @@ impl RawConfig {
             })?;
             ReferenceData::from_json(&bytes).map_err(|e| HubError::Invalid(e.to_string()))?
         };
+        if !(1..=256).contains(&self.messages.lanes) {
+            return Err(HubError::Invalid(format!(
+                "messages.lanes {}: must be from 1 to 256",
+                self.messages.lanes
+            )));
+        }
         if self.operations.sample_interval_ms < 100 {
             return Err(HubError::Invalid(format!(
                 "operations.sample_interval_ms {}: must be at least 100",
                 self.operations.sample_interval_ms
             )));
         }
+        let g = &self.guarantee;
+        if let Some(t) = g
+            .thresholds_percent
+            .iter()
+            .find(|t| !(1..=100).contains(*t))
+        {
+            return Err(HubError::Invalid(format!(
+                "guarantee.thresholds_percent {t}: each from 1 to 100"
+            )));
+        }
+        for (key, v) in [
+            ("transit_days", u64::from(g.transit_days)),
+            ("liability_after_days", u64::from(g.liability_after_days)),
+            ("sweep_interval_seconds", g.sweep_interval_seconds),
+        ] {
+            if v < 1 {
+                return Err(HubError::Invalid(format!(
+                    "guarantee.{key} {v}: must be at least 1"
+                )));
+            }
+        }
+        let ledger = crate::guarantee::LedgerPolicy {
+            thresholds: g
+                .thresholds_percent
+                .iter()
+                .map(|t| rust_decimal::Decimal::from(*t))
+                .collect(),
+            transit_days: i64::from(g.transit_days),
+            liability_after_days: i64::from(g.liability_after_days),
+        };
+        let sweep_interval = Duration::from_secs(g.sweep_interval_seconds);
         Ok(ResolvedConfig {
             store_url: self.store.url,
             http_listen: addr("http.listen", &self.http.listen)?,
@@ -410,6 +495,9 @@ impl RawConfig {
             },
             reference,
             sample_interval: Duration::from_millis(self.operations.sample_interval_ms),
+            lanes: self.messages.lanes,
+            ledger,
+            sweep_interval,
         })
     }
 }
@@ -472,6 +560,21 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `"0,2"` → `[0, 2]`; empty → `[]`.
+fn parse_partitions(list: &str) -> Result<Vec<u16>, HubError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>().map_err(|_| {
+                HubError::Invalid(format!(
+                    "transport.amqp.preferred_partitions {list:?}: {p:?} is not a partition number"
+                ))
+            })
+        })
+        .collect()
+}
+
 fn resolve_amqp(
     raw: &RawAmqp,
     path: &dyn Fn(&Path) -> PathBuf,
@@ -491,6 +594,9 @@ fn resolve_amqp(
         heartbeat_s: raw.heartbeat_s,
         reconnect_min_ms: raw.reconnect_min_ms,
         reconnect_max_ms: raw.reconnect_max_ms,
+        partitions: raw.partitions,
+        preferred_partitions: parse_partitions(&raw.preferred_partitions)?,
+        standby_delay_ms: raw.standby_delay_ms,
     };
     let config = AmqpConfig::resolve(&raw_link).map_err(|e| match e {
         ConfigError::Value { key, problem } => {
@@ -510,15 +616,17 @@ fn resolve_amqp(
             .map_err(|e| HubError::Invalid(format!("transport.amqp.management_url: {e}")))?,
         )
     };
-    Ok(ResolvedTransport::Amqp { config, management })
+    Ok(ResolvedTransport::Amqp {
+        config: Box::new(config),
+        management,
+    })
 }
 
 /// A started hub.
 #[derive(Debug)]
 pub struct RunningHub {
-    /// Where the direct link listens; on AMQP, where there is no direct link, the unspecified
-    /// address `0.0.0.0:0` (see [`RunningHub::transport`]).
-    pub direct_addr: SocketAddr,
+    /// Where the direct link listens; `None` on AMQP, where there is no direct link.
+    pub direct_addr: Option<SocketAddr>,
     /// `direct` or `amqp`.
     pub transport: &'static str,
     /// Where the HTTP API listens.
@@ -569,12 +677,14 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         verifier: Verifier::new(config.trust, config.freshness),
         signer: config.signer,
         reference: config.reference,
+        ledger: config.ledger,
         metrics: metrics.clone(),
         limits: config.limits,
     });
     let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
     let http_addr = listener.local_addr()?;
     let mut background = Vec::new();
+    let lanes = config.lanes;
     let (direct_addr, transport, replay): (_, _, Arc<dyn Replay>) = match config.transport {
         ResolvedTransport::Direct { listen, tls } => {
             let transport_store = transport_store
@@ -587,11 +697,11 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let pipeline = Arc::new(Pipeline::new(direct.clone(), services.clone()));
             let (p, d, stop) = (pipeline.clone(), direct.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 d.shutdown().await;
             }));
             (
-                direct.local_addr(),
+                Some(direct.local_addr()),
                 HubTransport::Direct {
                     hub: direct.clone(),
                 },
@@ -600,27 +710,27 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         }
         ResolvedTransport::Amqp { config, management } => {
             let link = Arc::new(
-                AmqpTransport::hub(config.clone())
+                AmqpTransport::hub((*config).clone())
                     .await
                     .map_err(|e| HubError::Transport(format!("{}: {e}", e.code())))?,
             );
             let pipeline = Arc::new(Pipeline::new(link.clone(), services.clone()));
             let (p, l, stop) = (pipeline.clone(), link.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 l.close().await;
             }));
             background.push(tokio::spawn(crate::dead_letters::drain_amqp(
-                config.clone(),
+                (*config).clone(),
                 store.clone(),
                 amqp_queues(&countries),
                 shutdown.clone(),
             )));
             (
-                SocketAddr::from(([0, 0, 0, 0], 0)),
+                None,
                 HubTransport::Amqp {
                     link: link.clone(),
-                    config: Box::new(config),
+                    config,
                     management,
                 },
                 Arc::new(PipelineReplay::new(pipeline, link)) as Arc<dyn Replay>,
@@ -641,11 +751,26 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         let (o, stop) = (operations.clone(), shutdown.clone());
         background.push(tokio::spawn(async move { o.run(stop).await }));
     }
+    {
+        let (store, policy, stop) = (store.clone(), services.ledger.clone(), shutdown.clone());
+        background.push(tokio::spawn(crate::insurer::run_sweeps(
+            store,
+            policy,
+            config.sweep_interval,
+            stop,
+        )));
+    }
+    let insurer_api = crate::insurer::InsurerApi {
+        store: store.clone(),
+        reference: Arc::new(services.reference.clone()),
+        answer: Some((services.clone(), operations.clone())),
+    };
     let app = router(ApiState {
         store,
         metrics,
         operations: operations.clone(),
-    });
+    })
+    .merge(crate::insurer::routes(insurer_api));
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -658,7 +783,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let _ = task.await;
         }
     });
-    tracing::info!(transport = kind, %direct_addr, %http_addr, "hub started");
+    tracing::info!(transport = kind, direct_addr = ?direct_addr, %http_addr, "hub started");
     Ok(RunningHub {
         direct_addr,
         transport: kind,
@@ -795,6 +920,29 @@ mod tests {
         let mut missing = raw.clone();
         missing.transport.amqp.cert_file = "nowhere.pem".into();
         assert!(matches!(missing.resolve(), Err(HubError::Certs(_))));
+        let mut partitions = raw.clone();
+        partitions.transport.amqp.partitions = 4;
+        partitions.transport.amqp.preferred_partitions = " 1, 3".into();
+        match partitions.clone().resolve().expect("resolves").transport {
+            ResolvedTransport::Amqp { config, .. } => {
+                assert_eq!(config.partitions, 4);
+                assert_eq!(config.preferred_partitions, vec![1, 3]);
+            }
+            other => panic!("expected AMQP, got {other:?}"),
+        }
+        partitions.transport.amqp.preferred_partitions = "1,x".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = "4".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = String::new();
+        partitions.transport.amqp.partitions = 0;
+        assert!(
+            matches!(partitions.resolve(), Err(HubError::Invalid(m)) if m.contains("partitions"))
+        );
         let mut kind = raw;
         kind.transport.kind = "carrier-pigeon".into();
         assert!(matches!(kind.resolve(), Err(HubError::Invalid(_))));

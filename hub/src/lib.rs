@@ -15,6 +15,9 @@
 //! - [`registry`]: the movement registry kept from accepted messages, and its queries.
 //! - [`guarantee`]: the comprehensive-guarantee ledger (CD203C → CD205C, CD204C, CD209C) and
 //!   `/api/v1/guarantees`.
+//! - [`insurer`]: insurers and the administrator on the ledger: contract submission and
+//!   approval, the insurer's view, enquiries, liabilities and their indemnity process,
+//!   threshold notifications (`/api/v1/insurance-contracts`, `/api/v1/insurer/contracts`, …).
 //! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
 //! - [`http`]: the operations API (`/api/v1/movements`, `/api/v1/queues`,
 //!   `/api/v1/dead-letters`, `/healthz`, `/readyz`, `/metrics`).
@@ -34,6 +37,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod guarantee;
 pub mod http;
+pub mod insurer;
 pub mod journal;
 pub mod metrics;
 pub mod operations;

@@ -147,6 +147,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_guarantees.sql"),
     },
     Migration {
+        version: 6,
+        name: "insurers",
+        sqlite: include_str!("../migrations/sqlite/0006_insurers.sql"),
+        postgres: include_str!("../migrations/postgres/0006_insurers.sql"),
+    },
+    Migration {
         version: 7,
         name: "reconciliation",
         sqlite: include_str!("../migrations/sqlite/0007_reconciliation.sql"),

@@ -231,6 +231,11 @@ pub async fn fresh_postgres(base: &str, name: &str) -> anyhow::Result<String> {
 }
 
 impl World {
+    /// The hub (its API address, its store and reference data).
+    pub fn hub(&self) -> &cats_hub::RunningHub {
+        &self.hub
+    }
+
     /// Makes the PKI if missing, then starts the hub and the nodes.
     pub async fn start(options: &Options) -> anyhow::Result<World> {
         let countries = COUNTRIES
@@ -292,7 +297,9 @@ impl World {
             ),
             None => println!(
                 "hub      direct link {}  API http://{}  store {hub_store}",
-                hub.direct_addr, hub.http_addr
+                hub.direct_addr
+                    .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                hub.http_addr
             ),
         }
 
@@ -397,7 +404,7 @@ async fn start_node(
     country: &str,
     pki: &Path,
     store_url: &str,
-    hub: SocketAddr,
+    hub: Option<SocketAddr>,
 ) -> anyhow::Result<RunningNode> {
     use cats_node::config::RawToken;
     let national_token = token();
@@ -430,7 +437,7 @@ async fn start_node(
         }
         None => {
             raw.transport.kind = "direct".into();
-            raw.transport.hub = hub.to_string();
+            raw.transport.hub = hub.context("the hub runs no direct link")?.to_string();
             raw.transport.server_name = "localhost".into();
         }
     }
