@@ -338,11 +338,6 @@ impl World {
         })
     }
 
-    /// The hub (its API address, store and metrics).
-    pub fn hub(&self) -> &cats_hub::RunningHub {
-        &self.hub
-    }
-
     /// The hub's HTTP API address.
     pub fn hub_api(&self) -> SocketAddr {
         self.hub.http_addr
