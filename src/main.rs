@@ -121,6 +121,8 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        #[command(subcommand)]
+        command: Option<NodeCommand>,
     },
     /// Print the effective configuration (defaults < file < environment).
     Config {
@@ -209,6 +211,18 @@ enum HubCommand {
         /// For a hub administrator (a name for the audit trail).
         #[arg(long)]
         administrator: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Ask the running node (its national API at http.listen of --config) to reconcile with
+    /// the hub now: self-check of its movements, digest comparison, repair. Prints what it
+    /// started; the runs are at GET /api/v1/reconciliation.
+    Reconcile {
+        /// An officer token of the node.
+        #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
+        token: String,
     },
 }
 
@@ -352,10 +366,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 administrator,
             ),
         },
-        Command::Node { config, log_json } => {
+        Command::Node {
+            config,
+            log_json,
+            command: None,
+        } => {
             init_logging(log_json);
             cli::node::run(config.as_deref())
         }
+        Command::Node {
+            config,
+            command: Some(NodeCommand::Reconcile { token }),
+            ..
+        } => cli::node::reconcile(config.as_deref(), &token),
         Command::Config { hub, node: None } => cli::hub::print_config(hub.as_deref()),
         Command::Config {
             node: Some(node), ..

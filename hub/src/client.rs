@@ -224,6 +224,18 @@ impl HubClient {
         self.get("/api/v1/queues").await
     }
 
+    /// `GET /api/v1/reconciliation`: every node's reconciliation totals.
+    pub async fn reconciliation(
+        &self,
+    ) -> Result<Vec<crate::reconcile::NodeReconciliation>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            nodes: Vec<crate::reconcile::NodeReconciliation>,
+        }
+        let list: List = self.get("/api/v1/reconciliation").await?;
+        Ok(list.nodes)
+    }
+
     /// `GET /api/v1/dead-letters?state=STATE`.
     pub async fn dead_letters(&self, state: &str) -> Result<Vec<DeadLetterSummary>, ClientError> {
         #[derive(serde::Deserialize)]

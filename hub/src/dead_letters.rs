@@ -718,6 +718,9 @@ impl DeadLetters {
                 Outcome::DeadLettered { sequence } => {
                     format!("unreadable: journal {sequence}")
                 }
+                Outcome::Reconciliation { message_type } => {
+                    format!("reconciliation message {message_type} answered")
+                }
             };
             match settled {
                 Some(Settlement::Acked) => Ok((text, true)),

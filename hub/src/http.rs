@@ -53,6 +53,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::guarantee::routes(state.store.clone()))
         .route("/api/v1/queues", get(queues))
+        .route("/api/v1/reconciliation", get(reconciliation))
         .route("/api/v1/dead-letters", get(dead_letters))
         .route("/api/v1/dead-letters/{id}", get(dead_letter))
         .route("/api/v1/dead-letters/{id}/replay", post(replay))
@@ -144,11 +145,19 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         tracing::warn!(code, error = %e, "queue sample for /metrics failed");
     }
     let size = crate::journal::size(&s.store).await.unwrap_or(-1);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(size),
-    )
-        .into_response()
+    let mut body = s.metrics.render(size);
+    match crate::reconcile::report(&s.store).await {
+        Ok(nodes) => body.push_str(&crate::reconcile::render(&nodes)),
+        Err(e) => tracing::warn!(code = e.code(), error = %e, "reconciliation totals unavailable"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn reconciliation(State(s): State<ApiState>) -> Response {
+    match crate::reconcile::report(&s.store).await {
+        Ok(nodes) => Json(serde_json::json!({ "nodes": nodes })).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.code(), e.to_string()),
+    }
 }
 
 async fn queues(State(s): State<ApiState>) -> Response {

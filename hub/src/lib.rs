@@ -25,6 +25,8 @@
 //!   `/api/v1/queues` and the queue gauges of `/metrics`; `/readyz`'s transport check.
 //! - [`dead_letters`]: the register of dead letters (collected from the transport), replay and
 //!   discard with an audit entry.
+//! - [`reconcile`]: reconciliation with the nodes (resume by sequence, digest comparison,
+//!   repair by re-delivery) and `/api/v1/reconciliation`.
 //! - [`client`]: a small HTTP client for the hub's API (`cats queues`, `cats dead-letters`)
 //!   and RabbitMQ's management API.
 //! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
@@ -40,6 +42,7 @@ pub mod journal;
 pub mod metrics;
 pub mod operations;
 pub mod pipeline;
+pub mod reconcile;
 pub mod registry;
 pub mod routing;
 pub mod store;

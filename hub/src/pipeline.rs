@@ -80,6 +80,11 @@ pub enum Outcome {
         /// Journal sequence.
         sequence: i64,
     },
+    /// A reconciliation control message, answered by [`crate::reconcile::handle`].
+    Reconciliation {
+        /// Its type.
+        message_type: String,
+    },
 }
 
 /// Processing stopped before the delivery was settled; it stays owed and comes again.
@@ -411,6 +416,22 @@ impl<T: Transport> Pipeline<T> {
             }
         };
         let signer = Some(opened.signer.urn());
+
+        // Reconciliation control messages (issue 7) are answered, not journalled or routed.
+        if message_catalog::lifecycle::reconcile::is_control(&seen.message_type)
+            && seen.recipient == Recipient::Hub
+        {
+            return crate::reconcile::handle(
+                &*self.transport,
+                s,
+                delivery,
+                sender,
+                &seen.message_id,
+                &seen.message_type,
+                opened.body,
+            )
+            .await;
+        }
 
         // 4. Strict decode and rules.
         let message = match rules::validate(opened.body, &s.limits, Level::Rules) {

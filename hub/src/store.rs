@@ -152,6 +152,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_insurers.sql"),
         postgres: include_str!("../migrations/postgres/0006_insurers.sql"),
     },
+    Migration {
+        version: 7,
+        name: "reconciliation",
+        sqlite: include_str!("../migrations/sqlite/0007_reconciliation.sql"),
+        postgres: include_str!("../migrations/postgres/0007_reconciliation.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).

@@ -39,12 +39,16 @@ use crate::webhook::Webhook;
 pub struct RawNode {
     /// The country this node serves (ISO 3166-1 alpha-2).
     pub country: String,
+    /// Seconds between reconciliations with the hub (the first runs on start); 0: only on
+    /// demand.
+    pub reconcile_interval_secs: u64,
 }
 
 impl Default for RawNode {
     fn default() -> Self {
         RawNode {
             country: "KZ".into(),
+            reconcile_interval_secs: 300,
         }
     }
 }
@@ -329,6 +333,8 @@ pub struct ResolvedConfig {
     pub selector: Selector,
     /// Webhook.
     pub webhook: Option<Webhook>,
+    /// Time between reconciliations with the hub (`None`: only on demand).
+    pub reconcile_interval: Option<Duration>,
 }
 
 /// The configuration could not be read or resolved, or the node could not start.
@@ -520,6 +526,8 @@ impl RawConfig {
         };
         Ok(ResolvedConfig {
             country,
+            reconcile_interval: (self.node.reconcile_interval_secs > 0)
+                .then(|| Duration::from_secs(self.node.reconcile_interval_secs)),
             store_url: self.store.url,
             http_listen: self
                 .http
@@ -688,6 +696,11 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         let shutdown = shutdown.clone();
         tokio::spawn(async move { engine.run_inbound(link.as_ref(), shutdown).await })
     };
+    let reconciliation = config.reconcile_interval.map(|period| {
+        let engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { engine.run_reconciliation(period, shutdown).await })
+    });
     let webhook = config.webhook.map(|w| {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
@@ -716,6 +729,9 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         }
         let _ = relay.await;
         let _ = inbound.await;
+        if let Some(r) = reconciliation {
+            let _ = r.await;
+        }
         if let Some(w) = webhook {
             let _ = w.await;
         }

@@ -88,14 +88,14 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) outbox: Outbox,
     pub(crate) country: CountryCode,
-    signer: Signer,
+    pub(crate) signer: Signer,
     verifier: Verifier,
     pub(crate) reference: ReferenceData,
-    limits: Limits,
+    pub(crate) limits: Limits,
     selector: Selector,
     policy: DeparturePolicy,
     pub(crate) metrics: Arc<Metrics>,
-    lock: tokio::sync::Mutex<()>,
+    pub(crate) lock: tokio::sync::Mutex<()>,
     stream: tokio::sync::watch::Sender<i64>,
 }
 
@@ -364,6 +364,30 @@ impl Engine {
 
     fn new_message_id(&self) -> String {
         format!("{}{}", self.country, random_hex(10))
+    }
+
+    /// The identification of an output. For a hub delivery it is derived from the delivered
+    /// message's identification, the office, the role and the output's position, so that
+    /// re-applying the same delivery (a database restored from a backup, reconciliation)
+    /// emits the same identifications: the national system and the hub see a repetition, not
+    /// a new message. Otherwise random.
+    fn output_id(&self, origin: &Origin, event: &Event, index: usize) -> String {
+        match (origin.kind, &origin.correlation) {
+            ("in", Some(input)) => {
+                let seed = format!(
+                    "{input}\n{}\n{}\n{index}",
+                    event.office,
+                    role_name(event.role)
+                );
+                let d = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
+                format!(
+                    "{}{}",
+                    self.country,
+                    hex::encode_upper(d.as_ref().get(..10).unwrap_or_default())
+                )
+            }
+            _ => self.new_message_id(),
+        }
     }
 
     async fn committed(&self, mut tx: Tx<'static>, wake_outbox: bool) -> Result<(), EngineError> {
@@ -871,7 +895,7 @@ impl Engine {
                         .or_else(|| stored.and_then(|s| s.national_party.clone()))
                         .unwrap_or_else(|| format!("NTS.{}", self.country)),
                     prepared_at: now,
-                    message_id: self.new_message_id(),
+                    message_id: self.output_id(origin, event, outcome.sent.len()),
                     correlation: origin.correlation.clone(),
                 };
                 let cx = compose::Context {
@@ -920,7 +944,11 @@ impl Engine {
                                     PeerIdentity::Node(c) => format!("NTA.{c}"),
                                 },
                                 prepared_at: now,
-                                message_id: self.new_message_id(),
+                                message_id: self.output_id(
+                                    origin,
+                                    event,
+                                    outcome.sent.len() + out.len(),
+                                ),
                                 correlation: origin.correlation.clone(),
                             };
                             let cx = compose::Context {
@@ -1540,6 +1568,9 @@ impl Engine {
         };
         let fields = opened.header.fields.clone();
         self.metrics.message_in(&fields.message_type);
+        if message_catalog::lifecycle::reconcile::is_control(&fields.message_type) {
+            return self.reconciliation_answer(d, &fields, opened.body).await;
+        }
         let message = match rules::validate(opened.body, &self.limits, Level::Rules) {
             Ok(m) => m,
             Err(r) => {
@@ -1558,7 +1589,9 @@ impl Engine {
             .accept(&mut tx, &fields.sender, &fields.message_id, digest.as_ref())
             .await?
         {
-            Accepted::New => {}
+            Accepted::New => {
+                crate::reconcile::record_received(&mut tx, self.country, &fields).await?
+            }
             Accepted::Duplicate => {
                 tx.commit().await?;
                 d.ack().await?;

@@ -92,6 +92,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("get", "/api/v1/reconciliation"),
+    ("post", "/api/v1/reconciliation"),
 ];
 
 /// The router; `max_bytes` bounds message bodies (413 above it).
@@ -108,6 +110,10 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/v1/reconciliation",
+            get(reconciliation_runs).post(reconcile_now),
+        )
         .layer(DefaultBodyLimit::max(max_bytes))
         .with_state(state)
 }
@@ -588,13 +594,52 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     .await;
     match gauges {
         Ok((depth, head)) => {
-            let mut r = state.engine.metrics().render(depth, head).into_response();
+            let mut text = state.engine.metrics().render(depth, head);
+            let gauges = async {
+                let mut tx = state.engine.store().begin().await?;
+                let g = crate::reconcile::render_gauges(&mut tx).await?;
+                tx.commit().await?;
+                Ok::<_, crate::store::StoreError>(g)
+            }
+            .await;
+            match gauges {
+                Ok(g) => text.push_str(&g),
+                Err(e) => tracing::warn!(code = e.code(), error = %e, "reconciliation gauge"),
+            }
+            let mut r = text.into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             r
         }
+        Err(e) => internal(e),
+    }
+}
+
+async fn reconciliation_runs(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&state, &headers, None) {
+        return r.into_response();
+    }
+    let runs = async {
+        let mut tx = state.engine.store().begin().await?;
+        let runs = crate::reconcile::runs(&mut tx, 50).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(runs)
+    }
+    .await;
+    match runs {
+        Ok(runs) => Json(json!({ "runs": runs })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn reconcile_now(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&state, &headers, Some(TokenRole::Officer)) {
+        return r.into_response();
+    }
+    match state.engine.reconcile().await {
+        Ok(started) => (StatusCode::ACCEPTED, Json(json!(started))).into_response(),
         Err(e) => internal(e),
     }
 }

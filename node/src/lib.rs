@@ -26,6 +26,8 @@
 //!   transport's database, with their own migrations.
 //! - [`http`]: the national API over HTTPS (rustls), its OpenAPI document, SSE, metrics.
 //! - [`webhook`]: push of the stream with HMAC-SHA256 signatures.
+//! - [`reconcile`]: reconciliation with the hub (self-check against the event log, digest
+//!   comparison, resume point, repair by re-delivery).
 //! - [`metrics`]: counters rendered as Prometheus text.
 //! - [`time`]: UTC storage, local display in the office's time zone (chrono-tz).
 
@@ -33,6 +35,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
 pub mod selection;
 pub mod store;
 pub mod time;

@@ -18,11 +18,25 @@ impl Metrics {
     }
 
     fn add(&self, name: &'static str, label: String) {
+        self.add_n(name, label, 1);
+    }
+
+    fn add_n(&self, name: &'static str, label: String, n: u64) {
         let mut c = match self.counters.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        *c.entry((name, label)).or_insert(0) += 1;
+        *c.entry((name, label)).or_insert(0) += n;
+    }
+
+    /// Reconciliation totals, by what is counted (`runs`, `differences`, `corrupt_repaired`,
+    /// `bytes_in`, `bytes_out`).
+    pub fn reconciliation(&self, what: &str, n: u64) {
+        self.add_n(
+            "cats_node_reconciliation_total",
+            format!("what=\"{what}\""),
+            n,
+        );
     }
 
     /// A message received (national API or hub).

@@ -28,6 +28,49 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cats node --config FILE reconcile --token TOKEN`: asks the running node, through its
+/// national API, to reconcile with the hub now, and prints what it started.
+pub fn reconcile(config: Option<&Path>, token: &str) -> anyhow::Result<ExitCode> {
+    let raw = RawConfig::load(config).context("reading the node configuration")?;
+    let addr: std::net::SocketAddr = raw
+        .http
+        .listen
+        .parse()
+        .with_context(|| format!("http.listen {:?}", raw.http.listen))?;
+    let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        "localhost".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let scheme = if raw.http.tls { "https" } else { "http" };
+    let url = format!("{scheme}://{host}:{}/api/v1/reconciliation", addr.port());
+    let ca = raw.certs.dir.join(&raw.certs.ca);
+    let ca_pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+    let client = crate::cli::demo::client::http_client(&ca_pem)?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let response = client
+            .post(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        if !status.is_success() {
+            anyhow::bail!("POST {url}: {status}: {body}");
+        }
+        let value: serde_json::Value =
+            serde_json::from_str(&body).with_context(|| format!("POST {url}: {body}"))?;
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `cats config --node FILE`: the effective configuration (defaults < file < environment),
 /// as TOML.
 pub fn print_config(config: Option<&Path>) -> anyhow::Result<ExitCode> {

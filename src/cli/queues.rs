@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cats_hub::client::HubClient;
 use cats_hub::operations::QueuesReport;
+use cats_hub::reconcile::NodeReconciliation;
 
 /// Prints the table once, or every `interval` seconds with `watch` until Ctrl-C.
 pub fn run(hub: &str, watch: bool, interval: u64) -> anyhow::Result<ExitCode> {
@@ -22,12 +23,13 @@ pub fn run(hub: &str, watch: bool, interval: u64) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("asking {hub} for its queues"))?;
             print!("{}", table(&report));
+            print!("{}", reconciliation_section(&client).await);
             return anyhow::Ok(ExitCode::SUCCESS);
         }
         loop {
             // Clear the screen, cursor home.
             let text = match client.queues().await {
-                Ok(report) => table(&report),
+                Ok(report) => table(&report) + &reconciliation_section(&client).await,
                 Err(e) => format!("asking {hub} for its queues: {e}\n"),
             };
             print!("\x1b[2J\x1b[H{hub}  (every {interval} s, Ctrl-C to stop)\n\n{text}");
@@ -54,6 +56,51 @@ fn age(seconds: Option<f64>) -> String {
         Some(s) if s < 7200.0 => format!("{:.0}m", s / 60.0),
         Some(s) => format!("{:.1}h", s / 3600.0),
     }
+}
+
+async fn reconciliation_section(client: &HubClient) -> String {
+    match client.reconciliation().await {
+        Ok(nodes) => reconciliation_table(&nodes),
+        Err(e) => format!("\nreconciliation: unavailable ({e})\n"),
+    }
+}
+
+/// Each node's reconciliation with the hub: when it last ran, the movements found different
+/// (last run and in total), repaired, the journal entries re-delivered and the bytes exchanged.
+pub fn reconciliation_table(nodes: &[NodeReconciliation]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<4}  {:<24}  {:>5}  {:>9}  {:>11}  {:>8}  {:>7}  {:>10}  {:>10}",
+        "NODE",
+        "LAST RECONCILIATION",
+        "RUNS",
+        "LAST DIFF",
+        "DIFFERENCES",
+        "REPAIRED",
+        "RESENT",
+        "BYTES IN",
+        "BYTES OUT"
+    );
+    if nodes.is_empty() {
+        let _ = writeln!(out, "(no node has reconciled yet)");
+    }
+    for n in nodes {
+        let _ = writeln!(
+            out,
+            "{:<4}  {:<24}  {:>5}  {:>9}  {:>11}  {:>8}  {:>7}  {:>10}  {:>10}",
+            n.country,
+            n.last_at,
+            n.runs,
+            n.last_differences,
+            n.differences_found,
+            n.movements_repaired,
+            n.entries_resent,
+            n.bytes_in,
+            n.bytes_out
+        );
+    }
+    out
 }
 
 /// The report as aligned columns: one table of queues, one of nodes.
@@ -119,6 +166,38 @@ pub fn table(report: &QueuesReport) -> String {
 mod tests {
     use super::*;
     use cats_hub::operations::{NodeStatus, QueueStatus};
+
+    #[test]
+    fn renders_reconciliation_per_node() {
+        let text = reconciliation_table(&[NodeReconciliation {
+            country: "GE".into(),
+            runs: 3,
+            last_at: "2026-11-21T12:00:00.000Z".into(),
+            last_through: 900,
+            last_differences: 2,
+            differences_found: 5,
+            movements_repaired: 5,
+            entries_resent: 17,
+            bytes_in: 4_100,
+            bytes_out: 61_000,
+        }]);
+        let row = text.lines().nth(2).expect("a row");
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "GE",
+                "2026-11-21T12:00:00.000Z",
+                "3",
+                "2",
+                "5",
+                "5",
+                "17",
+                "4100",
+                "61000"
+            ]
+        );
+        assert!(reconciliation_table(&[]).contains("no node has reconciled yet"));
+    }
 
     #[test]
     fn renders_queues_and_nodes() {

@@ -78,6 +78,7 @@ pub mod departure;
 pub mod destination;
 mod digest;
 pub mod output;
+pub mod reconcile;
 
 use std::collections::BTreeMap;
 

@@ -168,6 +168,11 @@ impl RunningNode {
         }
     }
 
+    /// The running node (engine, link), between a start and a stop.
+    pub fn node(&self) -> Option<&cats_node::RunningNode> {
+        self.node.as_ref()
+    }
+
     /// Starts it again with the same configuration, store and API address.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await;
