@@ -43,6 +43,8 @@ use serde::{Deserialize, Serialize};
 use crate::generated::cats::GuaranteeRefusalReasonCode;
 use crate::ids::{CountryCode, CustomsOfficeRef, Grn, Tin};
 
+pub mod update;
+
 /// The role an office can play in a movement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -499,6 +501,17 @@ pub enum ReferenceError {
         /// What is wrong.
         reason: String,
     },
+    /// A change removes a key its section does not have.
+    #[error("reference.unknown-key: there is no {section} {key:?} to remove")]
+    UnknownKey {
+        /// The section.
+        section: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// A CA005C whose content cannot be read into the model, or does not follow the set held.
+    #[error("reference.message: {0}")]
+    Message(String),
     /// A contract that is wrong on its own (period, amount, currency, holders, insurer).
     #[error("reference.contract: contract {contract}: {reason}")]
     Contract {
@@ -526,6 +539,8 @@ impl ReferenceError {
             ReferenceError::DuplicateTrader { .. } => "reference.duplicate-trader",
             ReferenceError::Trader { .. } => "reference.trader",
             ReferenceError::RestrictedGoods { .. } => "reference.restricted-goods",
+            ReferenceError::UnknownKey { .. } => "reference.unknown-key",
+            ReferenceError::Message(_) => "reference.message",
         }
     }
 }
