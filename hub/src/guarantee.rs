@@ -410,7 +410,13 @@ pub async fn reserve(
         repeated: false,
     };
     let cover = match Grn::parse(&request.grn) {
-        Ok(grn) => reference.guarantee_cover(&grn, &request.holder, &request.currency, day),
+        Ok(grn) => reference
+            .guarantee_cover(&grn, &request.holder, &request.currency, day)
+            .and_then(|c| {
+                crate::refdata::holder_eligible(reference, &request.holder)
+                    .map(|()| c)
+                    .map_err(|r| (r, Some(c)))
+            }),
         Err(_) => Err((GuaranteeRefusal::UnknownGrn, None)),
     };
     let contract = match cover {
@@ -708,7 +714,7 @@ pub async fn apply(
                 request_id: entry.entry.message_id.clone(),
                 request_sequence: Some(entry.sequence),
             };
-            let answer = reserve(tx, &services.reference, &ask, day).await?;
+            let answer = reserve(tx, &crate::refdata::current(services), &ask, day).await?;
             tracing::info!(
                 mrn = ask.mrn,
                 grn = ask.grn,

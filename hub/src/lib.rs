@@ -15,6 +15,10 @@
 //! - [`registry`]: the movement registry kept from accepted messages, and its queries.
 //! - [`guarantee`]: the comprehensive-guarantee ledger (CD203C → CD205C, CD204C, CD209C) and
 //!   `/api/v1/guarantees`.
+//! - [`refdata`]: the master copy of the reference data (versions, audit), its distribution to
+//!   the nodes (CA005C), the answer to a node that is behind (CA006C), `/api/v1/refs`.
+//! - [`registrations`]: AEO, authorised trader and insurer registration (CA003C, review over
+//!   `/api/v1/registrations`, CA004C).
 //! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
 //! - [`http`]: the operations API (`/api/v1/movements`, `/api/v1/queues`,
 //!   `/api/v1/dead-letters`, `/healthz`, `/readyz`, `/metrics`).
@@ -36,6 +40,8 @@ pub mod journal;
 pub mod metrics;
 pub mod operations;
 pub mod pipeline;
+pub mod refdata;
+pub mod registrations;
 pub mod registry;
 pub mod routing;
 pub mod store;

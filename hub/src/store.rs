@@ -58,6 +58,10 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct HubStore {
     pub(crate) pool: Pool,
+    /// The reference data in force, once the master copy is open ([`crate::refdata`]).
+    pub(crate) reference: std::sync::Arc<
+        std::sync::RwLock<Option<std::sync::Arc<message_catalog::reference::ReferenceData>>>,
+    >,
 }
 
 /// A transaction on a [`HubStore`]. Dropping it rolls back.
@@ -146,6 +150,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_guarantees.sql"),
         postgres: include_str!("../migrations/postgres/0004_guarantees.sql"),
     },
+    Migration {
+        version: 5,
+        name: "reference_data",
+        sqlite: include_str!("../migrations/sqlite/0005_reference_data.sql"),
+        postgres: include_str!("../migrations/postgres/0005_reference_data.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).
@@ -198,7 +208,10 @@ impl HubStore {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let store = HubStore { pool };
+        let store = HubStore {
+            pool,
+            reference: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
