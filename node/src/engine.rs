@@ -87,7 +87,8 @@ pub struct Engine {
     pub(crate) country: CountryCode,
     signer: Signer,
     verifier: Verifier,
-    pub(crate) reference: ReferenceData,
+    /// The reference data in force ([`crate::refdata`]).
+    pub refdata: crate::refdata::Live,
     limits: Limits,
     selector: Selector,
     policy: DeparturePolicy,
@@ -320,7 +321,7 @@ impl Engine {
             country,
             signer,
             verifier,
-            reference,
+            refdata: crate::refdata::Live::new(reference),
             limits,
             selector,
             policy,
@@ -486,6 +487,22 @@ impl Engine {
                 ));
             }
         };
+        if matches!(message, Message::CC015C(_))
+            && let Some(v) = self.refdata.behind()
+        {
+            return Ok(self.refuse_plain(
+                &original,
+                &ty,
+                FunctionalError::Rule,
+                "/CC015C",
+                &format!(
+                    "refdata.behind: this node holds reference data version {}, the hub has \
+                     version {}: declarations are refused until the node has caught up \
+                     (it has asked the hub); submit again shortly",
+                    v.held, v.known
+                ),
+            ));
+        }
         let office = match CustomsOfficeRef::parse(&office_text) {
             Ok(o) if o.country() == self.country => o,
             _ => {
@@ -1220,6 +1237,7 @@ impl Engine {
 
     /// The departure's reference checks: offices known with their roles, goods allowed.
     fn reference_check(&self, stored: &StoredMovement) -> Option<Rejection> {
+        let reference = self.refdata.current();
         let d = &stored.movement.declaration;
         let refuse = |code, pointer: &str, reason: String| {
             Some(Rejection {
@@ -1261,14 +1279,14 @@ impl Engine {
         }))
         .collect();
         for (office, role, pointer) in checks {
-            if self.reference.office(&office).is_none() {
+            if reference.office(&office).is_none() {
                 return refuse(
                     FunctionalError::CodeList,
                     &pointer,
                     format!("office {office} is not in the reference data"),
                 );
             }
-            if !self.reference.has_role(&office, role) {
+            if !reference.has_role(&office, role) {
                 return refuse(
                     FunctionalError::CodeList,
                     &pointer,
@@ -1277,6 +1295,21 @@ impl Engine {
             }
         }
         let codes = element_texts(&stored.record, "harmonizedSystemSubHeadingCode");
+        for code in &codes {
+            if let Some(g) = reference.restriction(code)
+                && g.condition == reference::Restriction::Prohibited
+            {
+                return refuse(
+                    FunctionalError::Rule,
+                    "/CC015C/Consignment/HouseConsignment/ConsignmentItem/Commodity/CommodityCode/harmonizedSystemSubHeadingCode",
+                    format!(
+                        "goods with HS code {code} are prohibited in CATS transit (restricted goods list, prefix {}, reference data version {})",
+                        g.hs_prefix,
+                        reference.version()
+                    ),
+                );
+            }
+        }
         for prefix in &self.policy.prohibited_hs_prefixes {
             if let Some(code) = codes.iter().find(|c| c.starts_with(prefix.as_str())) {
                 return refuse(
@@ -1331,6 +1364,30 @@ impl Engine {
                 .first()
                 .and_then(|g| g.parse::<Decimal>().ok()),
             value: d.guarantees.iter().map(|g| g.amount).sum(),
+            ..Facts::default()
+        };
+        let reference = self.refdata.current();
+        let facts = Facts {
+            aeo: facts.holder.as_deref().and_then(|h| {
+                if reference.withdrawn_registration(h).is_some() {
+                    Some(false)
+                } else if reference.is_aeo(h, Utc::now().date_naive()) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }),
+            restricted: facts.hs_codes.iter().find_map(|c| {
+                reference.restriction(c).and_then(|g| match g.condition {
+                    reference::Restriction::Prohibited => None,
+                    other => Some(format!(
+                        "restricted goods: HS code {c} ({}, prefix {})",
+                        other.as_str(),
+                        g.hs_prefix
+                    )),
+                })
+            }),
+            ..facts
         };
         let verdict = self.selector.select(&facts);
         store::insert_selection(
@@ -1571,6 +1628,25 @@ impl Engine {
             },
         )
         .await?;
+        if let Message::CA005C(update) = &message {
+            let received = self
+                .refdata
+                .receive(
+                    &mut tx,
+                    update,
+                    &self.outbox,
+                    &self.signer,
+                    self.country,
+                    &fields.message_id,
+                )
+                .await?;
+            let asked = matches!(received, crate::refdata::Received::Gap { .. });
+            self.committed(tx, asked).await?;
+            self.refdata.commit(received);
+            drop(guard);
+            d.ack().await?;
+            return Ok(());
+        }
         let sent = self
             .apply_common(&mut tx, &message, &fields, &from, row, opened.body)
             .await?;
@@ -1743,7 +1819,12 @@ impl Engine {
         let zone = |office: &str| -> String {
             CustomsOfficeRef::parse(office)
                 .ok()
-                .and_then(|o| self.reference.office(&o).map(|x| x.time_zone.clone()))
+                .and_then(|o| {
+                    self.refdata
+                        .current()
+                        .office(&o)
+                        .map(|x| x.time_zone.clone())
+                })
                 .unwrap_or_else(|| "UTC".to_owned())
         };
         let offices: Vec<serde_json::Value> = store::office_phases(m)

@@ -6,13 +6,18 @@
 //!
 //! 1. a country **profile** from the configuration (office, role, holder, HS code prefix; every
 //!    criterion given must match);
-//! 2. **restricted goods**: an HS code starting with a configured prefix;
+//! 2. **restricted goods**: an HS code starting with a configured prefix, or one the CATS
+//!    restricted goods list (reference data) marks licence required or always inspect;
 //! 3. **declared gross mass** above the configured maximum;
 //! 4. **declared value** (the guarantee amounts to be covered) above the configured maximum;
 //! 5. **route**: an office on the route that is on the configured watch list;
 //! 6. **holder not AEO**, when that rule is switched on;
 //! 7. **random sampling**: SHA-256 of `seed | movement | office | role` read as a fraction of
 //!    2^64, selected when below the rate for the holder (`aeo_rate` for AEOs, `rate` otherwise).
+//!
+//! Who is an AEO: the reference data's AEO register when the holder is on it (in force, or
+//! suspended or revoked: then not an AEO, whatever the configuration says), else the
+//! configured list.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -105,6 +110,13 @@ pub struct Facts {
     pub gross_mass: Option<Decimal>,
     /// The declared value.
     pub value: Decimal,
+    /// What the reference data says of the holder: `Some(true)` an AEO in force, `Some(false)`
+    /// a registration suspended or revoked; `None`: not on its registers, the configured list
+    /// decides.
+    pub aeo: Option<bool>,
+    /// Why the CATS restricted goods list selects the goods (licence required, always
+    /// inspect), when it does.
+    pub restricted: Option<String>,
 }
 
 /// The resolved selection rules.
@@ -195,6 +207,9 @@ impl Selector {
                 ));
             }
         }
+        if let Some(why) = &f.restricted {
+            return selected(why.clone());
+        }
         if let (Some(max), Some(mass)) = (self.max_gross_mass, f.gross_mass)
             && mass > max
         {
@@ -212,7 +227,7 @@ impl Selector {
         {
             return selected(format!("route through watched office {office}"));
         }
-        let aeo = self.is_aeo(f.holder.as_deref());
+        let aeo = f.aeo.unwrap_or_else(|| self.is_aeo(f.holder.as_deref()));
         if self.config.select_non_aeo && !aeo {
             return selected("holder is not an AEO".to_owned());
         }

@@ -75,12 +75,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "node",
-    sqlite: include_str!("../migrations/sqlite/0001_node.sql"),
-    postgres: include_str!("../migrations/postgres/0001_node.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "node",
+        sqlite: include_str!("../migrations/sqlite/0001_node.sql"),
+        postgres: include_str!("../migrations/postgres/0001_node.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "reference_data",
+        sqlite: include_str!("../migrations/sqlite/0002_reference_data.sql"),
+        postgres: include_str!("../migrations/postgres/0002_reference_data.sql"),
+    },
+];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSNODM"`).
 const PG_MIGRATION_LOCK: i64 = 0x4341_5453_4e4f_444d;
