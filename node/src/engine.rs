@@ -490,18 +490,7 @@ impl Engine {
         if matches!(message, Message::CC015C(_))
             && let Some(v) = self.refdata.behind()
         {
-            return Ok(self.refuse_plain(
-                &original,
-                &ty,
-                FunctionalError::Rule,
-                "/CC015C",
-                &format!(
-                    "refdata.behind: this node holds reference data version {}, the hub has \
-                     version {}: declarations are refused until the node has caught up \
-                     (it has asked the hub); submit again shortly",
-                    v.held, v.known
-                ),
-            ));
+            return Ok(self.refuse_behind(&original, v));
         }
         let office = match CustomsOfficeRef::parse(&office_text) {
             Ok(o) if o.country() == self.country => o,
@@ -622,6 +611,48 @@ impl Engine {
                 message_type,
                 xml,
                 code: rejection_code(&r),
+            },
+            mrn: original.mrn.clone(),
+            lrn: original.lrn.clone(),
+        }
+    }
+
+    /// The refusal of a declaration while the node knows its reference data is behind the
+    /// hub's: a CC906C (code 14, errorReason `REFDATA`, the versions in the text) and the
+    /// answer code `refdata.behind` (the national API answers 503 with `Retry-After`).
+    fn refuse_behind(
+        &self,
+        original: &OriginalHeader,
+        v: crate::refdata::Versions,
+    ) -> Submission {
+        self.metrics.rejected("refdata.behind");
+        let rejection = codec::Rejection {
+            kind: RejectionKind::Functional,
+            problems: vec![Problem {
+                line: 0,
+                column: 0,
+                pointer: "/CC015C".to_owned(),
+                code: codec::ErrorCode::RULE,
+                label: "refdata.behind",
+                rule: Some("REFDATA".to_owned()),
+                reason: format!(
+                    "this node holds reference data version {}, the hub has version {}: \
+                     declarations are refused until the node has caught up (it has asked the \
+                     hub); submit again shortly",
+                    v.held, v.known
+                ),
+            }],
+            message_type: Some("CC015C".to_owned()),
+        };
+        let (message_type, xml) = self
+            .nack_xml(&rejection, original, Domain::External)
+            .unwrap_or_else(|| ("CC906C".to_owned(), String::new()));
+        tracing::warn!(held = v.held, known = v.known, "declaration refused: reference data behind");
+        Submission {
+            answer: Answer::Rejected {
+                message_type,
+                xml,
+                code: "refdata.behind".to_owned(),
             },
             mrn: original.mrn.clone(),
             lrn: original.lrn.clone(),
