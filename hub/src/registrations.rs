@@ -247,6 +247,7 @@ async fn one(tx: &mut HubTx<'_>, id: i64) -> Result<Option<Registration>, StoreE
     Ok(row.map(registration))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn audit(
     tx: &mut HubTx<'_>,
     id: i64,

@@ -442,6 +442,41 @@ impl Engine {
         let ty = message.message_type().to_owned();
         self.metrics.message_in(&ty);
         let sender = message.message_sender().map(str::to_owned);
+        if let Message::CA003C(_) = &message {
+            // A registration application: the hub's to decide.
+            let _guard = self.lock.lock().await;
+            let mut tx = self.store.begin().await?;
+            store::insert_message(
+                &mut tx,
+                &MessageRow {
+                    movement_id: None,
+                    direction: "in",
+                    message_type: &ty,
+                    message_id: message.message_identification().unwrap_or(""),
+                    party: sender.as_deref().unwrap_or("national-system"),
+                    body: bytes,
+                    envelope: None,
+                    at: Utc::now().timestamp_millis(),
+                },
+            )
+            .await?;
+            crate::refdata::forward_application(
+                &mut tx,
+                &self.outbox,
+                &self.signer,
+                self.country,
+                &message,
+                bytes,
+            )
+            .await?;
+            self.committed(tx, true).await?;
+            self.metrics.message_out(&ty);
+            return Ok(Submission {
+                answer: Answer::Accepted,
+                mrn: None,
+                lrn: None,
+            });
+        }
         let (office_text, role, actor) = match &message {
             Message::CC015C(m) => (
                 m.customs_office_of_departure.reference_number.clone(),
@@ -1674,6 +1709,30 @@ impl Engine {
             let asked = matches!(received, crate::refdata::Received::Gap { .. });
             self.committed(tx, asked).await?;
             self.refdata.commit(received);
+            drop(guard);
+            d.ack().await?;
+            return Ok(());
+        }
+        if let Message::CA004C(decision) = &message {
+            // A registration decision: to the national system.
+            store::append_stream(
+                &mut tx,
+                None,
+                "CA004C",
+                None,
+                None,
+                &fields.message_id,
+                "",
+                now.timestamp_millis(),
+                &String::from_utf8_lossy(opened.body),
+            )
+            .await?;
+            tracing::info!(
+                tin = %decision.trader_decision.identification_number,
+                decision = %decision.trader_decision.decision.as_str(),
+                "registration decision received"
+            );
+            self.committed(tx, false).await?;
             drop(guard);
             d.ack().await?;
             return Ok(());

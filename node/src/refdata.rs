@@ -244,6 +244,44 @@ impl Live {
     }
 }
 
+/// Sends a trader registration application (CA003C) from the national system to the hub,
+/// signed by this node, inside `tx` (the hub answers with a CA004C, which goes on the national
+/// stream).
+pub async fn forward_application(
+    tx: &mut Tx<'static>,
+    outbox: &Outbox,
+    signer: &Signer,
+    country: CountryCode,
+    message: &Message,
+    body: &[u8],
+) -> Result<String, StoreError> {
+    let id = message.message_identification().unwrap_or_default().to_owned();
+    let fields = EnvelopeHeaderFields {
+        message_id: id.clone(),
+        message_type: message.message_type().to_owned(),
+        sender: PeerIdentity::Node(country),
+        recipient: PeerIdentity::Hub,
+        correlation_id: None,
+        mrn: None,
+        prepared_at: whole_seconds(Utc::now()),
+    };
+    let sealed = signer
+        .seal(&fields, body)
+        .map_err(|e| corrupt("signing the CA003C", e))?;
+    outbox
+        .enqueue(
+            tx,
+            &Outbound {
+                message_id: id.clone(),
+                destination: Destination::Hub,
+                partition_key: None,
+                bytes: bytes::Bytes::from(sealed),
+            },
+        )
+        .await?;
+    Ok(id)
+}
+
 async fn store_copy(tx: &mut Tx<'static>, set: &ReferenceSet, known: u64) -> Result<(), StoreError> {
     let snapshot = serde_json::to_string(set).map_err(|e| corrupt("reference data", e))?;
     on_tx!(tx, |c| {

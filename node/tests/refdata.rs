@@ -223,6 +223,55 @@ mod futures_like {
     pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 }
 
+fn ca003c(id: &str, tin: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<adm:CA003C xmlns:adm="urn:carec:cats:admin:1">
+  <messageSender>KZ.NATIONAL</messageSender>
+  <messageRecipient>CATS.HUB</messageRecipient>
+  <preparationDateAndTime>2026-11-21T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CA003C</messageType>
+  <TraderApplication>
+    <role>AEO</role>
+    <identificationNumber>{tin}</identificationNumber>
+    <name>Mangyshlak Freight LLP</name>
+    <Address>
+      <streetAndNumber>Dostyk 12</streetAndNumber>
+      <city>Aktau</city>
+      <country>KZ</country>
+    </Address>
+    <country>KZ</country>
+    <validityStartDate>2026-01-01</validityStartDate>
+    <validityEndDate>2029-12-31</validityEndDate>
+  </TraderApplication>
+</adm:CA003C>
+"#
+    )
+}
+
+/// Waits until the node's national stream has `n` messages of type `ty`; their XML.
+async fn wait_stream(engine: &cats_node::engine::Engine, ty: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut tx = engine.store().begin().await.expect("begin");
+        let items = cats_node::store::stream_after(&mut tx, 0, 10_000)
+            .await
+            .expect("stream");
+        tx.commit().await.expect("commit");
+        let found: Vec<String> = items
+            .into_iter()
+            .filter(|i| i.message_type == ty)
+            .map(|i| i.xml)
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{ty} x{n} never came: {found:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn declaration(lrn: &str) -> Vec<u8> {
     CC015C.replace("LRN-NODE-0001", lrn).into_bytes()
 }
@@ -353,6 +402,45 @@ async fn scenario(db: Db) {
         .collect();
     assert_eq!(steps, ["apply", "approve", "suspend"]);
 
+    // 3b. By message: a CA003C through the KZ node reaches the hub; approved there, the
+    //     CA004C comes back on KZ's national stream; an overlapping one is refused at once.
+    let kz = &w.nodes[&KZ].running.engine;
+    let a = kz.submit(ca003c("KZ-APP-1", "KZ555000111222").as_bytes()).await.expect("submit");
+    assert_eq!(a.answer, Answer::Accepted, "{:?}", a.answer);
+    let deadline = Instant::now() + WAIT;
+    let id = loop {
+        let (_, list) = hub_api(&w.hub, "GET", "/api/v1/registrations", None).await;
+        let found = list["registrations"]
+            .as_array()
+            .and_then(|l| l.iter().find(|r| r["message_id"] == "KZ-APP-1").cloned());
+        if let Some(r) = found {
+            assert_eq!(r["source"], "node:KZ");
+            assert_eq!(r["status"], "pending");
+            break r["id"].as_i64().expect("id");
+        }
+        assert!(Instant::now() < deadline, "the CA003C never reached the hub: {list}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let (status, r) = hub_api(
+        &w.hub,
+        "POST",
+        &format!("/api/v1/registrations/{id}/decision"),
+        Some(json!({"action": "approve", "actor": "admin-kz"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{r}");
+    let a = kz.submit(ca003c("KZ-APP-2", "KZ555000111222").as_bytes()).await.expect("submit");
+    assert_eq!(a.answer, Answer::Accepted, "{:?}", a.answer);
+    let decisions = wait_stream(kz, "CA004C", 2).await;
+    assert!(decisions[0].contains("<decision>approved</decision>"), "{}", decisions[0]);
+    assert!(decisions[1].contains("<decision>refused</decision>"), "{}", decisions[1]);
+    assert!(decisions[1].contains("registration.overlap"), "{}", decisions[1]);
+    let v3 = v1 + 3;
+    for c in [KZ, AZ, GE] {
+        wait_version(&w, c, v3).await;
+        assert!(w.nodes[&c].running.engine.refdata.current().is_aeo("KZ555000111222", today));
+    }
+
     // 4. GE offline: two changes wait for it and arrive in order when it returns.
     let ge = w.nodes.remove(&GE).expect("GE");
     ge.trigger.trigger();
@@ -365,7 +453,7 @@ async fn scenario(db: Db) {
         .await;
         assert_eq!(status, 201, "{made}");
     }
-    let v5 = v1 + 4;
+    let v5 = v3 + 2;
     for c in [KZ, AZ] {
         wait_version(&w, c, v5).await;
     }

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::generated::cats::GuaranteeRefusalReasonCode;
 use crate::ids::{CountryCode, CustomsOfficeRef, Grn, Tin};
 
+pub mod files;
 pub mod update;
 
 /// The role an office can play in a movement.
