@@ -395,7 +395,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 actor,
                 reason,
                 dir,
-            } => cli::refs::run(&hub, cli::refs::Action::Import { actor, reason }, format, &dir),
+            } => cli::refs::run(
+                &hub,
+                cli::refs::Action::Import { actor, reason },
+                format,
+                &dir,
+            ),
         },
         Command::Certs { command } => match command {
             CertsCommand::Init {

@@ -56,7 +56,11 @@ async fn export_import_round_trip_and_refusal() {
     let csv_s = csv.to_str().expect("utf-8");
     let o = run(&["refs", "--hub", &url, "export", "--format", "csv", csv_s]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains(&format!("version {pilot}")), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("version {pilot}")),
+        "{}",
+        text(&o)
+    );
     let o = run(&["refs", "--hub", &url, "import", "--actor", "t", csv_s]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("nothing to import"), "{}", text(&o));
@@ -64,10 +68,24 @@ async fn export_import_round_trip_and_refusal() {
     let mut g = std::fs::read_to_string(&goods).expect("read");
     g.push_str("8711,always-inspect\n");
     std::fs::write(&goods, g).expect("write");
-    let o = run(&["refs", "--hub", &url, "import", "--actor", "t", "--reason", "motorcycles", csv_s]).await;
+    let o = run(&[
+        "refs",
+        "--hub",
+        &url,
+        "import",
+        "--actor",
+        "t",
+        "--reason",
+        "motorcycles",
+        csv_s,
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(
-        text(&o).contains(&format!("version {} (from {pilot}): 1 records changed", pilot + 1)),
+        text(&o).contains(&format!(
+            "version {} (from {pilot}): 1 records changed",
+            pilot + 1
+        )),
         "{}",
         text(&o)
     );
@@ -80,7 +98,10 @@ async fn export_import_round_trip_and_refusal() {
     let xml_s = xml.to_str().expect("utf-8");
     let o = run(&["refs", "--hub", &url, "export", "--format", "xml", xml_s]).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = run(&["refs", "--hub", &url, "import", "--format", "xml", "--actor", "t", xml_s]).await;
+    let o = run(&[
+        "refs", "--hub", &url, "import", "--format", "xml", "--actor", "t", xml_s,
+    ])
+    .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("nothing to import"), "{}", text(&o));
 
@@ -99,6 +120,13 @@ async fn export_import_round_trip_and_refusal() {
     std::fs::write(&offices, o_text.replacen("AZ000101,AZ,", "AZ000101,TR,", 1)).expect("write");
     let o = run(&["refs", "--hub", &url, "import", "--actor", "t", csv_s]).await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("reference.office-country"), "{}", text(&o));
-    assert_eq!(cats_hub::refdata::current(&hub.services).version(), pilot + 1);
+    assert!(
+        text(&o).contains("reference.office-country"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        cats_hub::refdata::current(&hub.services).version(),
+        pilot + 1
+    );
 }

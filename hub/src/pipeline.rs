@@ -414,11 +414,7 @@ impl<T: Transport> Pipeline<T> {
                         "the body's MRN is not the envelope's".into(),
                     ));
                 }
-                problems.extend(routing::check(
-                    f,
-                    sender,
-                    &crate::refdata::current(s),
-                ));
+                problems.extend(routing::check(f, sender, &crate::refdata::current(s)));
             }
         }
         if problems.is_empty() && guarantee::is_ledger_message(&message) {
@@ -511,8 +507,8 @@ impl<T: Transport> Pipeline<T> {
         message: &message_catalog::Message,
         now: DateTime<Utc>,
     ) -> Result<Outcome, PipelineError> {
-        use crate::registrations::{self, Application, Register, RegistrationError};
         use crate::refdata::RefdataError;
+        use crate::registrations::{self, Application, Register, RegistrationError};
         use message_catalog::Message;
         let s = &self.services;
         let root = message.message_type();

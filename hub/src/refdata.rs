@@ -41,7 +41,9 @@ use chrono::{DateTime, Timelike, Utc};
 use message_catalog::Message;
 use message_catalog::codec::encode;
 use message_catalog::ids::CountryCode;
-use message_catalog::reference::update::{AuditEntry, Change, Update, UpdateHeader, update_message};
+use message_catalog::reference::update::{
+    AuditEntry, Change, Update, UpdateHeader, update_message,
+};
 use message_catalog::reference::{GuaranteeRefusal, ReferenceData, ReferenceError, ReferenceSet};
 use serde::{Deserialize, Serialize};
 
@@ -136,14 +138,23 @@ async fn latest(tx: &mut HubTx<'_>) -> Result<Option<ReferenceSet>, StoreError> 
 
 /// Opens the master copy: seeds it with `seed` when the store has no version yet, and puts the
 /// latest version in force. Returns it.
-pub async fn open(store: &HubStore, seed: &ReferenceData) -> Result<Arc<ReferenceData>, RefdataError> {
+pub async fn open(
+    store: &HubStore,
+    seed: &ReferenceData,
+) -> Result<Arc<ReferenceData>, RefdataError> {
     let mut tx = store.begin().await?;
     let set = match latest(&mut tx).await? {
         Some(s) => s,
         None => {
             let set = seed.to_set();
-            insert_version(&mut tx, &set, "seed", "the configured reference data", now_millis())
-                .await?;
+            insert_version(
+                &mut tx,
+                &set,
+                "seed",
+                "the configured reference data",
+                now_millis(),
+            )
+            .await?;
             let empty = ReferenceSet {
                 version: 0,
                 countries: Vec::new(),
@@ -153,7 +164,14 @@ pub async fn open(store: &HubStore, seed: &ReferenceData) -> Result<Arc<Referenc
                 traders: Vec::new(),
                 restricted_goods: Vec::new(),
             };
-            insert_audit(&mut tx, set.version, "seed", &empty.audit(&set)?, now_millis()).await?;
+            insert_audit(
+                &mut tx,
+                set.version,
+                "seed",
+                &empty.audit(&set)?,
+                now_millis(),
+            )
+            .await?;
             set
         }
     };
@@ -252,7 +270,10 @@ pub async fn emit(
     correlation: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<Owed, RefdataError> {
-    let id = message.message_identification().unwrap_or_default().to_owned();
+    let id = message
+        .message_identification()
+        .unwrap_or_default()
+        .to_owned();
     let ty = message.message_type().to_owned();
     let body = encode(message);
     let fields = EnvelopeHeaderFields {
@@ -351,10 +372,14 @@ pub async fn change_in(
     now: DateTime<Utc>,
 ) -> Result<(Made, ReferenceData), RefdataError> {
     if actor.trim().is_empty() {
-        return Err(RefdataError::BadRequest("who makes the change (actor) is required".into()));
+        return Err(RefdataError::BadRequest(
+            "who makes the change (actor) is required".into(),
+        ));
     }
     if change.is_empty() {
-        return Err(RefdataError::BadRequest("the change changes nothing".into()));
+        return Err(RefdataError::BadRequest(
+            "the change changes nothing".into(),
+        ));
     }
     let now = whole_seconds(now);
     let held = match latest(tx).await? {
@@ -416,7 +441,12 @@ pub async fn make_change(
     let (made, data) = change_in(&mut tx, services, actor, reason, change, Utc::now()).await?;
     tx.commit().await?;
     committed(services, data).await?;
-    tracing::info!(version = made.version, actor, reason, "reference data changed");
+    tracing::info!(
+        version = made.version,
+        actor,
+        reason,
+        "reference data changed"
+    );
     Ok(made)
 }
 
@@ -438,7 +468,16 @@ pub async fn answer_request(
     let now = whole_seconds(now);
     let update = Update::whole(&set, now.naive_utc());
     let message = update_for(country, &update, Some(request_id.to_owned()));
-    emit(tx, services, &message, country, set.version, Some(request_id.to_owned()), now).await
+    emit(
+        tx,
+        services,
+        &message,
+        country,
+        set.version,
+        Some(request_id.to_owned()),
+        now,
+    )
+    .await
 }
 
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
@@ -542,7 +581,16 @@ fn rfc3339(ms: i64) -> String {
 
 /// The audited changes of the versions after `since`.
 pub async fn changes_since(store: &HubStore, since: i64) -> Result<Vec<AuditRow>, StoreError> {
-    type Row = (i64, i64, String, String, String, String, Option<String>, Option<String>);
+    type Row = (
+        i64,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    );
     let mut tx = store.begin().await?;
     let rows: Vec<Row> = on_tx!(&mut tx, |c| {
         sqlx::query_as(
@@ -559,16 +607,18 @@ pub async fn changes_since(store: &HubStore, since: i64) -> Result<Vec<AuditRow>
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
     Ok(rows
         .into_iter()
-        .map(|(version, at, actor, reason, section, key, old, new)| AuditRow {
-            version,
-            at: rfc3339(at),
-            actor,
-            reason,
-            section,
-            key,
-            old: json(old),
-            new: json(new),
-        })
+        .map(
+            |(version, at, actor, reason, section, key, old, new)| AuditRow {
+                version,
+                at: rfc3339(at),
+                actor,
+                reason,
+                section,
+                key,
+                old: json(old),
+                new: json(new),
+            },
+        )
         .collect())
 }
 

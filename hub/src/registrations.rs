@@ -32,8 +32,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use message_catalog::Message;
 use message_catalog::generated::admin::{
-    CA004CType, CatsAdminMessageTypes, RegistrationDecisionCode, TraderDecisionType,
-    TraderRoleCode,
+    CA004CType, CatsAdminMessageTypes, RegistrationDecisionCode, TraderDecisionType, TraderRoleCode,
 };
 use message_catalog::ids::{CountryCode, Tin};
 use message_catalog::reference::update::Change;
@@ -242,7 +241,10 @@ fn registration(r: Row) -> Registration {
 async fn one(tx: &mut HubTx<'_>, id: i64) -> Result<Option<Registration>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM hub_registrations WHERE id = $1");
     let row: Option<Row> = on_tx!(tx, |c| {
-        sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await?
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&mut *c)
+            .await?
     });
     Ok(row.map(registration))
 }
@@ -407,7 +409,11 @@ fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).unwrap_or(t)
 }
 
-fn decision_message(r: &Registration, code: RegistrationDecisionCode, now: DateTime<Utc>) -> Option<(CountryCode, Message)> {
+fn decision_message(
+    r: &Registration,
+    code: RegistrationDecisionCode,
+    now: DateTime<Utc>,
+) -> Option<(CountryCode, Message)> {
     let country = r
         .source
         .strip_prefix("node:")
@@ -462,7 +468,16 @@ pub async fn refuse_message_in(
     let (to, m) = decision_message(&r, RegistrationDecisionCode::Refused, now)
         .ok_or_else(|| RefdataError::BadRequest("no CA004C for this application".into()))?;
     let version = refdata::current(services).version();
-    refdata::emit(tx, services, &m, to, version, Some(message_id.to_owned()), now).await
+    refdata::emit(
+        tx,
+        services,
+        &m,
+        to,
+        version,
+        Some(message_id.to_owned()),
+        now,
+    )
+    .await
 }
 
 /// Carries out `decision` on registration `id` (see the module documentation).
@@ -472,14 +487,20 @@ pub async fn decide(
     decision: &Decision,
 ) -> Result<Registration, RegistrationError> {
     if decision.actor.trim().is_empty() {
-        return Err(RegistrationError::Invalid("who decides (actor) is required".into()));
+        return Err(RegistrationError::Invalid(
+            "who decides (actor) is required".into(),
+        ));
     }
     let reason = decision
         .reason
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    if matches!(decision.action, Action::Refuse | Action::Suspend | Action::Revoke) && reason.is_none() {
+    if matches!(
+        decision.action,
+        Action::Refuse | Action::Suspend | Action::Revoke
+    ) && reason.is_none()
+    {
         return Err(RegistrationError::Invalid(format!(
             "a reason is required to {}",
             decision.action.as_str()
@@ -491,10 +512,30 @@ pub async fn decide(
         return Err(RegistrationError::NotFound(id));
     };
     let (allowed, new_status, standing, code) = match decision.action {
-        Action::Approve => (r.status == "pending", "approved", Some(TraderStatus::Active), RegistrationDecisionCode::Approved),
-        Action::Refuse => (r.status == "pending", "refused", None, RegistrationDecisionCode::Refused),
-        Action::Suspend => (r.status == "approved", "suspended", Some(TraderStatus::Suspended), RegistrationDecisionCode::Suspended),
-        Action::Reinstate => (r.status == "suspended", "approved", Some(TraderStatus::Active), RegistrationDecisionCode::Approved),
+        Action::Approve => (
+            r.status == "pending",
+            "approved",
+            Some(TraderStatus::Active),
+            RegistrationDecisionCode::Approved,
+        ),
+        Action::Refuse => (
+            r.status == "pending",
+            "refused",
+            None,
+            RegistrationDecisionCode::Refused,
+        ),
+        Action::Suspend => (
+            r.status == "approved",
+            "suspended",
+            Some(TraderStatus::Suspended),
+            RegistrationDecisionCode::Suspended,
+        ),
+        Action::Reinstate => (
+            r.status == "suspended",
+            "approved",
+            Some(TraderStatus::Active),
+            RegistrationDecisionCode::Approved,
+        ),
         Action::Revoke => (
             r.status == "approved" || r.status == "suspended",
             "revoked",
@@ -542,8 +583,8 @@ pub async fn decide(
             r.tin,
             reason.map(|w| format!(": {w}")).unwrap_or_default()
         );
-        let (_, d) = refdata::change_in(&mut tx, services, &decision.actor, &why, &change, now)
-            .await?;
+        let (_, d) =
+            refdata::change_in(&mut tx, services, &decision.actor, &why, &change, now).await?;
         data = Some(d);
     }
     let updated = one(&mut tx, id)
@@ -554,8 +595,16 @@ pub async fn decide(
             .as_ref()
             .map(|d| d.version())
             .unwrap_or_else(|| refdata::current(services).version());
-        refdata::emit(&mut tx, services, &m, country, version, updated.message_id.clone(), now)
-            .await?;
+        refdata::emit(
+            &mut tx,
+            services,
+            &m,
+            country,
+            version,
+            updated.message_id.clone(),
+            now,
+        )
+        .await?;
     }
     tx.commit().await?;
     if let Some(d) = data {
@@ -614,16 +663,16 @@ pub async fn history(
     id: i64,
 ) -> Result<Vec<serde_json::Value>, StoreError> {
     let mut tx = services.store.begin().await?;
-    let rows: Vec<(i64, String, String, Option<String>, String, Option<String>)> =
-        on_tx!(&mut tx, |c| {
-            sqlx::query_as(
-                "SELECT at, actor, action, old_status, new_status, reason \
+    type AuditRow = (i64, String, String, Option<String>, String, Option<String>);
+    let rows: Vec<AuditRow> = on_tx!(&mut tx, |c| {
+        sqlx::query_as(
+            "SELECT at, actor, action, old_status, new_status, reason \
                  FROM hub_registration_audit WHERE registration_id = $1 ORDER BY id",
-            )
-            .bind(id)
-            .fetch_all(&mut *c)
-            .await?
-        });
+        )
+        .bind(id)
+        .fetch_all(&mut *c)
+        .await?
+    });
     tx.commit().await?;
     Ok(rows
         .into_iter()
@@ -658,7 +707,11 @@ async fn apply_handler(
 ) -> Response {
     let app = match body {
         Ok(Json(a)) => a,
-        Err(e) => return error(&RegistrationError::Invalid(format!("the body is not an application: {e}"))),
+        Err(e) => {
+            return error(&RegistrationError::Invalid(format!(
+                "the body is not an application: {e}"
+            )));
+        }
     };
     let result = async {
         let mut tx = s.store.begin().await?;
@@ -696,7 +749,11 @@ async fn decide_handler(
 ) -> Response {
     let d = match body {
         Ok(Json(d)) => d,
-        Err(e) => return error(&RegistrationError::Invalid(format!("the body is not a decision: {e}"))),
+        Err(e) => {
+            return error(&RegistrationError::Invalid(format!(
+                "the body is not a decision: {e}"
+            )));
+        }
     };
     match decide(&s, id, &d).await {
         Ok(r) => Json(r).into_response(),
@@ -710,7 +767,10 @@ async fn decide_handler(
 /// (a [`Decision`]).
 pub fn routes(services: Arc<HubServices>) -> Router {
     Router::new()
-        .route("/api/v1/registrations", get(list_handler).post(apply_handler))
+        .route(
+            "/api/v1/registrations",
+            get(list_handler).post(apply_handler),
+        )
         .route("/api/v1/registrations/{id}", get(one_handler))
         .route("/api/v1/registrations/{id}/decision", post(decide_handler))
         .with_state(services)

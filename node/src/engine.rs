@@ -655,11 +655,7 @@ impl Engine {
     /// The refusal of a declaration while the node knows its reference data is behind the
     /// hub's: a CC906C (code 14, errorReason `REFDATA`, the versions in the text) and the
     /// answer code `refdata.behind` (the national API answers 503 with `Retry-After`).
-    fn refuse_behind(
-        &self,
-        original: &OriginalHeader,
-        v: crate::refdata::Versions,
-    ) -> Submission {
+    fn refuse_behind(&self, original: &OriginalHeader, v: crate::refdata::Versions) -> Submission {
         self.metrics.rejected("refdata.behind");
         let rejection = codec::Rejection {
             kind: RejectionKind::Functional,
@@ -682,7 +678,11 @@ impl Engine {
         let (message_type, xml) = self
             .nack_xml(&rejection, original, Domain::External)
             .unwrap_or_else(|| ("CC906C".to_owned(), String::new()));
-        tracing::warn!(held = v.held, known = v.known, "declaration refused: reference data behind");
+        tracing::warn!(
+            held = v.held,
+            known = v.known,
+            "declaration refused: reference data behind"
+        );
         Submission {
             answer: Answer::Rejected {
                 message_type,

@@ -207,8 +207,10 @@ async fn post_message(State(state): State<ApiState>, headers: HeaderMap, body: B
             code,
         } if code == "refdata.behind" => {
             let mut r = xml_response(StatusCode::SERVICE_UNAVAILABLE, &message_type, xml);
-            r.headers_mut()
-                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("5"),
+            );
             r
         }
         Answer::Rejected {

@@ -205,11 +205,13 @@ impl Live {
         if !follows {
             let known = v.known.max(update.version);
             on_tx!(tx, |c| {
-                sqlx::query("UPDATE node_refdata SET known_version = $1, updated_at = $2 WHERE id = 1")
-                    .bind(as_i64(known))
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
+                sqlx::query(
+                    "UPDATE node_refdata SET known_version = $1, updated_at = $2 WHERE id = 1",
+                )
+                .bind(as_i64(known))
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
             });
             log(tx, update.version, update.previous, "gap", message_id, now).await?;
             request_whole_set(tx, outbox, signer, country, v.held, message_id).await?;
@@ -229,14 +231,33 @@ impl Live {
         match made {
             Ok((set, data)) => {
                 store_copy(tx, &set, v.known.max(set.version)).await?;
-                let outcome = if update.previous.is_none() { "whole" } else { "applied" };
-                log(tx, update.version, update.previous, outcome, message_id, now).await?;
+                let outcome = if update.previous.is_none() {
+                    "whole"
+                } else {
+                    "applied"
+                };
+                log(
+                    tx,
+                    update.version,
+                    update.previous,
+                    outcome,
+                    message_id,
+                    now,
+                )
+                .await?;
                 tracing::info!(version = set.version, outcome, "reference data updated");
                 Ok(Received::Applied(Box::new(data)))
             }
             Err(e) => {
-                log(tx, update.version, update.previous, &format!("refused: {e}"), message_id, now)
-                    .await?;
+                log(
+                    tx,
+                    update.version,
+                    update.previous,
+                    &format!("refused: {e}"),
+                    message_id,
+                    now,
+                )
+                .await?;
                 tracing::warn!(error = %e, "reference data update refused");
                 Ok(Received::Refused(e.to_string()))
             }
@@ -255,7 +276,10 @@ pub async fn forward_application(
     message: &Message,
     body: &[u8],
 ) -> Result<String, StoreError> {
-    let id = message.message_identification().unwrap_or_default().to_owned();
+    let id = message
+        .message_identification()
+        .unwrap_or_default()
+        .to_owned();
     let fields = EnvelopeHeaderFields {
         message_id: id.clone(),
         message_type: message.message_type().to_owned(),
@@ -282,7 +306,11 @@ pub async fn forward_application(
     Ok(id)
 }
 
-async fn store_copy(tx: &mut Tx<'static>, set: &ReferenceSet, known: u64) -> Result<(), StoreError> {
+async fn store_copy(
+    tx: &mut Tx<'static>,
+    set: &ReferenceSet,
+    known: u64,
+) -> Result<(), StoreError> {
     let snapshot = serde_json::to_string(set).map_err(|e| corrupt("reference data", e))?;
     on_tx!(tx, |c| {
         sqlx::query("DELETE FROM node_refdata WHERE id = 1")

@@ -304,7 +304,46 @@ mod tests {
             hs_codes: vec!["870323".into()],
             gross_mass: Some(Decimal::new(12505, 1)),
             value: Decimal::new(12505, 1),
+            ..Facts::default()
         }
+    }
+
+    #[test]
+    fn the_reference_data_decides_who_is_an_aeo_and_restricted_goods() {
+        let s = Selector::new(SelectionConfig {
+            select_non_aeo: true,
+            aeo: vec!["KZ123456789012".into()],
+            ..SelectionConfig::default()
+        })
+        .expect("valid");
+        assert!(!s.select(&facts()).selected, "on the configured list");
+        // A registration suspended in the reference data wins over the configured list.
+        let suspended = Facts {
+            aeo: Some(false),
+            ..facts()
+        };
+        let v = s.select(&suspended);
+        assert_eq!(
+            (v.selected, v.reason.as_str()),
+            (true, "holder is not an AEO")
+        );
+        let registered = Facts {
+            holder: Some("GE123456789".into()),
+            aeo: Some(true),
+            ..facts()
+        };
+        assert!(!s.select(&registered).selected);
+        let restricted = Facts {
+            restricted: Some(
+                "restricted goods: HS code 240220 (always-inspect, prefix 2402)".into(),
+            ),
+            ..facts()
+        };
+        let v = s.select(&restricted);
+        assert!(
+            v.selected && v.reason.starts_with("restricted goods"),
+            "{v:?}"
+        );
     }
 
     #[test]

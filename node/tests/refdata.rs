@@ -160,7 +160,10 @@ async fn hub_api(hub: &RunningHub, method: &str, path: &str, body: Option<Value>
         .and_then(|s| s.parse().ok())
         .expect("status line");
     let (head, rest) = text.split_once("\r\n\r\n").expect("head and body");
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut r = rest;
         while let Some((size, tail)) = r.split_once("\r\n") {
@@ -313,7 +316,11 @@ async fn scenario(db: Db) {
         json!({"removed": [{"section": "office", "key": "KZ999999"}]}),
     )
     .await;
-    assert_eq!((status, e["code"].as_str()), (422, Some("reference.unknown-key")), "{e}");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("reference.unknown-key")),
+        "{e}"
+    );
     let (status, e) = change(
         &w,
         json!({"traders": [{"role": "aeo", "tin": "TR1234567890", "name": "x", "country": "TR",
@@ -327,7 +334,13 @@ async fn scenario(db: Db) {
     );
     let (_, refs) = hub_api(&w.hub, "GET", "/api/v1/refs", None).await;
     assert_eq!(refs["version"], v1, "a refused change made no version");
-    let (status, changes) = hub_api(&w.hub, "GET", &format!("/api/v1/refs/changes?since={pilot}"), None).await;
+    let (status, changes) = hub_api(
+        &w.hub,
+        "GET",
+        &format!("/api/v1/refs/changes?since={pilot}"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let list = changes["changes"].as_array().expect("changes");
     assert_eq!(list.len(), 1, "{changes}");
@@ -341,16 +354,26 @@ async fn scenario(db: Db) {
     assert_eq!(status, 201, "{reg}");
     let id = reg["id"].as_i64().expect("id");
     let (status, e) = hub_api(&w.hub, "POST", "/api/v1/registrations", Some(app)).await;
-    assert_eq!((status, e["code"].as_str()), (409, Some("registration.overlap")), "{e}");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (409, Some("registration.overlap")),
+        "{e}"
+    );
     let (status, e) = hub_api(
         &w.hub,
         "POST",
         "/api/v1/registrations",
-        Some(json!({"role": "aeo", "tin": "TR1234567890", "name": "x", "country": "TR",
-                    "valid_from": "2026-01-01"})),
+        Some(
+            json!({"role": "aeo", "tin": "TR1234567890", "name": "x", "country": "TR",
+                    "valid_from": "2026-01-01"}),
+        ),
     )
     .await;
-    assert_eq!((status, e["code"].as_str()), (422, Some("registration.unknown-country")), "{e}");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("registration.unknown-country")),
+        "{e}"
+    );
     let (status, r) = hub_api(
         &w.hub,
         "POST",
@@ -358,11 +381,22 @@ async fn scenario(db: Db) {
         Some(json!({"action": "approve", "actor": "admin-kz"})),
     )
     .await;
-    assert_eq!((status, r["status"].as_str()), (200, Some("approved")), "{r}");
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("approved")),
+        "{r}"
+    );
     let today = chrono::Utc::now().date_naive();
     for c in [KZ, AZ, GE] {
         wait_version(&w, c, v1 + 1).await;
-        assert!(w.nodes[&c].running.engine.refdata.current().is_aeo("KZ111222333444", today));
+        assert!(
+            w.nodes[&c]
+                .running
+                .engine
+                .refdata
+                .current()
+                .is_aeo("KZ111222333444", today)
+        );
     }
     let (status, e) = hub_api(
         &w.hub,
@@ -371,7 +405,11 @@ async fn scenario(db: Db) {
         Some(json!({"action": "suspend", "actor": "admin-kz"})),
     )
     .await;
-    assert_eq!((status, e["code"].as_str()), (422, Some("registration.invalid")), "reason required: {e}");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("registration.invalid")),
+        "reason required: {e}"
+    );
     let (status, r) = hub_api(
         &w.hub,
         "POST",
@@ -379,7 +417,11 @@ async fn scenario(db: Db) {
         Some(json!({"action": "suspend", "actor": "admin-kz", "reason": "audit findings"})),
     )
     .await;
-    assert_eq!((status, r["status"].as_str()), (200, Some("suspended")), "{r}");
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("suspended")),
+        "{r}"
+    );
     for c in [KZ, AZ, GE] {
         wait_version(&w, c, v1 + 2).await;
         let r = w.nodes[&c].running.engine.refdata.current();
@@ -405,7 +447,10 @@ async fn scenario(db: Db) {
     // 3b. By message: a CA003C through the KZ node reaches the hub; approved there, the
     //     CA004C comes back on KZ's national stream; an overlapping one is refused at once.
     let kz = &w.nodes[&KZ].running.engine;
-    let a = kz.submit(ca003c("KZ-APP-1", "KZ555000111222").as_bytes()).await.expect("submit");
+    let a = kz
+        .submit(ca003c("KZ-APP-1", "KZ555000111222").as_bytes())
+        .await
+        .expect("submit");
     assert_eq!(a.answer, Answer::Accepted, "{:?}", a.answer);
     let deadline = Instant::now() + WAIT;
     let id = loop {
@@ -418,7 +463,10 @@ async fn scenario(db: Db) {
             assert_eq!(r["status"], "pending");
             break r["id"].as_i64().expect("id");
         }
-        assert!(Instant::now() < deadline, "the CA003C never reached the hub: {list}");
+        assert!(
+            Instant::now() < deadline,
+            "the CA003C never reached the hub: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let (status, r) = hub_api(
@@ -429,16 +477,38 @@ async fn scenario(db: Db) {
     )
     .await;
     assert_eq!(status, 200, "{r}");
-    let a = kz.submit(ca003c("KZ-APP-2", "KZ555000111222").as_bytes()).await.expect("submit");
+    let a = kz
+        .submit(ca003c("KZ-APP-2", "KZ555000111222").as_bytes())
+        .await
+        .expect("submit");
     assert_eq!(a.answer, Answer::Accepted, "{:?}", a.answer);
     let decisions = wait_stream(kz, "CA004C", 2).await;
-    assert!(decisions[0].contains("<decision>approved</decision>"), "{}", decisions[0]);
-    assert!(decisions[1].contains("<decision>refused</decision>"), "{}", decisions[1]);
-    assert!(decisions[1].contains("registration.overlap"), "{}", decisions[1]);
+    assert!(
+        decisions[0].contains("<decision>approved</decision>"),
+        "{}",
+        decisions[0]
+    );
+    assert!(
+        decisions[1].contains("<decision>refused</decision>"),
+        "{}",
+        decisions[1]
+    );
+    assert!(
+        decisions[1].contains("registration.overlap"),
+        "{}",
+        decisions[1]
+    );
     let v3 = v1 + 3;
     for c in [KZ, AZ, GE] {
         wait_version(&w, c, v3).await;
-        assert!(w.nodes[&c].running.engine.refdata.current().is_aeo("KZ555000111222", today));
+        assert!(
+            w.nodes[&c]
+                .running
+                .engine
+                .refdata
+                .current()
+                .is_aeo("KZ555000111222", today)
+        );
     }
 
     // 4. GE offline: two changes wait for it and arrive in order when it returns.
@@ -516,7 +586,10 @@ async fn scenario(db: Db) {
     .expect("delivered");
     let behind = kz.refdata.behind().expect("KZ knows it is behind");
     assert_eq!((behind.held, behind.known), (v5, v5 + 2));
-    let refused = kz.submit(&declaration("LRN-REF-BEHIND")).await.expect("submit");
+    let refused = kz
+        .submit(&declaration("LRN-REF-BEHIND"))
+        .await
+        .expect("submit");
     match &refused.answer {
         Answer::Rejected { xml, code, .. } => {
             assert_eq!(code, "refdata.behind");
@@ -538,9 +611,15 @@ async fn scenario(db: Db) {
     // The hub's version v5 + 2 is what KZ holds, not what was announced early.
     assert!(kz.refdata.current().restriction("870890").is_some());
     assert!(kz.refdata.current().restriction("870690").is_none());
-    let accepted = kz.submit(&declaration("LRN-REF-CAUGHT")).await.expect("submit");
+    let accepted = kz
+        .submit(&declaration("LRN-REF-CAUGHT"))
+        .await
+        .expect("submit");
     assert!(
-        !matches!(accepted.answer, Answer::Rejected { .. } | Answer::Invalid { .. }),
+        !matches!(
+            accepted.answer,
+            Answer::Rejected { .. } | Answer::Invalid { .. }
+        ),
         "refused after catching up: {:?}",
         accepted.answer
     );

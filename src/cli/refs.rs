@@ -57,7 +57,10 @@ async fn current(base: &HttpBase) -> anyhow::Result<ReferenceSet> {
         .await
         .context("GET /api/v1/refs")?;
     if status != 200 {
-        bail!("GET /api/v1/refs: {status}: {}", String::from_utf8_lossy(&body));
+        bail!(
+            "GET /api/v1/refs: {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
     }
     let v: serde_json::Value = serde_json::from_slice(&body).context("the hub's answer")?;
     serde_json::from_value(v["data"].clone()).context("the hub's reference data")
@@ -143,7 +146,10 @@ pub fn run(hub: &str, action: Action, format: Format, dir: &Path) -> anyhow::Res
                     })
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 if change.is_empty() {
-                    println!("nothing to import: the hub's version {} is the same", held.version);
+                    println!(
+                        "nothing to import: the hub's version {} is the same",
+                        held.version
+                    );
                     return Ok(ExitCode::SUCCESS);
                 }
                 let body = serde_json::to_vec(&serde_json::json!({

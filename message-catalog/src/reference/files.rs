@@ -84,7 +84,11 @@ fn quote(field: &str) -> String {
 }
 
 fn line(fields: &[String]) -> String {
-    let mut s = fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",");
+    let mut s = fields
+        .iter()
+        .map(|f| quote(f))
+        .collect::<Vec<_>>()
+        .join(",");
     s.push('\n');
     s
 }
@@ -119,7 +123,8 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
                 set.countries
                     .iter()
                     .map(|c| {
-                        let mut r = vec![c.code.to_string(), c.currency.clone(), c.time_zone.clone()];
+                        let mut r =
+                            vec![c.code.to_string(), c.currency.clone(), c.time_zone.clone()];
                         r.extend(names(&c.names));
                         r
                     })
@@ -129,7 +134,14 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
         (
             CSV_FILES[1],
             file(
-                &["reference_number", "country", "roles", "time_zone", "latitude", "longitude"],
+                &[
+                    "reference_number",
+                    "country",
+                    "roles",
+                    "time_zone",
+                    "latitude",
+                    "longitude",
+                ],
                 name_columns(),
                 set.offices
                     .iter()
@@ -137,15 +149,24 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
                         let roles: Vec<String> = o
                             .roles
                             .iter()
-                            .map(|r| serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+                            .map(|r| {
+                                serde_json::to_value(r)
+                                    .ok()
+                                    .and_then(|v| v.as_str().map(str::to_owned))
+                                    .unwrap_or_default()
+                            })
                             .collect();
                         let mut r = vec![
                             o.reference_number.to_string(),
                             o.country.to_string(),
                             roles.join(";"),
                             o.time_zone.clone(),
-                            o.coordinates.map(|c| c.latitude.to_string()).unwrap_or_default(),
-                            o.coordinates.map(|c| c.longitude.to_string()).unwrap_or_default(),
+                            o.coordinates
+                                .map(|c| c.latitude.to_string())
+                                .unwrap_or_default(),
+                            o.coordinates
+                                .map(|c| c.longitude.to_string())
+                                .unwrap_or_default(),
                         ];
                         r.extend(names(&o.names));
                         r
@@ -193,7 +214,11 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
                             c.contract_id.clone(),
                             c.grn.to_string(),
                             c.insurer.to_string(),
-                            c.holders.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(";"),
+                            c.holders
+                                .iter()
+                                .map(|h| h.to_string())
+                                .collect::<Vec<_>>()
+                                .join(";"),
                             c.valid_from.to_string(),
                             c.valid_until.to_string(),
                             c.insured_amount.to_string(),
@@ -212,7 +237,15 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
         (
             CSV_FILES[4],
             file(
-                &["role", "tin", "name", "country", "status", "valid_from", "valid_until"],
+                &[
+                    "role",
+                    "tin",
+                    "name",
+                    "country",
+                    "status",
+                    "valid_from",
+                    "valid_until",
+                ],
                 Vec::new(),
                 set.traders
                     .iter()
@@ -452,17 +485,32 @@ pub fn from_csv(files: &BTreeMap<String, String>, version: u64) -> Result<Refere
         });
     }
     let f = CSV_FILES[1];
-    let cols = with_names(&["reference_number", "country", "roles", "time_zone", "latitude", "longitude"]);
+    let cols = with_names(&[
+        "reference_number",
+        "country",
+        "roles",
+        "time_zone",
+        "latitude",
+        "longitude",
+    ]);
     for r in rows(f, get(f)?, &cols)? {
         let roles = r
             .required("roles")?
             .split(';')
             .map(|x| {
                 serde_json::from_value::<Role>(serde_json::Value::String(x.trim().to_owned()))
-                    .map_err(|_| r.bad("roles", format!("{x:?} is not departure, exit, transit or destination")))
+                    .map_err(|_| {
+                        r.bad(
+                            "roles",
+                            format!("{x:?} is not departure, exit, transit or destination"),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let coordinates = match (r.text("latitude").trim().is_empty(), r.text("longitude").trim().is_empty()) {
+        let coordinates = match (
+            r.text("latitude").trim().is_empty(),
+            r.text("longitude").trim().is_empty(),
+        ) {
             (true, true) => None,
             _ => Some(Coordinates {
                 latitude: r.parse("latitude", |s| s.parse::<f64>())?,
@@ -527,10 +575,20 @@ pub fn from_csv(files: &BTreeMap<String, String>, version: u64) -> Result<Refere
         });
     }
     let f = CSV_FILES[4];
-    let cols = ["role", "tin", "name", "country", "status", "valid_from", "valid_until"];
+    let cols = [
+        "role",
+        "tin",
+        "name",
+        "country",
+        "status",
+        "valid_from",
+        "valid_until",
+    ];
     for r in rows(f, get(f)?, &cols)? {
         set.traders.push(Trader {
-            role: r.parse("role", |s| TraderRole::parse(s).ok_or("not aeo or authorised-trader"))?,
+            role: r.parse("role", |s| {
+                TraderRole::parse(s).ok_or("not aeo or authorised-trader")
+            })?,
             tin: r.tin("tin")?,
             name: r.required("name")?,
             country: r.country("country")?,
@@ -565,7 +623,8 @@ pub fn to_xml(set: &ReferenceSet, prepared_at: chrono::NaiveDateTime) -> Vec<u8>
 
 /// Reads the XML file back into a set, checked.
 pub fn from_xml(bytes: &[u8]) -> Result<ReferenceSet, FileError> {
-    let message = decode(bytes, &Limits::default()).map_err(|r| FileError::Xml(format!("{XML_FILE}: {r}")))?;
+    let message = decode(bytes, &Limits::default())
+        .map_err(|r| FileError::Xml(format!("{XML_FILE}: {r}")))?;
     let Message::CA005C(m) = message else {
         return Err(FileError::Xml(format!(
             "{XML_FILE}: a {} is not a reference-data update (CA005C)",
@@ -596,7 +655,10 @@ mod tests {
     use super::*;
 
     fn csv_files(set: &ReferenceSet) -> BTreeMap<String, String> {
-        to_csv(set).into_iter().map(|(n, t)| (n.to_owned(), t)).collect()
+        to_csv(set)
+            .into_iter()
+            .map(|(n, t)| (n.to_owned(), t))
+            .collect()
     }
 
     #[test]
@@ -618,11 +680,15 @@ mod tests {
     fn bad_csv_names_the_line_and_field() {
         let set = ReferenceData::pilot().to_set();
         let mut files = csv_files(&set);
-        let offices = files["offices.csv"].replacen(",KZ,departure;exit,", ",KZ,departure;moon,", 1);
+        let offices =
+            files["offices.csv"].replacen(",KZ,departure;exit,", ",KZ,departure;moon,", 1);
         files.insert("offices.csv".into(), offices);
         let e = from_csv(&files, 1).expect_err("bad role");
         assert_eq!(
-            (e.code(), e.to_string().contains("offices.csv line 7, field roles")),
+            (
+                e.code(),
+                e.to_string().contains("offices.csv line 7, field roles")
+            ),
             ("refs.field", true),
             "{e}"
         );
@@ -630,7 +696,11 @@ mod tests {
         let traders = files["traders.csv"].replacen("2026-01-01", "2026-13-01", 1);
         files.insert("traders.csv".into(), traders);
         let e = from_csv(&files, 1).expect_err("bad date");
-        assert!(e.to_string().contains("traders.csv line 2, field valid_from"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("traders.csv line 2, field valid_from"),
+            "{e}"
+        );
         let mut files = csv_files(&set);
         files.remove("countries.csv");
         let e = from_csv(&files, 1).expect_err("missing file");

@@ -471,7 +471,9 @@ pub enum ReferenceError {
         second: String,
     },
     /// A country that is not a participating country (of a trader or an insurer).
-    #[error("reference.unknown-country: {what} names country {country}, which is not a participating country")]
+    #[error(
+        "reference.unknown-country: {what} names country {country}, which is not a participating country"
+    )]
     UnknownCountry {
         /// What names it.
         what: String,
@@ -1173,8 +1175,14 @@ mod tests {
         let r = ReferenceData::pilot();
         let today = day("2026-11-21");
         assert!(r.is_aeo("KZ123456789012", today));
-        assert!(!r.is_aeo("KZ987654321098", today), "an authorised trader, not an AEO");
-        assert!(!r.is_aeo("KZ123456789012", day("2031-01-01")), "validity ended");
+        assert!(
+            !r.is_aeo("KZ987654321098", today),
+            "an authorised trader, not an AEO"
+        );
+        assert!(
+            !r.is_aeo("KZ123456789012", day("2031-01-01")),
+            "validity ended"
+        );
         assert!(r.withdrawn_registration("KZ123456789012").is_none());
         assert_eq!(
             r.restriction("930190").map(|g| g.condition),

@@ -399,9 +399,7 @@ fn names_of(list: &[OfficeNameType], what: &str) -> Result<Names, ReferenceError
         list.iter()
             .find(|n| n.language == l)
             .map(|n| n.name.clone())
-            .ok_or_else(|| {
-                ReferenceError::Message(format!("{what} has no name in {}", l.as_str()))
-            })
+            .ok_or_else(|| ReferenceError::Message(format!("{what} has no name in {}", l.as_str())))
     };
     Ok(Names {
         en: get(L::En)?,
@@ -607,9 +605,8 @@ pub fn update_message(header: &UpdateHeader, update: &Update) -> Message {
 /// The update a CA005C carries (its records read into the model; whether they make a valid
 /// set is [`Update::applied_to`]'s to say).
 pub fn read_update(m: &CA005CType) -> Result<Update, ReferenceError> {
-    let version = |v: i64| {
-        u64::try_from(v).map_err(|_| bad(format!("version {v} is not a version number")))
-    };
+    let version =
+        |v: i64| u64::try_from(v).map_err(|_| bad(format!("version {v} is not a version number")));
     let mut change = Change::default();
     for k in &m.country {
         change.countries.push(Country {
@@ -770,7 +767,9 @@ mod tests {
         let mut newer = set.clone();
         newer.version = set.version + 1;
         newer.traders[0].status = TraderStatus::Suspended;
-        newer.offices.retain(|o| o.reference_number.as_str() != "GE000301");
+        newer
+            .offices
+            .retain(|o| o.reference_number.as_str() != "GE000301");
         let change = set.diff(&newer).expect("diff");
         assert_eq!(change.traders.len(), 1);
         assert_eq!(change.removed.len(), 1);
@@ -785,7 +784,9 @@ mod tests {
         let back = through_xml(&update);
         assert_eq!(back, update);
         assert_eq!(back.applied_to(&set).expect("applies"), newer);
-        let e = back.applied_to(&newer).expect_err("not its previous version");
+        let e = back
+            .applied_to(&newer)
+            .expect_err("not its previous version");
         assert_eq!(e.code(), "reference.message");
     }
 
