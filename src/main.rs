@@ -60,6 +60,12 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
     },
+    /// The conformance kit: replay message sets against a node (or a CATS it starts itself),
+    /// record a live movement as a case, write the HTML certification report.
+    Conformance {
+        #[command(subcommand)]
+        command: cli::conformance::Command,
+    },
     /// Validate message files: exit 0 when every file is valid, 1 when any is not, 2 on error.
     Validate {
         /// How far to check: `xml` stops after the typed decode, `rules` adds code lists,
@@ -319,6 +325,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             step_timeout,
             concurrency,
         }),
+        Command::Conformance { command } => cli::conformance::run(command),
         Command::Validate {
             level,
             format,

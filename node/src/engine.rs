@@ -610,6 +610,20 @@ impl Engine {
                 ));
             }
         };
+        // NCTS code 26: a message identification the national system already used for this
+        // movement (a resend) is refused, not applied a second time.
+        if let (Some(stored), Some(id)) = (&current, message.message_identification())
+            && store::national_message_seen(&mut tx, stored.id, id).await?
+        {
+            drop(tx);
+            return Ok(self.refuse_plain(
+                &original,
+                &ty,
+                FunctionalError::Duplicate,
+                &format!("/{ty}/messageIdentification"),
+                &format!("message identification {id} was already received for this movement"),
+            ));
+        }
         let mut outcome = self.run_event(&mut tx, current, &event, &origin).await?;
         let follow = self.follow_up(&mut tx, outcome.movement.take()).await?;
         outcome.movement = follow.movement;

@@ -454,6 +454,27 @@ pub async fn insert_message(tx: &mut Tx<'_>, m: &MessageRow<'_>) -> Result<i64, 
     }))
 }
 
+/// Whether movement `movement_id` already has a message from the national system with this
+/// message identification (a resend: NCTS code 26).
+pub async fn national_message_seen(
+    tx: &mut Tx<'_>,
+    movement_id: i64,
+    message_id: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = on_tx!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT id FROM node_messages \
+             WHERE movement_id = $1 AND direction = 'in' AND message_id = $2 AND envelope IS NULL \
+             LIMIT 1",
+        )
+        .bind(movement_id)
+        .bind(message_id)
+        .fetch_optional(&mut *c)
+        .await?
+    });
+    Ok(found.is_some())
+}
+
 /// Attaches stored messages without a movement to `movement_id` (a CC015C that started it).
 pub async fn attach_message(
     tx: &mut Tx<'_>,

@@ -990,6 +990,17 @@ async fn refusals(db: Db) {
         a.text()
     );
     assert_eq!(a.header("x-cats-mrn"), Some(mrn.as_str()));
+    // The same message again (its message identification already received for this
+    // movement): a duplicate, 26, at the message identification.
+    let a = kz.post_xml(&cc014c).await;
+    assert_eq!(a.status, 422, "{}", a.text());
+    assert!(
+        a.text().contains("<errorCode>26</errorCode>")
+            && a.text()
+                .contains("<errorPointer>/CC014C/messageIdentification</errorPointer>"),
+        "{}",
+        a.text()
+    );
     let a = w
         .officer(KZ)
         .action(serde_json::json!({"action": "write-off", "office": "KZ000101", "role": "departure", "mrn": mrn}))

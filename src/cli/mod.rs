@@ -1,6 +1,7 @@
 //! The commands of `cats`, one module each.
 
 pub mod certs;
+pub mod conformance;
 pub mod dead_letters;
 pub mod demo;
 pub mod hub;

@@ -187,6 +187,8 @@ pub struct World {
     pub nodes: Nodes,
     /// Each node's process-side handle.
     pub running: Vec<RunningNode>,
+    /// The CATS CA certificate (PEM) that the nodes' API certificates chain to.
+    pub ca_pem: Vec<u8>,
     hub: cats_hub::RunningHub,
     hub_trigger: ShutdownTrigger,
     _dir: tempfile::TempDir,
@@ -317,10 +319,16 @@ impl World {
         Ok(World {
             nodes,
             running,
+            ca_pem,
             hub,
             hub_trigger,
             _dir: dir,
         })
+    }
+
+    /// The hub's HTTP API address.
+    pub fn hub_api(&self) -> SocketAddr {
+        self.hub.http_addr
     }
 
     /// Prints each node's API address and tokens (`--keep-running`).
