@@ -1077,7 +1077,191 @@ fn to_tree(n: &Node) -> Option<String> {
     })
 }
 
-fn translate_pattern(p: &str) -> R<(String, Option<String>)> {
+/// ASCII membership of a class, decided by the class's own `regex` translation (the reference
+/// the runtime falls back to), so the DFA agrees with it on every ASCII character.
+fn ascii_set(c: &ClassAst, cache: &mut BTreeMap<String, [bool; 128]>) -> R<[bool; 128]> {
+    if let Some(set) = cache.get(&c.regex) {
+        return Ok(*set);
+    }
+    let rx = regex::Regex::new(&format!("^(?:{})$", c.regex))
+        .map_err(|e| format!("class {:?} does not compile: {e}", c.regex))?;
+    let mut set = [false; 128];
+    for (b, slot) in set.iter_mut().enumerate() {
+        let ch = char::from(u8::try_from(b).unwrap());
+        *slot = rx.is_match(ch.encode_utf8(&mut [0u8; 4]));
+    }
+    cache.insert(c.regex.clone(), set);
+    Ok(set)
+}
+
+/// Thompson NFA over ASCII: per state, epsilon moves and at most one class move.
+#[derive(Default)]
+struct Nfa {
+    eps: Vec<Vec<usize>>,
+    step: Vec<Option<(usize, usize)>>,
+    sets: Vec<[bool; 128]>,
+}
+
+impl Nfa {
+    fn state(&mut self) -> usize {
+        self.eps.push(Vec::new());
+        self.step.push(None);
+        self.eps.len() - 1
+    }
+    fn frag(&mut self, n: &Node, cache: &mut BTreeMap<String, [bool; 128]>) -> R<(usize, usize)> {
+        if self.eps.len() > 20_000 {
+            return Err("too large".into());
+        }
+        Ok(match n {
+            Node::Class(c) => {
+                let set = ascii_set(c, cache)?;
+                let id = match self.sets.iter().position(|s| *s == set) {
+                    Some(i) => i,
+                    None => {
+                        self.sets.push(set);
+                        self.sets.len() - 1
+                    }
+                };
+                let (s, e) = (self.state(), self.state());
+                self.step[s] = Some((id, e));
+                (s, e)
+            }
+            Node::Group(g) => self.frag(g, cache)?,
+            Node::Seq(v) => {
+                let s = self.state();
+                let mut cur = s;
+                for item in v {
+                    let (a, b) = self.frag(item, cache)?;
+                    self.eps[cur].push(a);
+                    cur = b;
+                }
+                (s, cur)
+            }
+            Node::Alt(v) => {
+                let (s, e) = (self.state(), self.state());
+                for item in v {
+                    let (a, b) = self.frag(item, cache)?;
+                    self.eps[s].push(a);
+                    self.eps[b].push(e);
+                }
+                (s, e)
+            }
+            Node::Repeat(a, min, max) => {
+                let s = self.state();
+                let mut cur = s;
+                for _ in 0..*min {
+                    let (x, y) = self.frag(a, cache)?;
+                    self.eps[cur].push(x);
+                    cur = y;
+                }
+                match max {
+                    None => {
+                        let l = self.state();
+                        self.eps[cur].push(l);
+                        let (x, y) = self.frag(a, cache)?;
+                        self.eps[l].push(x);
+                        self.eps[y].push(l);
+                        (s, l)
+                    }
+                    Some(m) => {
+                        let e = self.state();
+                        for _ in *min..*m {
+                            self.eps[cur].push(e);
+                            let (x, y) = self.frag(a, cache)?;
+                            self.eps[cur].push(x);
+                            cur = y;
+                        }
+                        self.eps[cur].push(e);
+                        (s, e)
+                    }
+                }
+            }
+        })
+    }
+    fn close(&self, set: &mut BTreeSet<usize>) {
+        let mut todo: Vec<usize> = set.iter().copied().collect();
+        while let Some(s) = todo.pop() {
+            for &t in &self.eps[s] {
+                if set.insert(t) {
+                    todo.push(t);
+                }
+            }
+        }
+    }
+}
+
+/// A DFA deciding the whole pattern on ASCII values, as a static `Dfa` expression; `None` when
+/// it would be too large (the runtime then uses the other paths).
+fn to_dfa(n: &Node, cache: &mut BTreeMap<String, [bool; 128]>) -> R<Option<String>> {
+    let mut nfa = Nfa::default();
+    let (start, accept) = match nfa.frag(n, cache) {
+        Ok(f) => f,
+        Err(e) if e == "too large" => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // Bytes with the same membership in every class behave alike.
+    let mut class_of = [0u8; 128];
+    let mut reps: Vec<usize> = Vec::new();
+    let mut sigs: Vec<Vec<bool>> = Vec::new();
+    for b in 0..128 {
+        let sig: Vec<bool> = nfa.sets.iter().map(|s| s[b]).collect();
+        let id = match sigs.iter().position(|x| *x == sig) {
+            Some(i) => i,
+            None => {
+                sigs.push(sig);
+                reps.push(b);
+                sigs.len() - 1
+            }
+        };
+        class_of[b] = u8::try_from(id).map_err(|_| "too many byte classes".to_string())?;
+    }
+    let mut first = BTreeSet::from([start]);
+    nfa.close(&mut first);
+    let mut ids: BTreeMap<BTreeSet<usize>, usize> = BTreeMap::from([(first.clone(), 0)]);
+    let mut states = vec![first];
+    let mut trans: Vec<u16> = Vec::new();
+    let mut i = 0;
+    while i < states.len() {
+        for &rep in &reps {
+            let mut next = BTreeSet::new();
+            for &s in &states[i] {
+                if let Some((set, to)) = nfa.step[s] {
+                    if nfa.sets[set][rep] {
+                        next.insert(to);
+                    }
+                }
+            }
+            if next.is_empty() {
+                trans.push(u16::MAX);
+                continue;
+            }
+            nfa.close(&mut next);
+            let id = match ids.get(&next) {
+                Some(&id) => id,
+                None => {
+                    states.push(next.clone());
+                    ids.insert(next, states.len() - 1);
+                    states.len() - 1
+                }
+            };
+            if id >= 4096 {
+                return Ok(None);
+            }
+            trans.push(u16::try_from(id).unwrap());
+        }
+        i += 1;
+    }
+    let accepting: Vec<bool> = states.iter().map(|s| s.contains(&accept)).collect();
+    Ok(Some(format!(
+        "Dfa {{ classes: &{class_of:?}, stride: {}, trans: &{trans:?}, accept: &{accepting:?} }}",
+        reps.len()
+    )))
+}
+
+fn translate_pattern(
+    p: &str,
+    cache: &mut BTreeMap<String, [bool; 128]>,
+) -> R<(String, Option<String>, Option<String>)> {
     let mut parser = RxParser {
         chars: p.chars().collect(),
         pos: 0,
@@ -1093,6 +1277,7 @@ fn translate_pattern(p: &str) -> R<(String, Option<String>)> {
     Ok((
         rx,
         to_fast(&ast).or_else(|| to_tree(&ast).map(|t| format!("Fast::Tree(&{t})"))),
+        to_dfa(&ast, cache)?,
     ))
 }
 
@@ -1276,11 +1461,14 @@ fn emit_family(fam: &Family, o: &mut String) -> R<()> {
             patterns.entry(p.clone()).or_insert(n);
         }
     }
+    let mut cache = BTreeMap::new();
     for (p, i) in &patterns {
-        let (rx, fast) = translate_pattern(p).map_err(|e| format!("{} ({})", e, fam.dir))?;
+        let (rx, fast, dfa) =
+            translate_pattern(p, &mut cache).map_err(|e| format!("{} ({})", e, fam.dir))?;
         writeln!(
             o,
-            "static P_{i}: Pattern = Pattern {{ xsd: {p:?}, regex: {rx:?}, fast: {}, cell: std::sync::OnceLock::new() }};",
+            "static P_{i}: Pattern = Pattern {{ xsd: {p:?}, regex: {rx:?}, dfa: {}, fast: {}, cell: std::sync::OnceLock::new() }};",
+            dfa.map_or("None".to_string(), |f| format!("Some({f})")),
             fast.map_or("None".to_string(), |f| format!("Some({f})"))
         )
         .unwrap();
@@ -1288,11 +1476,29 @@ fn emit_family(fam: &Family, o: &mut String) -> R<()> {
 
     // Simple types.
     let mut enums: BTreeSet<String> = BTreeSet::new();
+    let mut bound_statics: BTreeSet<String> = BTreeSet::new();
     for s in fam.simple.values() {
         let r = resolve(fam, &s.name)?;
         let mut levels = Vec::new();
         for lname in &r.levels {
             let l = &fam.simple[lname].facets;
+            let has_bounds = l.min_inclusive.is_some()
+                || l.max_inclusive.is_some()
+                || l.min_exclusive.is_some()
+                || l.max_exclusive.is_some();
+            let bounds = if has_bounds {
+                let b = format!("B_{}", st_static(lname));
+                if bound_statics.insert(b.clone()) {
+                    writeln!(
+                        o,
+                        "static {b}: std::sync::OnceLock<crate::codec::rt::Bounds> = std::sync::OnceLock::new();"
+                    )
+                    .unwrap();
+                }
+                format!("Some(&{b})")
+            } else {
+                "None".to_string()
+            };
             let pats = l
                 .patterns
                 .iter()
@@ -1307,7 +1513,7 @@ fn emit_family(fam: &Family, o: &mut String) -> R<()> {
                 }
             }
             levels.push(format!(
-                "Facets {{ patterns: &[{pats}], length: {}, min_length: {}, max_length: {}, total_digits: {}, fraction_digits: {}, min_inclusive: {}, max_inclusive: {}, min_exclusive: {}, max_exclusive: {}, enumeration: &{:?} }}",
+                "Facets {{ patterns: &[{pats}], length: {}, min_length: {}, max_length: {}, total_digits: {}, fraction_digits: {}, min_inclusive: {}, max_inclusive: {}, min_exclusive: {}, max_exclusive: {}, enumeration: &{:?}, bounds: {bounds} }}",
                 opt_u32(l.length),
                 opt_u32(l.min_length),
                 opt_u32(l.max_length),
@@ -1591,8 +1797,11 @@ fn emit_struct(fam: &Family, c: &ComplexDef, o: &mut String) -> R<()> {
         let value = match k {
             FieldKind::Complex(t) => format!("{t}::decode_content(d, &child, child_empty)?"),
             FieldKind::Leaf(st, r) => {
-                writeln!(o, "                        d.no_attributes(&child)?;").unwrap();
-                writeln!(o, "                        let raw = d.text(child_empty)?;").unwrap();
+                writeln!(
+                    o,
+                    "                        let raw = d.leaf_text(&child, child_empty)?;"
+                )
+                .unwrap();
                 leaf_from(r, &st_static(st))
             }
         };

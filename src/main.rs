@@ -223,6 +223,23 @@ enum HubCommand {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Create a bearer token for the insurer and administrator API and print it (once; the hub
+    /// keeps only its SHA-256).
+    IssueCredential {
+        /// The hub's database (default: store.url of --config).
+        #[arg(long)]
+        database: Option<String>,
+        /// For this approved insurer (its TIN).
+        #[arg(
+            long,
+            conflicts_with = "administrator",
+            required_unless_present = "administrator"
+        )]
+        insurer: Option<String>,
+        /// For a hub administrator (a name for the audit trail).
+        #[arg(long)]
+        administrator: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,6 +371,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Some(HubCommand::VerifyJournal { database }) => {
                 cli::hub::verify_journal(database.as_deref(), config.as_deref())
             }
+            Some(HubCommand::IssueCredential {
+                database,
+                insurer,
+                administrator,
+            }) => cli::hub::issue_credential(
+                database.as_deref(),
+                config.as_deref(),
+                insurer,
+                administrator,
+            ),
         },
         Command::Node { config, log_json } => {
             init_logging(log_json);

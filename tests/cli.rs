@@ -330,6 +330,55 @@ fn hub_runs_serves_health_and_stops_on_sigterm() {
 }
 
 #[test]
+fn hub_issues_credentials_for_approved_insurers_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let o = cats(&[
+        "hub",
+        "issue-credential",
+        "--database",
+        &db,
+        "--insurer",
+        "KZ990140000123",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let token = stdout(&o);
+    assert_eq!(token.trim().len(), 64, "{token}");
+    assert!(
+        token.trim().chars().all(|c| c.is_ascii_hexdigit()),
+        "{token}"
+    );
+    let o = cats(&[
+        "hub",
+        "issue-credential",
+        "--database",
+        &db,
+        "--administrator",
+        "ops",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = cats(&[
+        "hub",
+        "issue-credential",
+        "--database",
+        &db,
+        "--insurer",
+        "KZ000000000000",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("contract.insurer"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
 fn hub_config_with_an_unknown_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hub.toml");

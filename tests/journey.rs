@@ -786,8 +786,184 @@ async fn same_declaration_twice(transport: TransportKind) {
     s.world.stop().await;
 }
 
+/// `GET path` on the hub's API with a bearer token: the JSON of a 200 answer.
+async fn insurer_view(addr: std::net::SocketAddr, path: &str, token: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    serde_json::from_str(body).expect("JSON")
+}
+
+/// The guarantee of a journey as its insurer sees it at the hub: reserved at release in KZT,
+/// converted to the contract's USD at the pilot rate, released by the write-off (CD209C).
+async fn guarantee_seen_by_the_insurer(transport: TransportKind) {
+    use cats_hub::insurer::{self, Principal};
+    let Some(s) = setup(transport).await else {
+        return;
+    };
+    let mut plan = Plan::pilot(&lrn("GUARANTEE"));
+    plan.consignment.guarantee.amount = "2000000.00".into();
+    plan.consignment.guarantee.currency = "KZT".into();
+    let outcome = journey::drive(&s.world.nodes, &plan, STEP, None)
+        .await
+        .expect("the journey ends written off");
+    assert_eq!(outcome.ending, Ending::WrittenOff);
+    let mrn = outcome.mrn.expect("an MRN");
+    let hub = s.world.hub();
+    let token = insurer::issue_credential(
+        &hub.services.store,
+        &hub.services.reference,
+        &Principal::Insurer("KZ990140000123".into()),
+    )
+    .await
+    .expect("the KZ insurer's credential");
+    let url = "/api/v1/insurer/contracts/KZ-CG-2026-0001";
+    let deadline = std::time::Instant::now() + STEP;
+    let (view, used) = loop {
+        let view = insurer_view(hub.http_addr, url, &token).await;
+        let used = view["movements"]
+            .as_array()
+            .expect("movements")
+            .iter()
+            .find(|m| m["mrn"] == mrn.as_str())
+            .cloned();
+        if let Some(u) = used.filter(|u| u["status"] == "released") {
+            break (view, u);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the write-off's credit reaches the hub: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(used["declared_amount"], "2000000.00");
+    assert_eq!(used["declared_currency"], "KZT");
+    assert_eq!(used["exchange_rate"], "0.002081165");
+    assert_eq!(used["amount"], "4162.33");
+    assert_eq!(used["currency"], "USD");
+    assert_eq!(used["released_by"], "CD209C");
+    assert!(used["released_at"].is_string(), "{used}");
+    assert_eq!(view["in_use"], "0.00", "{view}");
+    assert_eq!(view["available"], "100000000.00");
+    s.world.stop().await;
+}
+
+fn cc034c(id: &str, requester: &str, grn: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC034C xmlns:ncts="http://ncts.dgtaxud.ec" PhaseID="NCTS5.1">
+  <messageSender>{requester}</messageSender>
+  <messageRecipient>NTA.KZ</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CC034C</messageType>
+  <Requester><identificationNumber>{requester}</identificationNumber><role>1</role></Requester>
+  <GuaranteeReference>
+    <sequenceNumber>1</sequenceNumber>
+    <GRN>{grn}</GRN>
+    <GuaranteeQuery><queryIdentifier>1</queryIdentifier></GuaranteeQuery>
+    <AccessCode><accessCode>AC01</accessCode></AccessCode>
+  </GuaranteeReference>
+</ncts:CC034C>"#
+    )
+}
+
+/// A trader asks its node for its guarantee's balance (CC034C); the node asks the hub's ledger
+/// and the national system gets the CC037C on its stream, with the amount in use after a
+/// journey released in KZT and the available balance.
+async fn guarantee_balance_query(transport: TransportKind) {
+    let Some(s) = setup(transport).await else {
+        return;
+    };
+    let kz = &s.world.nodes.0["KZ"].client;
+    let reply = kz
+        .submit(cc034c("Q-BALANCE-1", "KZ123456789012", "26KZ0001010000017"))
+        .await
+        .expect("the node answers");
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let deadline = std::time::Instant::now() + STEP;
+    let answer = loop {
+        let (page, _) = kz.pull(0, 1000).await.expect("pull");
+        if let Some(item) = page.into_iter().find(|i| i.message_type == "CC037C") {
+            break item;
+        }
+        assert!(std::time::Instant::now() < deadline, "no CC037C came");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        element(&answer.xml, "correlationIdentifier").as_deref(),
+        Some("Q-BALANCE-1")
+    );
+    assert_eq!(
+        element(&answer.xml, "GRN").as_deref(),
+        Some("26KZ0001010000017")
+    );
+    assert_eq!(
+        element(&answer.xml, "balance").as_deref(),
+        Some("100000000.00"),
+        "{}",
+        answer.xml
+    );
+    assert_eq!(
+        element(&answer.xml, "exposure").as_deref(),
+        Some("0"),
+        "{}",
+        answer.xml
+    );
+    assert_eq!(element(&answer.xml, "currency").as_deref(), Some("USD"));
+
+    // The same question over the node API, answered synchronously.
+    let (status, xml) = kz
+        .guarantee_balance("26KZ0001010000017", "KZ123456789012")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("<ncts:CC037C"), "{xml}");
+    assert_eq!(
+        element(&xml, "balance").as_deref(),
+        Some("100000000.00"),
+        "{xml}"
+    );
+    // A requester the contract does not cover: refused, no balance.
+    let (status, xml) = kz
+        .guarantee_balance("26KZ0001010000017", "AZ1234567890")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 504, "{xml}");
+    // A malformed GRN: refused by the node's own checks.
+    let (status, xml) = kz
+        .guarantee_balance("NOT-A-GRN", "KZ123456789012")
+        .await
+        .expect("the node answers");
+    assert_eq!(status, 400, "{xml}");
+    s.world.stop().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Direct mutual-TLS link.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_guarantee_balance_query() {
+    guarantee_balance_query(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_guarantee_seen_by_the_insurer() {
+    guarantee_seen_by_the_insurer(TransportKind::Direct).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_full_journey() {

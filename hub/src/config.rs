@@ -165,6 +165,31 @@ impl Default for RawOperations {
     }
 }
 
+/// `[guarantee]`: the ledger's thresholds and periods (`crate::guarantee::LedgerPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGuarantee {
+    /// Percentages of the insured amount whose crossing is notified to the insurer, 1 to 100.
+    pub thresholds_percent: Vec<u32>,
+    /// Days after a reservation by which the movement must be discharged, at least 1.
+    pub transit_days: u32,
+    /// Days an enquiry stays open before it becomes a liability, at least 1.
+    pub liability_after_days: u32,
+    /// How often the enquiry sweep runs, seconds, at least 1.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Default for RawGuarantee {
+    fn default() -> Self {
+        RawGuarantee {
+            thresholds_percent: vec![80, 100],
+            transit_days: 8,
+            liability_after_days: 28,
+            sweep_interval_seconds: 60,
+        }
+    }
+}
+
 /// `[certs]`: file names, relative to `dir` unless absolute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -238,6 +263,8 @@ pub struct RawConfig {
     pub messages: RawMessages,
     /// `[operations]`.
     pub operations: RawOperations,
+    /// `[guarantee]`.
+    pub guarantee: RawGuarantee,
 }
 
 /// The configuration with everything loaded (stage 2).
@@ -261,6 +288,10 @@ pub struct ResolvedConfig {
     pub reference: ReferenceData,
     /// How often the operations sampler runs.
     pub sample_interval: Duration,
+    /// The guarantee ledger's thresholds and periods.
+    pub ledger: crate::guarantee::LedgerPolicy,
+    /// How often the enquiry sweep runs.
+    pub sweep_interval: Duration,
 }
 
 /// The hub's transport, resolved.
@@ -397,6 +428,37 @@ impl RawConfig {
                 self.operations.sample_interval_ms
             )));
         }
+        let g = &self.guarantee;
+        if let Some(t) = g
+            .thresholds_percent
+            .iter()
+            .find(|t| !(1..=100).contains(*t))
+        {
+            return Err(HubError::Invalid(format!(
+                "guarantee.thresholds_percent {t}: each from 1 to 100"
+            )));
+        }
+        for (key, v) in [
+            ("transit_days", u64::from(g.transit_days)),
+            ("liability_after_days", u64::from(g.liability_after_days)),
+            ("sweep_interval_seconds", g.sweep_interval_seconds),
+        ] {
+            if v < 1 {
+                return Err(HubError::Invalid(format!(
+                    "guarantee.{key} {v}: must be at least 1"
+                )));
+            }
+        }
+        let ledger = crate::guarantee::LedgerPolicy {
+            thresholds: g
+                .thresholds_percent
+                .iter()
+                .map(|t| rust_decimal::Decimal::from(*t))
+                .collect(),
+            transit_days: i64::from(g.transit_days),
+            liability_after_days: i64::from(g.liability_after_days),
+        };
+        let sweep_interval = Duration::from_secs(g.sweep_interval_seconds);
         Ok(ResolvedConfig {
             store_url: self.store.url,
             http_listen: addr("http.listen", &self.http.listen)?,
@@ -410,6 +472,8 @@ impl RawConfig {
             },
             reference,
             sample_interval: Duration::from_millis(self.operations.sample_interval_ms),
+            ledger,
+            sweep_interval,
         })
     }
 }
@@ -572,6 +636,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         verifier: Verifier::new(config.trust, config.freshness),
         signer: config.signer,
         reference: config.reference,
+        ledger: config.ledger,
         metrics: metrics.clone(),
         limits: config.limits,
     });
@@ -649,12 +714,27 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         let (o, stop) = (operations.clone(), shutdown.clone());
         background.push(tokio::spawn(async move { o.run(stop).await }));
     }
+    {
+        let (store, policy, stop) = (store.clone(), services.ledger.clone(), shutdown.clone());
+        background.push(tokio::spawn(crate::insurer::run_sweeps(
+            store,
+            policy,
+            config.sweep_interval,
+            stop,
+        )));
+    }
+    let insurer_api = crate::insurer::InsurerApi {
+        store: store.clone(),
+        reference: Arc::new(services.reference.clone()),
+        answer: Some((services.clone(), operations.clone())),
+    };
     let app = router(ApiState {
         store,
         metrics,
         operations: operations.clone(),
     })
-    .merge(crate::refdata::routes(services.clone()));
+    .merge(crate::refdata::routes(services.clone()))
+    .merge(crate::insurer::routes(insurer_api));
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)

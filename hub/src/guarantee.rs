@@ -21,8 +21,17 @@
 //! | CD209C guarantee credit (write-off) | release likewise | none |
 //!
 //! A CD203C is refused per GRN ([`GuaranteeRefusal`]): unknown GRN, contract expired or
-//! suspended, holder not covered, currency not the contract's (no conversion yet), insufficient
-//! available balance. A second CD203C for a movement and GRN already answered gets the same
+//! suspended, holder not covered, a currency with no exchange rate on the day, insufficient
+//! available balance. An amount in another currency than the contract's is converted at the
+//! rate table of the reference data ([`ReferenceData::convert`]: cross rate to 9 places, the
+//! amount rounded up to 2) and the reservation records the amount declared, the amount in the
+//! contract's currency and the rate; the CD205C gives the rate in `exchangeRate`.
+//!
+//! The contracts a GRN may name are those of the reference data and those approved at the hub
+//! ([`crate::insurer`]), both mirrored in `hub_guarantee_contracts`. A reservation that takes
+//! the amount in use across a threshold of the insured amount ([`LedgerPolicy::thresholds`],
+//! 80 % and 100 % by default) records one notification per crossing for the insurer
+//! (`hub_guarantee_notifications`); a release closes the movement's open enquiry. A second CD203C for a movement and GRN already answered gets the same
 //! answer again and reserves nothing. A release of a reservation already released changes
 //! nothing; a CD204C / CD209C naming a GRN the movement never asked for is refused by
 //! [`check`] with a CD906C (code 14, `guarantee.not-reserved`) before anything is journalled.
@@ -48,7 +57,9 @@ use message_catalog::Message;
 use message_catalog::codec::{ErrorCode, Problem, encode};
 use message_catalog::generated::cats;
 use message_catalog::ids::{CountryCode, Grn};
-use message_catalog::reference::{GuaranteeRefusal, InsuranceContract, ReferenceData};
+use message_catalog::reference::{
+    ContractStatus, ConversionError, GuaranteeRefusal, InsuranceContract, ReferenceData,
+};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -136,6 +147,27 @@ impl Counters {
     }
 }
 
+/// What the ledger is told by configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerPolicy {
+    /// Percentages of the insured amount whose upward crossing is notified to the insurer.
+    pub thresholds: Vec<Decimal>,
+    /// Days after a reservation by which the movement must be discharged (its limit date).
+    pub transit_days: i64,
+    /// Days an enquiry stays open before it becomes a liability on the contract.
+    pub liability_after_days: i64,
+}
+
+impl Default for LedgerPolicy {
+    fn default() -> LedgerPolicy {
+        LedgerPolicy {
+            thresholds: vec![Decimal::from(80), Decimal::from(100)],
+            transit_days: 8,
+            liability_after_days: 28,
+        }
+    }
+}
+
 /// One GRN of a guarantee use request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseRequest {
@@ -166,6 +198,9 @@ pub enum UseResult {
         amount: Decimal,
         /// Its currency (the contract's).
         currency: String,
+        /// The rate the declared amount was converted at (units of the contract's currency
+        /// per unit of the declared one); `None` when it was in the contract's currency.
+        exchange_rate: Option<Decimal>,
     },
     /// Refused.
     Refused {
@@ -303,13 +338,21 @@ async fn set_in_use(
     Ok(())
 }
 
-/// `(contract_id, amount, currency, status, refusal)` of a `hub_guarantee_uses` row.
-type UseRow = (Option<String>, String, String, String, Option<String>);
+/// `(contract_id, amount, currency, status, refusal, exchange_rate)` of a `hub_guarantee_uses`
+/// row.
+type UseRow = (
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 
 async fn use_row(tx: &mut HubTx<'_>, mrn: &str, grn: &str) -> Result<Option<UseRow>, StoreError> {
     Ok(on_tx!(tx, |conn| {
         sqlx::query_as(
-            "SELECT contract_id, amount, currency, status, refusal \
+            "SELECT contract_id, amount, currency, status, refusal, exchange_rate \
              FROM hub_guarantee_uses WHERE mrn = $1 AND grn = $2",
         )
         .bind(mrn)
@@ -331,12 +374,16 @@ fn recorded_answer(
     row: UseRow,
     reference: &ReferenceData,
 ) -> Result<UseAnswer, StoreError> {
-    let (contract_id, amount, currency, status, refusal) = row;
+    let (contract_id, amount, currency, status, refusal, rate) = row;
     let result = match status.as_str() {
         "reserved" | "released" => UseResult::Reserved {
             contract_id: contract_id.unwrap_or_default(),
             amount: decimal(&amount)?,
             currency,
+            exchange_rate: match rate.as_deref() {
+                Some(r) => Some(decimal(r)?).filter(|r| *r != Decimal::ONE),
+                None => None,
+            },
         },
         "refused" => {
             let reason = refusal
@@ -361,31 +408,48 @@ fn recorded_answer(
     })
 }
 
+/// An amount in the contract's currency and the rate it was converted at.
+#[derive(Debug, Clone, Copy)]
+struct Priced<'a> {
+    amount: Decimal,
+    currency: &'a str,
+    rate: Decimal,
+}
+
 async fn insert_use(
     tx: &mut HubTx<'_>,
     request: &UseRequest,
     contract_id: Option<&str>,
+    priced: Option<Priced<'_>>,
     status: &str,
     refusal: Option<GuaranteeRefusal>,
 ) -> Result<bool, StoreError> {
+    let (amount, currency) = match priced {
+        Some(p) => (p.amount, p.currency),
+        None => (request.amount, request.currency.as_str()),
+    };
     let done = on_tx!(tx, |conn| {
         sqlx::query(
             "INSERT INTO hub_guarantee_uses (mrn, grn, contract_id, holder, amount, currency, \
-             status, refusal, request_id, request_sequence, requested_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             status, refusal, request_id, request_sequence, requested_at, declared_amount, \
+             declared_currency, exchange_rate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (mrn, grn) DO NOTHING",
         )
         .bind(&request.mrn)
         .bind(&request.grn)
         .bind(contract_id)
         .bind(&request.holder)
-        .bind(request.amount.to_string())
-        .bind(&request.currency)
+        .bind(amount.to_string())
+        .bind(currency)
         .bind(status)
         .bind(refusal.map(GuaranteeRefusal::label))
         .bind(&request.request_id)
         .bind(request.request_sequence)
         .bind(now_millis())
+        .bind(request.amount.to_string())
+        .bind(&request.currency)
+        .bind(priced.map(|p| p.rate.to_string()))
         .execute(&mut *conn)
         .await?
         .rows_affected()
@@ -394,10 +458,81 @@ async fn insert_use(
 }
 
 /// Reserves `request.amount` on the contract `request.grn` names on `day`, or refuses, inside
-/// `tx`. A movement and GRN answered before get the same answer (`repeated`), nothing more.
+/// `tx`, with the default [`LedgerPolicy`]. A movement and GRN answered before get the same
+/// answer (`repeated`), nothing more.
 pub async fn reserve(
     tx: &mut HubTx<'_>,
     reference: &ReferenceData,
+    request: &UseRequest,
+    day: NaiveDate,
+) -> Result<UseAnswer, StoreError> {
+    reserve_with(tx, reference, &LedgerPolicy::default(), request, day).await
+}
+
+/// The contracts with this GRN: those of the reference data and those registered in the
+/// ledger (approved at the hub), by contract id (the ledger's terms win), in order of policy
+/// period.
+pub async fn contracts_for(
+    tx: &mut HubTx<'_>,
+    reference: &ReferenceData,
+    grn: &Grn,
+) -> Result<Vec<InsuranceContract>, StoreError> {
+    let mut all: BTreeMap<String, InsuranceContract> = reference
+        .contracts_for(grn)
+        .map(|c| (c.contract_id.clone(), c.clone()))
+        .collect();
+    let rows: Vec<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT terms FROM hub_guarantee_contracts WHERE grn = $1")
+            .bind(grn.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+    });
+    for terms in rows {
+        let c: InsuranceContract =
+            serde_json::from_str(&terms).map_err(|e| corrupt("contract terms", e))?;
+        all.insert(c.contract_id.clone(), c);
+    }
+    let mut list: Vec<InsuranceContract> = all.into_values().collect();
+    list.sort_by_key(|c| c.valid_from);
+    Ok(list)
+}
+
+/// The contract of `contracts` (one GRN, in order of policy period) in force on `day`, as
+/// [`ReferenceData::contract_on`], and whether it may guarantee `holder`, as
+/// [`ReferenceData::guarantee_cover`] (the currency is converted, not compared).
+pub fn cover<'a>(
+    contracts: &'a [InsuranceContract],
+    holder: &str,
+    day: NaiveDate,
+) -> Result<&'a InsuranceContract, (GuaranteeRefusal, Option<&'a InsuranceContract>)> {
+    let Some(c) = contracts
+        .iter()
+        .find(|c| c.covers_day(day))
+        .or_else(|| contracts.iter().rev().find(|c| c.valid_from <= day))
+        .or_else(|| contracts.first())
+    else {
+        return Err((GuaranteeRefusal::UnknownGrn, None));
+    };
+    let refusal = match c.status {
+        ContractStatus::Suspended => Some(GuaranteeRefusal::Suspended),
+        ContractStatus::Expired => Some(GuaranteeRefusal::Expired),
+        ContractStatus::Active if !c.covers_day(day) => Some(GuaranteeRefusal::Expired),
+        ContractStatus::Active if !c.covers_holder(holder) => {
+            Some(GuaranteeRefusal::HolderNotCovered)
+        }
+        ContractStatus::Active => None,
+    };
+    match refusal {
+        Some(r) => Err((r, Some(c))),
+        None => Ok(c),
+    }
+}
+
+/// [`reserve`] with an explicit policy (the thresholds notified).
+pub async fn reserve_with(
+    tx: &mut HubTx<'_>,
+    reference: &ReferenceData,
+    policy: &LedgerPolicy,
     request: &UseRequest,
     day: NaiveDate,
 ) -> Result<UseAnswer, StoreError> {
@@ -409,28 +544,50 @@ pub async fn reserve(
         result,
         repeated: false,
     };
-    let cover = match Grn::parse(&request.grn) {
-        Ok(grn) => reference
-            .guarantee_cover(&grn, &request.holder, &request.currency, day)
-            .and_then(|c| {
-                crate::refdata::holder_eligible(reference, &request.holder)
-                    .map(|()| c)
-                    .map_err(|r| (r, Some(c)))
-            }),
-        Err(_) => Err((GuaranteeRefusal::UnknownGrn, None)),
+    let contracts = match Grn::parse(&request.grn) {
+        Ok(grn) => contracts_for(tx, reference, &grn).await?,
+        Err(_) => Vec::new(),
     };
-    let contract = match cover {
-        Ok(c) => c,
+    let refuse = |reason, contract: Option<&InsuranceContract>| {
+        (
+            reason,
+            contract.map(|c| (c.contract_id.clone(), c.currency.clone())),
+        )
+    };
+    let checked = cover(&contracts, &request.holder, day)
+        .and_then(|c| {
+            crate::refdata::holder_eligible(reference, &request.holder)
+                .map(|()| c)
+                .map_err(|r| (r, Some(c)))
+        })
+        .map_err(|(reason, c)| refuse(reason, c))
+        .and_then(|c| {
+            reference
+                .convert(request.amount, &request.currency, &c.currency, day)
+                .map(|conversion| (c, conversion))
+                .map_err(|e| match e {
+                    ConversionError::UnknownCurrency { .. } => {
+                        refuse(GuaranteeRefusal::UnknownCurrency, Some(c))
+                    }
+                    ConversionError::Overflow(_) => {
+                        refuse(GuaranteeRefusal::InsufficientBalance, Some(c))
+                    }
+                })
+        });
+    let (contract, conversion) = match checked {
+        Ok(found) => found,
         Err((reason, contract)) => {
-            let id = contract.map(|c| c.contract_id.as_str());
-            if !insert_use(tx, request, id, "refused", Some(reason)).await? {
+            let id = contract.as_ref().map(|(id, _)| id.as_str());
+            if !insert_use(tx, request, id, None, "refused", Some(reason)).await? {
                 return again(tx, request, reference).await;
             }
-            return Ok(fresh(UseResult::Refused {
-                reason,
-                contract: contract.map(|c| (c.contract_id.clone(), c.currency.clone())),
-            }));
+            return Ok(fresh(UseResult::Refused { reason, contract }));
         }
+    };
+    let priced = Priced {
+        amount: conversion.amount,
+        currency: &contract.currency,
+        rate: conversion.rate,
     };
     let in_use = lock_contract(tx, contract).await?;
     // Another request for this movement and GRN may have committed while we waited.
@@ -438,12 +595,13 @@ pub async fn reserve(
         return recorded_answer(&request.grn, row, reference);
     }
     let available = contract.insured_amount - in_use;
-    if request.amount > available {
+    if priced.amount > available {
         let reason = GuaranteeRefusal::InsufficientBalance;
         insert_use(
             tx,
             request,
             Some(&contract.contract_id),
+            Some(priced),
             "refused",
             Some(reason),
         )
@@ -453,13 +611,65 @@ pub async fn reserve(
             contract: Some((contract.contract_id.clone(), contract.currency.clone())),
         }));
     }
-    set_in_use(tx, &contract.contract_id, in_use + request.amount).await?;
-    insert_use(tx, request, Some(&contract.contract_id), "reserved", None).await?;
+    let after = in_use + priced.amount;
+    set_in_use(tx, &contract.contract_id, after).await?;
+    insert_use(
+        tx,
+        request,
+        Some(&contract.contract_id),
+        Some(priced),
+        "reserved",
+        None,
+    )
+    .await?;
+    notify_crossings(tx, policy, contract, in_use, after, &request.mrn).await?;
     Ok(fresh(UseResult::Reserved {
         contract_id: contract.contract_id.clone(),
-        amount: request.amount,
+        amount: priced.amount,
         currency: contract.currency.clone(),
+        exchange_rate: Some(priced.rate).filter(|r| *r != Decimal::ONE),
     }))
+}
+
+/// Records a notification for each threshold of `policy` that the amount in use crossed
+/// upwards, from `before` to `after` (one row per crossing: going down and up again is a new
+/// crossing).
+async fn notify_crossings(
+    tx: &mut HubTx<'_>,
+    policy: &LedgerPolicy,
+    contract: &InsuranceContract,
+    before: Decimal,
+    after: Decimal,
+    mrn: &str,
+) -> Result<(), StoreError> {
+    for t in &policy.thresholds {
+        let level = contract.insured_amount * *t / Decimal::ONE_HUNDRED;
+        if before < level && level <= after {
+            tracing::info!(
+                contract = contract.contract_id,
+                threshold = %t,
+                in_use = %after,
+                "guarantee threshold crossed"
+            );
+            on_tx!(tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO hub_guarantee_notifications (contract_id, insurer, threshold, \
+                     in_use, insured_amount, mrn, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&contract.contract_id)
+                .bind(contract.insurer.as_str())
+                .bind(t.normalize().to_string())
+                .bind(after.to_string())
+                .bind(contract.insured_amount.to_string())
+                .bind(mrn)
+                .bind(now_millis())
+                .execute(&mut *conn)
+                .await?;
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn again(
@@ -483,7 +693,7 @@ pub async fn release(
     message_id: &str,
     sequence: Option<i64>,
 ) -> Result<Release, StoreError> {
-    let Some((contract_id, _, _, status, _)) = use_row(tx, mrn, grn).await? else {
+    let Some((contract_id, _, _, status, _, _)) = use_row(tx, mrn, grn).await? else {
         return Ok(Release::NotReserved);
     };
     match status.as_str() {
@@ -496,7 +706,7 @@ pub async fn release(
     // Hold the contract row, then read the use again: a concurrent release of the same use
     // waits here and then sees it released.
     let in_use = lock_known_row(tx, &contract_id).await?;
-    let Some((_, amount, _, status, _)) = use_row(tx, mrn, grn).await? else {
+    let Some((_, amount, _, status, _, _)) = use_row(tx, mrn, grn).await? else {
         return Err(corrupt("guarantee use", "vanished while releasing"));
     };
     if status != "reserved" {
@@ -514,6 +724,16 @@ pub async fn release(
         .bind(by)
         .bind(message_id)
         .bind(sequence)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+        // The movement is discharged: an open enquiry is closed.
+        sqlx::query(
+            "UPDATE hub_guarantee_enquiries SET status = 'resolved', closed_at = $3 \
+             WHERE mrn = $1 AND grn = $2 AND status = 'open'",
+        )
+        .bind(mrn)
+        .bind(grn)
         .bind(now_millis())
         .execute(&mut *conn)
         .await?;
@@ -628,6 +848,9 @@ pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, 
             ));
         }
     }
+    if let Message::CC034C(q) = message {
+        out.extend(query_problems(store, q).await?);
+    }
     if let Some((mrn, grns)) = released_grns(message) {
         for (grn, pointer) in grns {
             let n: i64 = on_pool!(store, |p| {
@@ -651,11 +874,204 @@ pub async fn check(store: &HubStore, message: &Message) -> Result<Vec<Problem>, 
     Ok(out)
 }
 
-/// Whether the message is one the ledger handles (CD203C, CD204C, CD209C).
+/// The contract of `grn` in force on `day` among the ledger's contracts (as
+/// [`ReferenceData::contract_on`]) with its amount in use.
+async fn contract_in_force(
+    store: &HubStore,
+    grn: &Grn,
+    day: NaiveDate,
+) -> Result<Option<(InsuranceContract, Decimal)>, StoreError> {
+    let mut all = contract_rows(store, Some(grn.as_str())).await?;
+    all.sort_by_key(|(c, _)| c.valid_from);
+    let pick = all
+        .iter()
+        .position(|(c, _)| c.covers_day(day))
+        .or_else(|| all.iter().rposition(|(c, _)| c.valid_from <= day))
+        .or(if all.is_empty() { None } else { Some(0) });
+    Ok(pick.map(|i| all.swap_remove(i)))
+}
+
+/// A CC034C names known GRNs (`guarantee.unknown-grn`, code 12) of contracts that cover its
+/// requester (`guarantee.holder-not-covered`, code 14): a trader sees only its own balance.
+async fn query_problems(
+    store: &HubStore,
+    q: &message_catalog::generated::ncts::CC034CType,
+) -> Result<Vec<Problem>, StoreError> {
+    let mut out = Vec::new();
+    let day = Utc::now().date_naive();
+    for (i, r) in q.guarantee_reference.iter().enumerate() {
+        let pointer = format!("/CC034C/GuaranteeReference[{}]/GRN", i + 1);
+        let found = match Grn::parse(&r.grn) {
+            Ok(g) => contract_in_force(store, &g, day).await?,
+            Err(_) => None,
+        };
+        match found {
+            None => out.push(Problem {
+                code: ErrorCode::CODE_LIST,
+                ..problem(
+                    pointer,
+                    GuaranteeRefusal::UnknownGrn.label(),
+                    format!("no insurance contract has GRN {}", r.grn),
+                )
+            }),
+            Some((c, _)) if !c.covers_holder(&q.requester.identification_number) => {
+                out.push(problem(
+                    pointer,
+                    GuaranteeRefusal::HolderNotCovered.label(),
+                    format!(
+                        "guarantee {} does not cover {}",
+                        r.grn, q.requester.identification_number
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The CC037C answering a node's CC034C from the ledger: per GRN the contract's insured amount
+/// is not shown, the exposure (in use), the number of reservations held and the balance
+/// (available), in the contract's currency; signed by the hub, journalled as emitted, sent to
+/// the node. Its `correlationIdentifier` is the CC034C's (the national system's own request).
+async fn balance(
+    tx: &mut HubTx<'_>,
+    services: &HubServices,
+    q: &message_catalog::generated::ncts::CC034CType,
+    entry: &Entry,
+    sender: CountryCode,
+    now: DateTime<Utc>,
+) -> Result<Settled, PipelineError> {
+    use message_catalog::generated::ncts;
+    let now = now.with_nanosecond(0).unwrap_or(now);
+    let day = now.date_naive();
+    let mut references = Vec::new();
+    for r in &q.guarantee_reference {
+        let Ok(grn) = Grn::parse(&r.grn) else {
+            continue;
+        };
+        let contracts = contracts_for(tx, &services.reference, &grn).await?;
+        let Some(c) = contracts
+            .iter()
+            .find(|c| c.covers_day(day))
+            .or_else(|| contracts.iter().rev().find(|c| c.valid_from <= day))
+            .or_else(|| contracts.first())
+        else {
+            continue;
+        };
+        let (in_use, held): (Option<String>, i64) = on_tx!(tx, |conn| {
+            let in_use = sqlx::query_scalar(
+                "SELECT in_use FROM hub_guarantee_contracts WHERE contract_id = $1",
+            )
+            .bind(&c.contract_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            let held = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM hub_guarantee_uses WHERE contract_id = $1 \
+                 AND status = 'reserved'",
+            )
+            .bind(&c.contract_id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::from)?;
+            (in_use, held)
+        });
+        let in_use = in_use
+            .as_deref()
+            .map(decimal)
+            .transpose()?
+            .unwrap_or_default();
+        references.push(ncts::GuaranteeReferenceType07 {
+            sequence_number: r.sequence_number,
+            grn: r.grn.clone(),
+            acceptance_date_and_time: c.valid_from.and_hms_opt(0, 0, 0).unwrap_or_default(),
+            guarantee_type: "1".into(),
+            guarantee_monitoring_code: "1".into(),
+            guarantee_query: r.guarantee_query.clone(),
+            owner: None,
+            usage: Vec::new(),
+            exposure: Some(ncts::ExposureType {
+                exposure: in_use.round_dp(2),
+                exposure_counter: held.max(1),
+                balance: Some((c.insured_amount - in_use).round_dp(2)),
+                currency: c.currency.clone(),
+            }),
+            guarantor: None,
+            comprehensive_guarantee: None,
+            individual_guarantee_by_guarantor: None,
+            individual_guarantee_voucher: None,
+        });
+    }
+    let id = reply_id();
+    let body = encode(&Message::CC037C(Box::new(ncts::CC037CType {
+        phase_id: None,
+        message_sender: HUB_ADDRESS.to_owned(),
+        message_recipient: format!("NTA.{sender}"),
+        preparation_date_and_time: now.naive_utc(),
+        message_identification: id.clone(),
+        message_type: ncts::MessageTypes::CC037C,
+        correlation_identifier: q.correlation_identifier.clone(),
+        requester: ncts::RequesterType02 {
+            identification_number: q.requester.identification_number.clone(),
+            role: q.requester.role.clone(),
+        },
+        customs_office_of_guarantee: None,
+        guarantee_reference: references,
+    })));
+    let fields = EnvelopeHeaderFields {
+        message_id: id.clone(),
+        message_type: "CC037C".into(),
+        sender: PeerIdentity::Hub,
+        recipient: PeerIdentity::Node(sender),
+        correlation_id: Some(entry.entry.message_id.clone()),
+        mrn: None,
+        prepared_at: now,
+    };
+    let sealed = services
+        .signer
+        .seal(&fields, &body)
+        .map_err(|e| PipelineError::Nack(e.to_string()))?;
+    let emitted = journal::append(
+        tx,
+        NewEntry {
+            message_id: id.clone(),
+            message_type: "CC037C".into(),
+            sender: PeerIdentity::Hub.urn(),
+            recipients: vec![Recipient::Node(sender).to_string()],
+            mrn: None,
+            correlation_id: Some(entry.entry.message_id.clone()),
+            prepared_at: Some(now),
+            recorded_at: now,
+            body_sha256: sha256(&body),
+            envelope: sealed.clone(),
+            signer: Some(services.signer.identity().urn()),
+            status: Status::Emitted,
+        },
+    )
+    .await?;
+    Ok(Settled {
+        reply: Some(Reply {
+            sequence: emitted.sequence,
+            message_id: id,
+            message_type: "CC037C".into(),
+            recipient: sender,
+            envelope: sealed,
+        }),
+        ..Settled::default()
+    })
+}
+
+/// Whether the message is one the ledger handles (CD203C, CD204C, CD209C, and the CA001C
+/// contract submission of [`crate::insurer`]).
 pub fn is_ledger_message(message: &Message) -> bool {
     matches!(
         message,
-        Message::CD203C(_) | Message::CD204C(_) | Message::CD209C(_)
+        Message::CD203C(_)
+            | Message::CD204C(_)
+            | Message::CD209C(_)
+            | Message::CA001C(_)
+            | Message::CC034C(_)
     )
 }
 
@@ -677,6 +1093,12 @@ pub async fn apply(
     sender: CountryCode,
     now: DateTime<Utc>,
 ) -> Result<Settled, PipelineError> {
+    if let Message::CA001C(m) = message {
+        return crate::insurer::apply_ca001c(tx, services, m, entry, sender, now).await;
+    }
+    if let Message::CC034C(m) = message {
+        return balance(tx, services, m, entry, sender, now).await;
+    }
     let mut settled = Settled::default();
     if let Some((mrn, grns)) = released_grns(message) {
         for (grn, _) in grns {
@@ -714,7 +1136,14 @@ pub async fn apply(
                 request_id: entry.entry.message_id.clone(),
                 request_sequence: Some(entry.sequence),
             };
-            let answer = reserve(tx, &crate::refdata::current(services), &ask, day).await?;
+            let answer = reserve_with(
+                tx,
+                &crate::refdata::current(services),
+                &services.ledger,
+                &ask,
+                day,
+            )
+            .await?;
             tracing::info!(
                 mrn = ask.mrn,
                 grn = ask.grn,
@@ -792,15 +1221,25 @@ fn result_reference(
     asked: &cats::GuaranteeReferenceType04,
     answer: &UseAnswer,
 ) -> cats::GuaranteeReferenceUseResultType {
-    let (accepted, reason, amount, currency) = match &answer.result {
+    let (accepted, reason, amount, currency, rate) = match &answer.result {
         UseResult::Reserved {
-            amount, currency, ..
-        } => (cats::Flag::V1, None, Some(*amount), Some(currency.clone())),
+            amount,
+            currency,
+            exchange_rate,
+            ..
+        } => (
+            cats::Flag::V1,
+            None,
+            Some(*amount),
+            Some(currency.clone()),
+            *exchange_rate,
+        ),
         UseResult::Refused { reason, contract } => (
             cats::Flag::V0,
             reason.cd205c(),
             None,
             contract.as_ref().map(|(_, c)| c.clone()),
+            None,
         ),
     };
     cats::GuaranteeReferenceUseResultType {
@@ -810,7 +1249,7 @@ fn result_reference(
         refusal_reason: reason,
         amount_reserved: amount,
         contract_currency: currency,
-        exchange_rate: None,
+        exchange_rate: rate,
     }
 }
 
@@ -822,10 +1261,18 @@ fn result_reference(
 pub struct MovementUse {
     /// The movement.
     pub mrn: String,
-    /// The amount asked for and, when reserved, reserved.
+    /// The amount reserved (or refused), in the contract's currency once converted.
     pub amount: Decimal,
     /// Its currency.
     pub currency: String,
+    /// The amount as declared in the CD203C.
+    pub declared_amount: Decimal,
+    /// Its currency.
+    pub declared_currency: String,
+    /// The rate the declared amount was converted at (1: no conversion); absent when the use
+    /// was refused before any conversion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_rate: Option<Decimal>,
     /// `reserved`, `released` or `refused`.
     pub status: String,
     /// Why it was refused.
@@ -928,7 +1375,67 @@ type MovementRow = (
     i64,
     Option<String>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
+
+/// Every movement that asked to use contract `contract_id`, in order of request.
+pub async fn movement_uses(
+    store: &HubStore,
+    contract_id: &str,
+) -> Result<Vec<MovementUse>, StoreError> {
+    let rows: Vec<MovementRow> = on_pool!(store, |p| {
+        sqlx::query_as(
+            "SELECT mrn, amount, currency, status, refusal, holder, request_id, requested_at, \
+             released_by, released_at, declared_amount, declared_currency, exchange_rate \
+             FROM hub_guarantee_uses WHERE contract_id = $1 ORDER BY requested_at, mrn",
+        )
+        .bind(contract_id)
+        .fetch_all(p)
+        .await?
+    });
+    let millis = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    rows.into_iter()
+        .map(
+            |(
+                mrn,
+                amount,
+                currency,
+                status,
+                refusal,
+                holder,
+                request_id,
+                at,
+                by,
+                released,
+                declared_amount,
+                declared_currency,
+                rate,
+            )| {
+                let amount = decimal(&amount)?;
+                Ok(MovementUse {
+                    mrn,
+                    declared_amount: match declared_amount.as_deref() {
+                        Some(d) => decimal(d)?,
+                        None => amount,
+                    },
+                    declared_currency: declared_currency.unwrap_or_else(|| currency.clone()),
+                    exchange_rate: rate.as_deref().map(decimal).transpose()?,
+                    amount,
+                    currency,
+                    status,
+                    refusal,
+                    holder,
+                    request_id,
+                    requested_at: millis(at),
+                    released_by: by,
+                    released_at: released.map(millis),
+                })
+            },
+        )
+        .collect()
+}
 
 /// The contract `grn` names on `day` (as [`ReferenceData::contract_on`]) with its balance and
 /// every movement that asked to use it; `None` when the ledger has no contract with this GRN.
@@ -946,36 +1453,7 @@ pub async fn guarantee(
         .or(if all.is_empty() { None } else { Some(0) });
     let Some(i) = pick else { return Ok(None) };
     let (c, in_use) = all.swap_remove(i);
-    let rows: Vec<MovementRow> = on_pool!(store, |p| {
-        sqlx::query_as(
-            "SELECT mrn, amount, currency, status, refusal, holder, request_id, requested_at, \
-             released_by, released_at FROM hub_guarantee_uses WHERE contract_id = $1 \
-             ORDER BY requested_at, mrn",
-        )
-        .bind(&c.contract_id)
-        .fetch_all(p)
-        .await?
-    });
-    let millis = |ms: i64| DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
-    let movements = rows
-        .into_iter()
-        .map(
-            |(mrn, amount, currency, status, refusal, holder, request_id, at, by, released)| {
-                Ok(MovementUse {
-                    mrn,
-                    amount: decimal(&amount)?,
-                    currency,
-                    status,
-                    refusal,
-                    holder,
-                    request_id,
-                    requested_at: millis(at),
-                    released_by: by,
-                    released_at: released.map(millis),
-                })
-            },
-        )
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let movements = movement_uses(store, &c.contract_id).await?;
     Ok(Some(view(c, in_use, Some(movements))))
 }
 
@@ -1143,6 +1621,7 @@ mod tests {
                         contract_id: "X".into(),
                         amount: Decimal::ONE,
                         currency: "USD".into(),
+                        exchange_rate: None,
                     },
                     repeated: false,
                 },

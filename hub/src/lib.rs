@@ -19,6 +19,9 @@
 //!   the nodes (CA005C), the answer to a node that is behind (CA006C), `/api/v1/refs`.
 //! - [`registrations`]: AEO, authorised trader and insurer registration (CA003C, review over
 //!   `/api/v1/registrations`, CA004C).
+//! - [`insurer`]: insurers and the administrator on the ledger: contract submission and
+//!   approval, the insurer's view, enquiries, liabilities and their indemnity process,
+//!   threshold notifications (`/api/v1/insurance-contracts`, `/api/v1/insurer/contracts`, …).
 //! - [`metrics`]: counters and the latency histogram, rendered as Prometheus text.
 //! - [`http`]: the operations API (`/api/v1/movements`, `/api/v1/queues`,
 //!   `/api/v1/dead-letters`, `/healthz`, `/readyz`, `/metrics`).
@@ -36,6 +39,7 @@ pub mod config;
 pub mod dead_letters;
 pub mod guarantee;
 pub mod http;
+pub mod insurer;
 pub mod journal;
 pub mod metrics;
 pub mod operations;

@@ -118,6 +118,8 @@ pub struct HubServices {
     pub signer: Signer,
     /// Reference data.
     pub reference: ReferenceData,
+    /// Thresholds and periods of the guarantee ledger.
+    pub ledger: guarantee::LedgerPolicy,
     /// Counters.
     pub metrics: Arc<Metrics>,
     /// Decoder limits.

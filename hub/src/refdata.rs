@@ -163,6 +163,7 @@ pub async fn open(
                 insurance_contracts: Vec::new(),
                 traders: Vec::new(),
                 restricted_goods: Vec::new(),
+                exchange_rates: Vec::new(),
             };
             insert_audit(
                 &mut tx,

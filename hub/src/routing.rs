@@ -401,6 +401,10 @@ pub fn facts(message: &Message) -> Option<Facts> {
         }
         Message::CD906C(m) => (Some(m.header.mrn.clone()), None),
         Message::CD917C(m) => (m.header.as_ref().map(|h| h.mrn.clone()), None),
+        // An insurance contract submitted through a node: for the hub (crate::insurer).
+        Message::CA001C(_) => (None, None),
+        // A guarantee balance query forwarded by a node: answered by the ledger (CC037C).
+        Message::CC034C(_) => (None, None),
         _ => return None,
     };
     Some(Facts {
@@ -428,7 +432,7 @@ fn recipient_of(message: &Message) -> Option<String> {
     }
     r!(
         CD001C, CD006C, CD010C, CD018C, CD050C, CD094C, CD095C, CD118C, CD160C, CD168C, CD203C,
-        CD204C, CD209C, CD906C, CD917C
+        CD204C, CD209C, CD906C, CD917C, CA001C, CC034C
     )
 }
 
@@ -583,7 +587,7 @@ pub fn recipients(facts: &Facts) -> BTreeSet<Recipient> {
             all.extend(countries_in(Role::Exit));
             nodes(all)
         }
-        "CD203C" | "CD204C" | "CD209C" => BTreeSet::from([Recipient::Hub]),
+        "CD203C" | "CD204C" | "CD209C" | "CA001C" | "CC034C" => BTreeSet::from([Recipient::Hub]),
         _ => nodes(address_country(&facts.recipient).into_iter().collect()),
     }
 }

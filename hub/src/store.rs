@@ -156,6 +156,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_reference_data.sql"),
         postgres: include_str!("../migrations/postgres/0005_reference_data.sql"),
     },
+    Migration {
+        version: 6,
+        name: "insurers",
+        sqlite: include_str!("../migrations/sqlite/0006_insurers.sql"),
+        postgres: include_str!("../migrations/postgres/0006_insurers.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).

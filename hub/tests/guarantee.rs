@@ -274,6 +274,7 @@ struct Answer {
     reason: Option<Why>,
     amount: Option<Decimal>,
     currency: Option<String>,
+    rate: Option<Decimal>,
 }
 
 fn answers(m: &Message) -> Vec<Answer> {
@@ -289,6 +290,7 @@ fn answers(m: &Message) -> Vec<Answer> {
             reason: r.refusal_reason,
             amount: r.amount_reserved,
             currency: r.contract_currency.clone(),
+            rate: r.exchange_rate,
         })
         .collect()
 }
@@ -422,11 +424,36 @@ impl World {
     }
 
     async fn http_get(&self, path: &str) -> (u16, String) {
+        self.http("GET", path, None, None).await
+    }
+
+    /// An HTTP request to the hub's API, with a bearer token and a JSON body when given.
+    async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, String) {
         let mut s = tokio::net::TcpStream::connect(self.hub.http_addr)
             .await
             .expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let kind = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/json\r\n".to_owned()
+        };
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n{auth}{kind}\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
         .await
         .expect("write");
@@ -500,6 +527,7 @@ fn accepted(grn: &str, amount: &str) -> Answer {
         reason: None,
         amount: Some(dec(amount)),
         currency: Some("USD".into()),
+        rate: None,
     }
 }
 
@@ -510,6 +538,7 @@ fn refused(grn: &str, reason: Option<Why>, currency: Option<&str>) -> Answer {
         reason,
         amount: None,
         currency: currency.map(str::to_owned),
+        rate: None,
     }
 }
 
@@ -551,9 +580,9 @@ async fn reserve_and_refuse(db: Db) {
             "USD",
             refused(BIG, Some(Why::HolderNotCovered), Some("USD")),
         ),
-        // A currency that is not the contract's: no reason word in the schema; the CD205C says
+        // A currency with no exchange rate: no reason word in the schema; the CD205C says
         // which currency the contract is in (CATS004 G02 at the office of departure).
-        (BIG, BIG_HOLDER, "EUR", refused(BIG, None, Some("USD"))),
+        (BIG, BIG_HOLDER, "CHF", refused(BIG, None, Some("USD"))),
     ];
     for (i, (grn, holder, currency, want)) in cases.into_iter().enumerate() {
         let m = mrn("KZ", 10 + i as u64);
@@ -565,7 +594,7 @@ async fn reserve_and_refuse(db: Db) {
     }
     assert_eq!(
         GuaranteeRefusal::cats004_of_cd205c(None),
-        GuaranteeRefusal::CurrencyMismatch.cats004()
+        GuaranteeRefusal::UnknownCurrency.cats004()
     );
 
     // Insufficient balance: the small contract covers USD 30,000.00.
@@ -756,7 +785,7 @@ async fn reserve_and_refuse(db: Db) {
         "cats_hub_guarantee_reservations_total{result=\"accepted\"} 3",
         "cats_hub_guarantee_reservations_total{result=\"refused\",reason=\"guarantee.insufficient-balance\"} 1",
         "cats_hub_guarantee_reservations_total{result=\"refused\",reason=\"guarantee.suspended\"} 2",
-        "cats_hub_guarantee_reservations_total{result=\"refused\",reason=\"guarantee.currency-mismatch\"} 1",
+        "cats_hub_guarantee_reservations_total{result=\"refused\",reason=\"guarantee.unknown-currency\"} 1",
         "cats_hub_guarantee_releases_total 2",
         "cats_hub_messages_out_total{type=\"CD205C\",country=\"KZ\"} 11",
     ] {
@@ -1184,6 +1213,7 @@ async fn answer_sent_on_redelivery(db: Db) {
         verifier: Verifier::new(trust, Duration::from_secs(300)),
         signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
         reference: ReferenceData::pilot(),
+        ledger: Default::default(),
         metrics: Arc::new(cats_hub::metrics::Metrics::new()),
         limits: Limits::default(),
     });
@@ -1267,4 +1297,969 @@ async fn sqlite_answer_sent_on_redelivery() {
 #[tokio::test]
 async fn postgres_answer_sent_on_redelivery() {
     answer_sent_on_redelivery(Db::Postgres).await;
+}
+
+// ------------------------------------------------------------------ currencies and insurers
+
+const KZ_INSURER: &str = "KZ990140000123";
+const AZ_INSURER: &str = "AZ1700456789";
+
+fn new_grn(sequence: u64) -> String {
+    let office = CustomsOfficeRef::parse("KZ000101").expect("office");
+    Grn::generate(26, &office, 900_000 + sequence)
+        .expect("GRN")
+        .to_string()
+}
+
+fn contract_json(
+    id: &str,
+    grn: &str,
+    from: &str,
+    until: &str,
+    amount: &str,
+    currency: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "contract_id": id, "grn": grn, "holders": [SMALL_HOLDER],
+        "valid_from": from, "valid_until": until,
+        "insured_amount": amount, "currency": currency,
+        "terms": "Comprehensive guarantee for CATS transit, KZ-AZ-GE."
+    })
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("JSON ({e}): {body}"))
+}
+
+/// The `contracts` of an insurer's view, by contract id.
+async fn view_of(w: &World, token: &str) -> BTreeMap<String, serde_json::Value> {
+    let (status, body) = w
+        .http("GET", "/api/v1/insurer/contracts", Some(token), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    json(&body)["contracts"]
+        .as_array()
+        .expect("contracts")
+        .iter()
+        .map(|c| {
+            (
+                c["contract"]["contract_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned(),
+                c.clone(),
+            )
+        })
+        .collect()
+}
+
+async fn submissions_count(w: &World, token: &str) -> usize {
+    let (status, body) = w
+        .http(
+            "GET",
+            "/api/v1/insurance-contracts/submissions",
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    json(&body)["submissions"].as_array().expect("list").len()
+}
+
+async fn currencies_and_insurers(db: Db) {
+    use cats_hub::guarantee::LedgerPolicy;
+    use cats_hub::insurer::{self, Principal};
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let store = w.hub.services.store.clone();
+    let reference = ReferenceData::pilot();
+    let issue = |p: Principal| {
+        let (store, reference) = (store.clone(), reference.clone());
+        async move { insurer::issue_credential(&store, &reference, &p).await }
+    };
+    let kz_token = issue(Principal::Insurer(KZ_INSURER.into()))
+        .await
+        .expect("KZ insurer");
+    let az_token = issue(Principal::Insurer(AZ_INSURER.into()))
+        .await
+        .expect("AZ insurer");
+    let admin = issue(Principal::Administrator("ops".into()))
+        .await
+        .expect("admin");
+    let e = issue(Principal::Insurer("KZ000000000000".into()))
+        .await
+        .expect_err("not an approved insurer");
+    assert_eq!(e.code(), "contract.insurer");
+
+    // Currencies: EUR and KZT converted to the contract's USD, the rate in the CD205C.
+    let m_eur = mrn("KZ", 501);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-EUR-1",
+            &m_eur,
+            BIG_HOLDER,
+            &[(BIG, "100.00", "EUR")],
+        )
+        .await;
+    assert_eq!(
+        got,
+        vec![Answer {
+            rate: Some(dec("1.086956522")),
+            ..accepted(BIG, "108.70")
+        }]
+    );
+    let m_kzt = mrn("KZ", 502);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-KZT-1",
+            &m_kzt,
+            BIG_HOLDER,
+            &[(BIG, "1000000.00", "KZT")],
+        )
+        .await;
+    assert_eq!(
+        got,
+        vec![Answer {
+            rate: Some(dec("0.002081165")),
+            ..accepted(BIG, "2081.17")
+        }]
+    );
+    assert_eq!(w.in_use(BIG).await, dec("2189.87"));
+    let in_use_before = w.in_use(BIG).await;
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-CHF-1",
+            &mrn("KZ", 503),
+            BIG_HOLDER,
+            &[(BIG, "5.00", "CHF")],
+        )
+        .await;
+    assert_eq!(got, vec![refused(BIG, None, Some("USD"))]);
+    assert_eq!(
+        w.in_use(BIG).await,
+        in_use_before,
+        "a refusal changes nothing"
+    );
+
+    // The insurer's view: its own contracts only, each movement with amounts and rate.
+    let (status, body) = w.http("GET", "/api/v1/insurer/contracts", None, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(json(&body)["code"], "insurer.unauthenticated");
+    let (status, _) = w
+        .http(
+            "GET",
+            "/api/v1/insurer/contracts",
+            Some("not-a-token"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let mine = view_of(&w, &kz_token).await;
+    assert!(mine.contains_key("KZ-CG-2026-0001"), "{mine:?}");
+    assert!(
+        mine.keys().all(|k| k.starts_with("KZ-")),
+        "{:?}",
+        mine.keys()
+    );
+    let big = &mine["KZ-CG-2026-0001"];
+    assert_eq!(big["insured_amount"], "100000000.00");
+    assert_eq!(big["in_use"], "2189.87");
+    assert_eq!(big["available"], "99997810.13");
+    let eur = big["movements"]
+        .as_array()
+        .expect("movements")
+        .iter()
+        .find(|m| m["mrn"] == m_eur.as_str())
+        .expect("the EUR movement");
+    assert_eq!(
+        (
+            &eur["amount"],
+            &eur["currency"],
+            &eur["declared_amount"],
+            &eur["declared_currency"]
+        ),
+        (
+            &serde_json::json!("108.70"),
+            &serde_json::json!("USD"),
+            &serde_json::json!("100.00"),
+            &serde_json::json!("EUR")
+        )
+    );
+    assert_eq!(eur["exchange_rate"], "1.086956522");
+    assert_eq!(eur["status"], "reserved");
+    assert!(eur["requested_at"].is_string());
+    let theirs = view_of(&w, &az_token).await;
+    assert_eq!(theirs.keys().collect::<Vec<_>>(), vec!["AZ-CG-2026-0001"]);
+    let (status, body) = w
+        .http(
+            "GET",
+            "/api/v1/insurer/contracts/KZ-CG-2026-0001",
+            Some(&az_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "another insurer's contract is unknown to it: {body}"
+    );
+    assert_eq!(view_of(&w, &admin).await.len(), 6);
+
+    // Submissions: each bad one refused with its code, nothing recorded.
+    let g1 = new_grn(1);
+    let bad = [
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                BIG,
+                "2027-01-01",
+                "2027-12-31",
+                "1000.00",
+                "USD",
+            ),
+            "contract.overlap",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                &g1,
+                "2027-01-01",
+                "2027-12-31",
+                "0",
+                "USD",
+            ),
+            "contract.amount",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                &g1,
+                "2027-01-01",
+                "2027-12-31",
+                "-10.00",
+                "USD",
+            ),
+            "contract.amount",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                &g1,
+                "2027-01-01",
+                "2027-12-31",
+                "ten",
+                "USD",
+            ),
+            "contract.amount",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                &g1,
+                "2027-01-01",
+                "2027-12-31",
+                "1000.00",
+                "CHF",
+            ),
+            "contract.currency",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                &g1,
+                "2027-12-31",
+                "2027-01-01",
+                "1000.00",
+                "USD",
+            ),
+            "contract.period",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2026-0001",
+                &g1,
+                "2027-01-01",
+                "2027-12-31",
+                "1000.00",
+                "USD",
+            ),
+            "contract.duplicate",
+        ),
+        (
+            contract_json(
+                "KZ-CG-2027-0101",
+                "26KZ000101CG00057",
+                "2027-01-01",
+                "2027-12-31",
+                "1000.00",
+                "USD",
+            ),
+            "contract.grn",
+        ),
+    ];
+    for (body, code) in &bad {
+        let (status, answer) = w
+            .http(
+                "POST",
+                "/api/v1/insurance-contracts",
+                Some(&kz_token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(
+            (status, json(&answer)["code"].as_str()),
+            (422, Some(*code)),
+            "{body}: {answer}"
+        );
+    }
+    let mut no_holder = contract_json(
+        "KZ-CG-2027-0101",
+        &g1,
+        "2027-01-01",
+        "2027-12-31",
+        "1000.00",
+        "USD",
+    );
+    no_holder["holders"] = serde_json::json!([]);
+    let (status, answer) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&kz_token),
+            Some(&no_holder),
+        )
+        .await;
+    assert_eq!(
+        (status, json(&answer)["code"].as_str()),
+        (422, Some("contract.holders"))
+    );
+    let e = insurer::submit(
+        &store,
+        &reference,
+        "KZ000000000000",
+        &serde_json::from_value(contract_json(
+            "KZ-CG-2027-0101",
+            &g1,
+            "2026-01-01",
+            "2027-12-31",
+            "100.00",
+            "USD",
+        ))
+        .expect("submission"),
+        &insurer::Channel::Api,
+    )
+    .await
+    .expect_err("unknown insurer");
+    assert_eq!(e.code(), "contract.insurer");
+    let good = contract_json(
+        "KZ-CG-2026-0101",
+        &g1,
+        "2026-01-01",
+        "2027-12-31",
+        "100.00",
+        "USD",
+    );
+    let (status, _) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&admin),
+            Some(&good),
+        )
+        .await;
+    assert_eq!(status, 403, "an administrator does not submit contracts");
+    assert_eq!(submissions_count(&w, &admin).await, 0, "nothing recorded");
+
+    // A good submission; not usable before approval.
+    let (status, body) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&kz_token),
+            Some(&good),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let sub = json(&body);
+    assert_eq!(sub["status"], "submitted");
+    let id = sub["submission_id"].as_i64().expect("id");
+    let (status, body) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&kz_token),
+            Some(&contract_json(
+                "KZ-CG-2026-0102",
+                &g1,
+                "2027-06-01",
+                "2028-12-31",
+                "100.00",
+                "USD",
+            )),
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("contract.overlap")),
+        "overlaps the pending one"
+    );
+    assert_eq!(submissions_count(&w, &az_token).await, 0);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-NEW-0",
+            &mrn("KZ", 600),
+            SMALL_HOLDER,
+            &[(g1.as_str(), "10.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![refused(&g1, Some(Why::UnknownGrn), None)]);
+
+    // The administrator decides; the insurer may not.
+    let approve = format!("/api/v1/insurance-contracts/submissions/{id}/approve");
+    let (status, _) = w.http("POST", &approve, Some(&kz_token), None).await;
+    assert_eq!(status, 403);
+    let (status, body) = w.http("POST", &approve, Some(&admin), None).await;
+    assert_eq!(status, 200, "{body}");
+    let decided = json(&body);
+    assert_eq!(decided["submission"]["status"], "approved");
+    let ca002c = decided["ca002c"].as_str().expect("CA002C");
+    match decode(ca002c.as_bytes(), &Limits::default()).expect("a valid CA002C") {
+        Message::CA002C(m) => {
+            assert_eq!(
+                m.insurance_contract_status.contract_identifier,
+                "KZ-CG-2026-0101"
+            );
+            assert_eq!(m.insurance_contract_status.grn, g1);
+        }
+        other => panic!("expected a CA002C, got {}", other.message_type()),
+    }
+    let (status, body) = w.http("POST", &approve, Some(&admin), None).await;
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (409, Some("submission.decided"))
+    );
+
+    // Refused with a reason (and a refusal without one is refused).
+    let g2 = new_grn(2);
+    let (_, body) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&kz_token),
+            Some(&contract_json(
+                "KZ-CG-2026-0201",
+                &g2,
+                "2026-01-01",
+                "2026-12-31",
+                "50.00",
+                "EUR",
+            )),
+        )
+        .await;
+    let id2 = json(&body)["submission_id"].as_i64().expect("id");
+    let refuse = format!("/api/v1/insurance-contracts/submissions/{id2}/refuse");
+    let (status, _) = w.http("POST", &refuse, Some(&admin), None).await;
+    assert_eq!(status, 422);
+    let (status, body) = w
+        .http(
+            "POST",
+            &refuse,
+            Some(&admin),
+            Some(&serde_json::json!({"reason": "holder unknown to the insurer's country"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["submission"]["status"], "refused");
+    assert_eq!(submissions_count(&w, &kz_token).await, 2);
+
+    // The approved contract guarantees; thresholds 80 % and 100 % notified once per crossing.
+    let new = |i: u64| mrn("KZ", 700 + i);
+    for (i, amount, want) in [
+        (0, "60.00", true),
+        (1, "25.00", true),
+        (2, "15.00", true),
+        (3, "0.01", false),
+    ] {
+        let got = w
+            .use_guarantee(
+                kz,
+                &format!("KZ-NEW-{}", i + 1),
+                &new(i),
+                SMALL_HOLDER,
+                &[(g1.as_str(), amount, "USD")],
+            )
+            .await;
+        assert_eq!(got[0].accepted, want, "{i}: {got:?}");
+    }
+    let notes = |token: String| {
+        let w = &w;
+        async move {
+            let (status, body) = w
+                .http("GET", "/api/v1/guarantee-notifications", Some(&token), None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            json(&body)["notifications"]
+                .as_array()
+                .expect("list")
+                .clone()
+        }
+    };
+    let seen = notes(kz_token.clone()).await;
+    let thresholds: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|n| {
+            (
+                n["threshold"].as_str().unwrap_or(""),
+                n["mrn"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        thresholds,
+        vec![("80", new(1).as_str()), ("100", new(2).as_str())]
+    );
+    // Down below 80 % and up again: a new crossing.
+    let body = release_message("CD209C", "KZ-NEW-W1", "KZ", &new(1), &[g1.as_str()]);
+    w.send(kz, "KZ-NEW-W1", "CD209C", &new(1), &body).await;
+    let mut waited = 0;
+    while w.in_use(&g1).await != dec("75.00") {
+        waited += 1;
+        assert!(waited < 100, "the credit is applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-NEW-9",
+            &new(9),
+            SMALL_HOLDER,
+            &[(g1.as_str(), "5.00", "USD")],
+        )
+        .await;
+    assert!(got[0].accepted);
+    assert_eq!(notes(kz_token.clone()).await.len(), 3);
+    assert!(notes(az_token.clone()).await.is_empty());
+
+    // Enquiries and liabilities, with the clock passed in.
+    let policy = LedgerPolicy::default();
+    let now = chrono::Utc::now();
+    let early = insurer::sweep(&store, &policy, now).await.expect("sweep");
+    assert_eq!(early.enquiries_opened, 0, "nothing is overdue yet");
+    let later = now + chrono::Duration::days(9);
+    let swept = insurer::sweep(&store, &policy, later).await.expect("sweep");
+    assert!(swept.enquiries_opened >= 4, "{swept:?}");
+    assert_eq!(
+        insurer::sweep(&store, &policy, later)
+            .await
+            .expect("again")
+            .enquiries_opened,
+        0
+    );
+    // The movement written off now closes its enquiry.
+    let body = release_message("CD209C", "KZ-NEW-W2", "KZ", &new(0), &[g1.as_str()]);
+    w.send(kz, "KZ-NEW-W2", "CD209C", &new(0), &body).await;
+    while w.in_use(&g1).await != dec("20.00") {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let claimed = insurer::sweep(&store, &policy, later + chrono::Duration::days(29))
+        .await
+        .expect("sweep");
+    assert!(claimed.liabilities_claimed >= 2, "{claimed:?}");
+    let view = view_of(&w, &kz_token).await;
+    let c = &view["KZ-CG-2026-0101"];
+    assert_eq!(c["in_use"], "20.00");
+    let enquiries: BTreeMap<String, String> = c["enquiries"]
+        .as_array()
+        .expect("enquiries")
+        .iter()
+        .map(|e| {
+            (
+                e["mrn"].as_str().unwrap_or("").to_owned(),
+                e["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(enquiries.get(&new(0)).map(String::as_str), Some("resolved"));
+    assert_eq!(
+        enquiries.get(&new(2)).map(String::as_str),
+        Some("liability")
+    );
+    let liabilities = c["liabilities"].as_array().expect("liabilities").clone();
+    assert_eq!(liabilities.len(), 2, "{liabilities:?}");
+    assert!(liabilities.iter().all(|l| l["state"] == "claimed"));
+    let l1 = liabilities[0]["liability_id"].as_i64().expect("id");
+    let l2 = liabilities[1]["liability_id"].as_i64().expect("id");
+    let step = |id: i64, action: &'static str, token: String| {
+        let w = &w;
+        async move {
+            let (status, body) = w
+                .http(
+                    "POST",
+                    &format!("/api/v1/liabilities/{id}/{action}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            (status, json(&body))
+        }
+    };
+    let illegal = |(status, body): (u16, serde_json::Value)| {
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("liability.illegal-transition")),
+            "{body}"
+        );
+    };
+    illegal(step(l1, "notify", kz_token.clone()).await);
+    illegal(step(l1, "pay", admin.clone()).await);
+    let (status, body) = step(l1, "notify", admin.clone()).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("notified")),
+        "{body}"
+    );
+    let (status, _) = step(l1, "pay", az_token.clone()).await;
+    assert_eq!(status, 404, "another insurer's liability");
+    let (status, body) = step(l1, "pay", kz_token.clone()).await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("paid")),
+        "{body}"
+    );
+    illegal(step(l1, "dispute", kz_token.clone()).await);
+    step(l2, "notify", admin.clone()).await;
+    let (_, body) = step(l2, "dispute", kz_token.clone()).await;
+    assert_eq!(body["state"], "disputed");
+    illegal(step(l2, "pay", kz_token.clone()).await);
+    let (_, body) = step(l2, "pay", admin.clone()).await;
+    assert_eq!(body["state"], "paid");
+    let trail = insurer::audit_trail(&store, &format!("liability:{l2}"))
+        .await
+        .expect("audit");
+    let actions: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|a| (a.action.as_str(), a.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("claimed", "hub"),
+            ("notified", "administrator:ops"),
+            ("disputed", "insurer:KZ990140000123"),
+            ("paid", "administrator:ops")
+        ]
+    );
+    let (status, _) = step(99_999, "notify", admin.clone()).await;
+    assert_eq!(status, 404);
+    cats_hub::verify_journal(&w.url)
+        .await
+        .expect("journal verifies");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_currencies_and_insurers() {
+    currencies_and_insurers(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_currencies_and_insurers() {
+    currencies_and_insurers(Db::Postgres).await;
+}
+
+fn ca001c(id: &str, contract: &str, grn: &str, from: &str, until: &str, amount: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<adm:CA001C xmlns:adm="urn:carec:cats:admin:1">
+  <messageSender>NTA.KZ</messageSender>
+  <messageRecipient>CATS.HUB</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CA001C</messageType>
+  <InsuranceContract>
+    <contractIdentifier>{contract}</contractIdentifier>
+    <GRN>{grn}</GRN>
+    <insurerIdentificationNumber>{KZ_INSURER}</insurerIdentificationNumber>
+    <Holder><sequenceNumber>1</sequenceNumber><identificationNumber>{SMALL_HOLDER}</identificationNumber></Holder>
+    <policyStartDate>{from}</policyStartDate>
+    <policyEndDate>{until}</policyEndDate>
+    <insuredAmount>{amount}</insuredAmount>
+    <currency>USD</currency>
+  </InsuranceContract>
+</adm:CA001C>"#
+    )
+    .into_bytes()
+}
+
+/// A contract submitted by a CA001C through the KZ node: refused at once with a CA002C when it
+/// is wrong, otherwise recorded and answered with a CA002C when the administrator decides.
+async fn contract_submitted_by_message(db: Db) {
+    use cats_hub::insurer::{self, Principal};
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let store = w.hub.services.store.clone();
+    let admin = insurer::issue_credential(
+        &store,
+        &ReferenceData::pilot(),
+        &Principal::Administrator("ops".into()),
+    )
+    .await
+    .expect("admin");
+    let send = |id: &'static str, body: Vec<u8>| {
+        let node = w.nodes[&kz].clone();
+        async move {
+            let fields = EnvelopeHeaderFields {
+                message_id: id.into(),
+                message_type: "CA001C".into(),
+                sender: PeerIdentity::Node(kz),
+                recipient: PeerIdentity::Hub,
+                correlation_id: None,
+                mrn: None,
+                prepared_at: chrono::Utc::now(),
+            };
+            let wire = Bytes::from(node.signer.seal(&fields, &body).expect("seal"));
+            node.link
+                .send(Outbound {
+                    message_id: id.into(),
+                    destination: Destination::Hub,
+                    partition_key: None,
+                    bytes: wire,
+                })
+                .await
+                .expect("hub takes the message");
+        }
+    };
+    let status = |m: Message| match m {
+        Message::CA002C(m) => m,
+        other => panic!("expected a CA002C, got {}", other.message_type()),
+    };
+    // Overlapping the pilot contract of its GRN: refused at once, nothing recorded.
+    send(
+        "KZ-CA-1",
+        ca001c(
+            "KZ-CA-1",
+            "KZ-CG-2027-0301",
+            BIG,
+            "2027-01-01",
+            "2027-12-31",
+            "5000.00",
+        ),
+    )
+    .await;
+    let refused = status(w.next(kz).await);
+    assert_eq!(refused.correlation_identifier.as_deref(), Some("KZ-CA-1"));
+    assert_eq!(
+        refused.insurance_contract_status.status,
+        message_catalog::generated::admin::ContractStatusCode::Refused
+    );
+    let reason = refused.insurance_contract_status.reason.unwrap_or_default();
+    assert!(reason.starts_with("contract.overlap"), "{reason}");
+    let (_, body) = w
+        .http(
+            "GET",
+            "/api/v1/insurance-contracts/submissions",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(json(&body)["submissions"].as_array().map(Vec::len), Some(0));
+
+    // A good one: recorded; approved by the administrator; the node hears it.
+    let g = new_grn(3);
+    send(
+        "KZ-CA-2",
+        ca001c(
+            "KZ-CA-2",
+            "KZ-CG-2026-0301",
+            &g,
+            "2026-01-01",
+            "2027-12-31",
+            "5000.00",
+        ),
+    )
+    .await;
+    let mut id = None;
+    for _ in 0..100 {
+        let (_, body) = w
+            .http(
+                "GET",
+                "/api/v1/insurance-contracts/submissions",
+                Some(&admin),
+                None,
+            )
+            .await;
+        if let Some(s) = json(&body)["submissions"]
+            .as_array()
+            .and_then(|l| l.first().cloned())
+        {
+            assert_eq!(s["channel"], "CA001C");
+            id = s["submission_id"].as_i64();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let id = id.expect("the CA001C is recorded");
+    let (status_code, body) = w
+        .http(
+            "POST",
+            &format!("/api/v1/insurance-contracts/submissions/{id}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status_code, 200, "{body}");
+    assert!(json(&body)["ca002c_sent"].is_string(), "{body}");
+    let approved = status(w.next(kz).await);
+    assert_eq!(approved.correlation_identifier.as_deref(), Some("KZ-CA-2"));
+    assert_eq!(
+        approved.insurance_contract_status.status,
+        message_catalog::generated::admin::ContractStatusCode::Approved
+    );
+    assert_eq!(approved.insurance_contract_status.grn, g);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-CA-USE",
+            &mrn("KZ", 800),
+            SMALL_HOLDER,
+            &[(g.as_str(), "4000.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![accepted(&g, "4000.00")]);
+    cats_hub::verify_journal(&w.url)
+        .await
+        .expect("journal verifies");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_contract_submitted_by_message() {
+    contract_submitted_by_message(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_contract_submitted_by_message() {
+    contract_submitted_by_message(Db::Postgres).await;
+}
+
+fn cc034c_from_node(id: &str, requester: &str, grn: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC034C xmlns:ncts="http://ncts.dgtaxud.ec">
+  <messageSender>NTA.KZ</messageSender>
+  <messageRecipient>CATS.HUB</messageRecipient>
+  <preparationDateAndTime>2026-03-16T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CC034C</messageType>
+  <correlationIdentifier>NAT-{id}</correlationIdentifier>
+  <Requester><identificationNumber>{requester}</identificationNumber><role>1</role></Requester>
+  <GuaranteeReference>
+    <sequenceNumber>1</sequenceNumber>
+    <GRN>{grn}</GRN>
+    <GuaranteeQuery><queryIdentifier>1</queryIdentifier></GuaranteeQuery>
+    <AccessCode><accessCode>AC01</accessCode></AccessCode>
+  </GuaranteeReference>
+</ncts:CC034C>"#
+    )
+    .into_bytes()
+}
+
+/// A node's CC034C: the ledger answers with a CC037C (exposure, reservations held, balance);
+/// an unknown GRN or a requester the contract does not cover gets a CD906C and no balance.
+async fn balance_query(db: Db) {
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let m1 = mrn("KZ", 901);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-Q-USE",
+            &m1,
+            SMALL_HOLDER,
+            &[(SMALL, "1250.50", "EUR")],
+        )
+        .await;
+    assert!(got[0].accepted, "{got:?}");
+    let send = |id: &'static str, body: Vec<u8>| {
+        let node = w.nodes[&kz].clone();
+        async move {
+            let fields = EnvelopeHeaderFields {
+                message_id: id.into(),
+                message_type: "CC034C".into(),
+                sender: PeerIdentity::Node(kz),
+                recipient: PeerIdentity::Hub,
+                correlation_id: None,
+                mrn: None,
+                prepared_at: chrono::Utc::now(),
+            };
+            let wire = Bytes::from(node.signer.seal(&fields, &body).expect("seal"));
+            node.link
+                .send(Outbound {
+                    message_id: id.into(),
+                    destination: Destination::Hub,
+                    partition_key: None,
+                    bytes: wire,
+                })
+                .await
+                .expect("hub takes the message");
+        }
+    };
+    send("KZ-Q-1", cc034c_from_node("KZ-Q-1", SMALL_HOLDER, SMALL)).await;
+    let Message::CC037C(a) = w.next(kz).await else {
+        panic!("expected a CC037C");
+    };
+    assert_eq!(a.correlation_identifier.as_deref(), Some("NAT-KZ-Q-1"));
+    let r = &a.guarantee_reference[0];
+    assert_eq!(r.grn, SMALL);
+    let e = r.exposure.as_ref().expect("exposure");
+    // 1,250.50 EUR at 0.92 EUR/USD: 1,359.24 USD in use of 30,000.00.
+    assert_eq!(
+        (e.exposure, e.exposure_counter, e.balance),
+        (dec("1359.24"), 1, Some(dec("28640.76")))
+    );
+    assert_eq!(e.currency, "USD");
+    for (id, requester, grn, label) in [
+        (
+            "KZ-Q-2",
+            SMALL_HOLDER,
+            UNKNOWN,
+            "no insurance contract has GRN",
+        ),
+        ("KZ-Q-3", AZ_HOLDER, SMALL, "does not cover AZ1234567890"),
+    ] {
+        send(id, cc034c_from_node(id, requester, grn)).await;
+        // No MRN, so the refusal is a CD917C (as for any refused message without one); it
+        // points at the GRN and says why.
+        let nack = w.next(kz).await;
+        let Message::CD917C(n) = &nack else {
+            panic!("{id}: expected a CD917C, got {}", nack.message_type());
+        };
+        assert_eq!(n.correlation_identifier.as_deref(), Some(id));
+        let errors: Vec<(Option<String>, String)> = n
+            .xml_error
+            .iter()
+            .map(|e| (e.error_pointer.clone(), e.error_text.clone()))
+            .collect();
+        assert!(
+            errors.iter().any(
+                |(p, r)| p.as_deref() == Some("/CC034C/GuaranteeReference[1]/GRN")
+                    && r.contains(label)
+            ),
+            "{id}: {errors:?}"
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_balance_query() {
+    balance_query(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_balance_query() {
+    balance_query(Db::Postgres).await;
 }

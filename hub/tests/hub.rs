@@ -664,6 +664,7 @@ async fn redelivery(db: Db) {
         verifier: Verifier::new(trust, Duration::from_secs(300)),
         signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
         reference: message_catalog::reference::ReferenceData::pilot(),
+        ledger: Default::default(),
         metrics: std::sync::Arc::new(cats_hub::metrics::Metrics::new()),
         limits: Limits::default(),
     });

@@ -8,7 +8,7 @@
 //! - [`ids`]: identifiers as newtypes that cannot hold a wrong value.
 //! - [`lifecycle`]: the movement life cycle at every office, `(state, event) → (state, outputs)`.
 //! - [`codelists`]: the code lists (NCTS P5 and CATS's own) as embedded data, and their registry.
-//! - [`reference`]: reference data (customs offices, countries), the pilot set embedded.
+//! - [`reference`](mod@reference): reference data (customs offices, countries), the pilot set embedded.
 //! - [`rules`]: the rules and conditions that need only the message (NCTS codes 12, 13, 14, 15,
 //!   93), and [`rules::validate`], the whole pipeline from bytes.
 

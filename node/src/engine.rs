@@ -32,6 +32,9 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::metrics::Metrics;
+
+#[path = "guarantee_query.rs"]
+mod guarantee_query;
 use crate::selection::{Facts, Selector, element_texts};
 use crate::store::{
     self, HistoryRow, Lookup, MessageRow, SelectionRow, StoreError, StoredMovement, now_millis,
@@ -441,6 +444,9 @@ impl Engine {
         };
         let ty = message.message_type().to_owned();
         self.metrics.message_in(&ty);
+        if let Message::CC034C(q) = &message {
+            return self.forward_balance_query(q).await;
+        }
         let sender = message.message_sender().map(str::to_owned);
         if let Message::CA003C(_) = &message {
             // A registration application: the hub's to decide.
@@ -1751,9 +1757,13 @@ impl Engine {
             d.ack().await?;
             return Ok(());
         }
-        let sent = self
-            .apply_common(&mut tx, &message, &fields, &from, row, opened.body)
-            .await?;
+        let sent = if let Message::CC037C(answer) = &message {
+            self.deliver_balance(&mut tx, answer).await?;
+            false
+        } else {
+            self.apply_common(&mut tx, &message, &fields, &from, row, opened.body)
+                .await?
+        };
         self.committed(tx, sent).await?;
         drop(guard);
         d.ack().await?;

@@ -87,6 +87,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/movements/{mrn}"),
     ("get", "/api/v1/declarations/{lrn}"),
     ("post", "/api/v1/actions"),
+    ("get", "/api/v1/guarantees/{grn}/balance"),
     ("get", "/api/v1/openapi.json"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -102,6 +103,7 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
         .route("/api/v1/movements/{mrn}", get(movement_by_mrn))
         .route("/api/v1/declarations/{lrn}", get(declaration_by_lrn))
         .route("/api/v1/actions", post(action))
+        .route("/api/v1/guarantees/{grn}/balance", get(guarantee_balance))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -233,6 +235,62 @@ async fn post_message(State(state): State<ApiState>, headers: HeaderMap, body: B
 struct PullQuery {
     after: Option<i64>,
     limit: Option<i64>,
+}
+
+/// `?requester=TIN` of the balance query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BalanceQuery {
+    requester: String,
+}
+
+/// `GET /api/v1/guarantees/{grn}/balance?requester=TIN`: the CC037C from the hub's ledger
+/// (`crate::engine` forwards a CC034C and waits up to 10 s); 400 with the NACK when the query
+/// is refused, 504 `guarantee.no-answer` when the hub does not answer in time.
+async fn guarantee_balance(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(grn): Path<String>,
+    q: Result<Query<BalanceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = authorise(&state, &headers, None) {
+        return r.into_response();
+    }
+    let Ok(Query(q)) = q else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "expected ?requester=TIN",
+        );
+    };
+    let xml = |body: String| {
+        (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            body,
+        )
+            .into_response()
+    };
+    match state
+        .engine
+        .balance_of(&grn, &q.requester, std::time::Duration::from_secs(10))
+        .await
+    {
+        Ok(Ok(Some(answer))) => xml(answer),
+        Ok(Ok(None)) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "guarantee.no-answer",
+            "the hub did not answer within 10 s",
+        ),
+        Ok(Err(Answer::Invalid { xml: nack, .. } | Answer::Rejected { xml: nack, .. })) => (
+            StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            nack,
+        )
+            .into_response(),
+        Ok(Err(other)) => internal(format!("unexpected answer {other:?}")),
+        Err(e) => internal(e),
+    }
 }
 
 async fn pull(

@@ -1,4 +1,4 @@
-//! `cats hub`, `cats hub verify-journal` and `cats config --hub`.
+//! `cats hub`, `cats hub verify-journal`, `cats hub issue-credential` and `cats config --hub`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -56,6 +56,49 @@ pub fn verify_journal(database: Option<&str>, config: Option<&Path>) -> anyhow::
         }
         Err(VerifyError::Store(e)) => Err(e).context(format!("reading the journal at {url}")),
     }
+}
+
+/// `cats hub issue-credential --insurer TIN | --administrator NAME`: a bearer token for the
+/// insurer and administrator API, printed once; exit 2 for an insurer that is not approved.
+pub fn issue_credential(
+    database: Option<&str>,
+    config: Option<&Path>,
+    insurer: Option<String>,
+    administrator: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    use cats_hub::insurer::Principal;
+    let raw = RawConfig::load(config).context("reading the hub configuration")?;
+    let url = database.map_or_else(|| raw.store.url.clone(), str::to_owned);
+    let reference = if raw.messages.reference_data.as_os_str().is_empty() {
+        message_catalog::reference::ReferenceData::pilot()
+    } else {
+        let bytes = std::fs::read(&raw.messages.reference_data)
+            .with_context(|| format!("reading {}", raw.messages.reference_data.display()))?;
+        message_catalog::reference::ReferenceData::from_json(&bytes)?
+    };
+    let principal = match (insurer, administrator) {
+        (Some(tin), _) => Principal::Insurer(tin),
+        (None, Some(name)) => Principal::Administrator(name),
+        (None, None) => anyhow::bail!("--insurer TIN or --administrator NAME"),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let store = cats_hub::store::HubStore::connect(&url)
+            .await
+            .with_context(|| format!("opening the hub's database {url}"))?;
+        let issued = cats_hub::insurer::issue_credential(&store, &reference, &principal).await;
+        store.close().await;
+        match issued {
+            Ok(token) => {
+                println!("{token}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        }
+    })
 }
 
 /// `cats config --hub FILE`: the effective configuration (file < environment), as TOML.

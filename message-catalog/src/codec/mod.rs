@@ -125,7 +125,7 @@ fn decode_with(bytes: &[u8], limits: &Limits, inline_leaves: bool) -> Result<Mes
         None => (text, 0),
     };
     let mut d = Decoder::new(body, limits.max_depth, base);
-    d.inline_leaves = inline_leaves;
+    d.set_inline(inline_leaves);
     let mut root_name: Option<&'static str> = None;
     match document(&mut d, &mut root_name) {
         Ok(m) => Ok(m),
@@ -173,6 +173,10 @@ fn document(d: &mut Decoder<'_>, root_name: &mut Option<&'static str>) -> Result
                     "/".into(),
                     "a document type declaration (and with it any entity declaration) is not allowed".into(),
                 ));
+            }
+            // No element is open: quick-xml's error for an unmatched end tag.
+            Event::End(e) => {
+                d.check_end(e.name().as_ref())?;
             }
             Event::PI(_) => {
                 return Err(d.fail_at(
@@ -266,6 +270,9 @@ fn document(d: &mut Decoder<'_>, root_name: &mut Option<&'static str>) -> Result
         ));
     };
     *root_name = Some(name);
+    if !empty {
+        d.opened(qname.as_ref().len());
+    }
     d.path = Pointer::root(name);
     d.depth = 1;
     d.element_start = d.event_start;
@@ -295,6 +302,9 @@ fn document(d: &mut Decoder<'_>, root_name: &mut Option<&'static str>) -> Result
                     "/".into(),
                     "processing instructions are not allowed".into(),
                 ));
+            }
+            Event::End(e) => {
+                d.check_end(e.name().as_ref())?;
             }
             Event::Start(_) | Event::Empty(_) => {
                 return Err(d.fail_at(
@@ -534,6 +544,17 @@ mod tests {
                 .filter(|&i| text[i + 1..].starts_with(|c: char| c.is_ascii_alphabetic()))
                 .skip(1)
                 .collect();
+            // End tags that close nothing, before and after the root element.
+            if let Some(first) = starts.first().and_then(|_| text.find("?>")) {
+                let mut v = String::from(&text[..first + 2]);
+                v.push_str("</x>");
+                v.push_str(&text[first + 2..]);
+                same(v.as_bytes(), &format!("{what}: </x> before the root"));
+            }
+            let mut v = String::from(text.trim_end());
+            v.push_str("\n</x>\n");
+            same(v.as_bytes(), &format!("{what}: </x> after the root"));
+            variants += 2;
             let step = (starts.len() / 12).max(1);
             for &at in starts.iter().step_by(step) {
                 let Some(gt) = text[at..].find('>').map(|g| at + g) else {
@@ -562,6 +583,12 @@ mod tests {
                 v.push_str(&text[at + 1 + name.len()..]);
                 same(v.as_bytes(), &format!("{what}: attribute on {name}"));
                 if let Some(c) = close {
+                    // A wrong end tag (quick-xml's end-name check, or the decoder's own).
+                    let mut v = String::from(&text[..c + end_tag.len() - 1]);
+                    v.push_str("x>");
+                    v.push_str(&text[c + end_tag.len()..]);
+                    same(v.as_bytes(), &format!("{what}: </{name}x>"));
+                    variants += 1;
                     let mut v = String::from(&text[..c + end_tag.len() - 1]);
                     v.push_str("  >");
                     v.push_str(&text[c + end_tag.len()..]);

@@ -79,6 +79,40 @@ pub struct Facets {
     pub max_exclusive: Option<&'static str>,
     /// `enumeration` values (whitespace-normalised); empty when the step has none.
     pub enumeration: &'static [&'static str],
+    /// The four bounds parsed, on first use (`None` when the step has none).
+    pub bounds: Option<&'static OnceLock<Bounds>>,
+}
+
+/// `minInclusive`, `maxInclusive`, `minExclusive` and `maxExclusive` of a [`Facets`] step,
+/// parsed once: as `xs:integer` (when they are integers) and as `xs:decimal`.
+#[derive(Debug)]
+pub struct Bounds {
+    int: [Option<i64>; 4],
+    dec: [Option<Decimal>; 4],
+}
+
+impl Facets {
+    fn bounds(&self) -> &Bounds {
+        static NONE: Bounds = Bounds {
+            int: [None; 4],
+            dec: [None; 4],
+        };
+        let Some(cell) = self.bounds else {
+            return &NONE;
+        };
+        cell.get_or_init(|| {
+            let all = [
+                self.min_inclusive,
+                self.max_inclusive,
+                self.min_exclusive,
+                self.max_exclusive,
+            ];
+            Bounds {
+                int: all.map(|b| b.and_then(parse_integer)),
+                dec: all.map(|b| b.and_then(parse_decimal)),
+            }
+        })
+    }
 }
 
 /// A named simple type: its built-in base, whitespace rule and every restriction step, most
@@ -502,14 +536,50 @@ impl Fast {
     }
 }
 
-/// An XSD pattern facet: a direct check when the shape allows, otherwise a lazily compiled
-/// `regex::Regex` (anchored translation of the XSD regex).
+/// A deterministic automaton deciding a whole pattern on ASCII values, built from the pattern at
+/// build time (`build.rs`, character classes decided by the pattern's `regex` translation).
+#[derive(Debug)]
+pub struct Dfa {
+    /// Byte class of each ASCII byte.
+    pub classes: &'static [u8; 128],
+    /// Number of byte classes (the width of a row of `trans`).
+    pub stride: usize,
+    /// Next state per (state, class), row by row; `u16::MAX` when no match is possible.
+    pub trans: &'static [u16],
+    /// Whether each state accepts (state 0 is the start).
+    pub accept: &'static [bool],
+}
+
+impl Dfa {
+    /// Whether the whole of `s` matches; `None` on a non-ASCII byte (undecided).
+    #[inline]
+    pub fn matches(&self, s: &[u8]) -> Option<bool> {
+        let mut state = 0usize;
+        for &b in s {
+            let class = *self.classes.get(usize::from(b))?;
+            match self.trans.get(state * self.stride + usize::from(class)) {
+                Some(&next) if next != u16::MAX => state = usize::from(next),
+                _ => {
+                    // No match whatever follows, unless a later byte is not ASCII (which the
+                    // automaton does not decide).
+                    return if s.is_ascii() { Some(false) } else { None };
+                }
+            }
+        }
+        self.accept.get(state).copied()
+    }
+}
+
+/// An XSD pattern facet: an ASCII automaton, else a direct check when the shape allows,
+/// otherwise a lazily compiled `regex::Regex` (anchored translation of the XSD regex).
 #[derive(Debug)]
 pub struct Pattern {
     /// The XSD regex as written in the schema.
     pub xsd: &'static str,
     /// Its translation into `regex` syntax, anchored.
     pub regex: &'static str,
+    /// The automaton, for ASCII values.
+    pub dfa: Option<Dfa>,
     /// The direct check, when the shape allows one.
     pub fast: Option<Fast>,
     /// The compiled regex, built on first use.
@@ -519,6 +589,11 @@ pub struct Pattern {
 impl Pattern {
     /// Whether `s` matches the whole pattern.
     pub fn matches(&self, s: &str) -> bool {
+        if let Some(d) = &self.dfa
+            && let Some(b) = d.matches(s.as_bytes())
+        {
+            return b;
+        }
         if let Some(f) = &self.fast
             && let Some(b) = f.matches(s)
         {
@@ -548,6 +623,20 @@ pub struct FacetError {
 
 fn needs_collapse(s: &str) -> bool {
     let b = s.as_bytes();
+    // Most values have no blank at all: eight bytes at a time, any byte below `!` (0x21) sends
+    // the value to the exact check below.
+    let mut words = b.chunks_exact(8);
+    let mut low = false;
+    for w in &mut words {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let x = u64::from_le_bytes(a);
+        low |= x.wrapping_sub(ONES * 0x21) & !x & HIGHS != 0;
+    }
+    low |= words.remainder().iter().any(|&c| c < 0x21);
+    if !low {
+        return false;
+    }
     if b.first() == Some(&b' ') || b.last() == Some(&b' ') {
         return true;
     }
@@ -780,21 +869,20 @@ impl SimpleType {
                     b.and_then(parse_decimal)
                         .map_or_else(String::new, |b| b.to_string())
                 };
-                if d.cmp_bound(l.min_inclusive) == Some(Ordering::Less) {
+                let b = l.bounds();
+                if d.cmp_bound(b, 0) == Some(Ordering::Less) {
                     return fail(
                         XmlError::Range,
                         format!("'{}' is less than {}", short(&v), shown(l.min_inclusive)),
                     );
                 }
-                if d.cmp_bound(l.max_inclusive) == Some(Ordering::Greater) {
+                if d.cmp_bound(b, 1) == Some(Ordering::Greater) {
                     return fail(
                         XmlError::Range,
                         format!("'{}' is greater than {}", short(&v), shown(l.max_inclusive)),
                     );
                 }
-                if d.cmp_bound(l.min_exclusive)
-                    .is_some_and(|o| o != Ordering::Greater)
-                {
+                if d.cmp_bound(b, 2).is_some_and(|o| o != Ordering::Greater) {
                     return fail(
                         XmlError::Range,
                         format!(
@@ -804,9 +892,7 @@ impl SimpleType {
                         ),
                     );
                 }
-                if d.cmp_bound(l.max_exclusive)
-                    .is_some_and(|o| o != Ordering::Less)
-                {
+                if d.cmp_bound(b, 3).is_some_and(|o| o != Ordering::Less) {
                     return fail(
                         XmlError::Range,
                         format!(
@@ -848,18 +934,19 @@ enum Number {
 }
 
 impl Number {
-    /// How the value compares with a lexical bound; `None` when there is no bound or it is not
-    /// a number. An integer bound of an integer value compares as `i64`, without going through
-    /// `Decimal`.
+    /// How the value compares with bound `k` of `b` (see [`Bounds`]); `None` when there is no
+    /// bound or it is not a number. An integer bound of an integer value compares as `i64`,
+    /// without going through `Decimal`.
     #[inline]
-    fn cmp_bound(self, bound: Option<&str>) -> Option<Ordering> {
-        let b = bound?;
+    fn cmp_bound(self, b: &Bounds, k: usize) -> Option<Ordering> {
+        let int = b.int.get(k).copied().flatten();
+        let dec = b.dec.get(k).copied().flatten();
         match self {
-            Number::Integer(i) => match parse_integer(b) {
+            Number::Integer(i) => match int {
                 Some(x) => Some(i.cmp(&x)),
-                None => parse_decimal(b).map(|x| Decimal::from(i).cmp(&x)),
+                None => dec.map(|x| Decimal::from(i).cmp(&x)),
             },
-            Number::Decimal(d) => parse_decimal(b).map(|x| d.cmp(&x)),
+            Number::Decimal(d) => dec.map(|x| d.cmp(&x)),
         }
     }
 }
@@ -907,6 +994,10 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
 
 /// Parses an `xs:integer` lexical value (within `i64`).
 pub fn parse_integer(s: &str) -> Option<i64> {
+    // Up to 18 plain digits cannot overflow: one pass, no second parse.
+    if (1..=18).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit()) {
+        return Some(s.bytes().fold(0i64, |n, c| n * 10 + i64::from(c - b'0')));
+    }
     let body = s.strip_prefix('+').unwrap_or(s);
     let digits = body.strip_prefix('-').unwrap_or(body);
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
@@ -1183,9 +1274,13 @@ pub struct Decoder<'a> {
     /// The child [`Decoder::next_child`] just returned, when it was read whole (start tag, text
     /// and end tag) without going through quick-xml events.
     inline: Option<InlineLeaf<'a>>,
-    /// Whether [`Decoder::next_child`] may read `<name>text</name>` straight from the input
-    /// (always, except in the test that compares both ways).
+    /// Whether [`Decoder::next_child`] may read `<name>text</name>`, `<name>` and `</name>`
+    /// straight from the input (always, except in the test that compares both ways).
     pub(crate) inline_leaves: bool,
+    /// Qualified names of the open elements (those whose end tag is still to be read), innermost
+    /// last. quick-xml's own end-name check cannot see the start tags read straight from the
+    /// input, so the decoder checks end tags against this stack itself, with quick-xml's errors.
+    pub(crate) open: Vec<&'a [u8]>,
 }
 
 /// An element `<name>text</name>` read straight from the input: no attributes, no markup,
@@ -1203,11 +1298,10 @@ struct InlineLeaf<'a> {
 
 /// Byte classes of the fast path, one table lookup per byte.
 const BLANK: u8 = 1;
-/// ASCII letters, digits, `_`, `-`, `.`: every name in the schemas (anything else in a name is
-/// left to quick-xml).
-const NAME: u8 = 2;
 /// What ends a text the fast path can take as it is: markup, a reference, a carriage return.
 const TEXT_END: u8 = 4;
+/// What ends the name of a bare start tag (see `find_name_end`).
+const NAME_END: u8 = 8;
 
 static CLASSES: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -1217,11 +1311,11 @@ static CLASSES: [u8; 256] = {
         if matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
             t[i] |= BLANK;
         }
-        if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
-            t[i] |= NAME;
-        }
         if matches!(c, b'<' | b'&' | b'\r') {
             t[i] |= TEXT_END;
+        }
+        if c < 0x21 || matches!(c, b'>' | b'"' | b'\'' | b'/') {
+            t[i] |= NAME_END;
         }
         i += 1;
     }
@@ -1246,14 +1340,41 @@ fn word(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// The index of the first byte from `i` on that is not a blank (indentation is skipped eight
-/// spaces at a time).
+/// The index of the first byte from `i` on that is not a blank, eight bytes at a time. The
+/// decoder only runs on input without the control characters XML forbids (see
+/// [`first_bad_char`]), so every byte below `!` (0x21) is a blank.
 #[inline(always)]
 fn skip_blanks(b: &[u8], mut i: usize) -> Option<usize> {
-    while word(b, i) == Some(ONES * u64::from(b' ')) {
+    while let Some(w) = word(b, i) {
+        // High bit of each byte above 0x20 (exact per byte: no carry crosses bytes).
+        let m = (((w & !HIGHS) + ONES * 0x5F) | w) & HIGHS;
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
         i += 8;
     }
     scan(b, i, BLANK, false)
+}
+
+/// The index of the first byte from `i` on that ends a start tag's name when the tag is a bare
+/// `<name>`: `>`, or anything that would make it something else to quick-xml (a blank, a quote,
+/// `/`), eight bytes at a time.
+#[inline(always)]
+fn find_name_end(b: &[u8], mut i: usize) -> Option<usize> {
+    while let Some(w) = word(b, i) {
+        // As in `find_text_end`, the lowest bit of the union is exact; bytes below `!` are
+        // blanks (see `skip_blanks`).
+        let m = eq_bytes(w, b'>')
+            | eq_bytes(w, b'"')
+            | eq_bytes(w, b'\'')
+            | eq_bytes(w, b'/')
+            | (w.wrapping_sub(ONES * 0x21) & !w & HIGHS);
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    scan(b, i, NAME_END, true)
 }
 
 /// The index of the first `<`, `&` or carriage return from `i` on, eight bytes at a time.
@@ -1274,14 +1395,11 @@ fn find_text_end(b: &[u8], mut i: usize) -> Option<usize> {
 /// The index of the first byte of `b` from `from` on that is (`want`) or is not (`!want`) in
 /// `class`; `None` at the end of the input.
 #[inline(always)]
-fn scan(b: &[u8], mut from: usize, class: u8, want: bool) -> Option<usize> {
-    while let Some(&c) = b.get(from) {
-        if (CLASSES[usize::from(c)] & class != 0) == want {
-            return Some(from);
-        }
-        from += 1;
-    }
-    None
+fn scan(b: &[u8], from: usize, class: u8, want: bool) -> Option<usize> {
+    b.get(from..)?
+        .iter()
+        .position(|&c| (CLASSES[usize::from(c)] & class != 0) == want)
+        .map(|p| p + from)
 }
 
 /// Attributes as (name, normalised value).
@@ -1363,7 +1481,48 @@ impl<'a> Decoder<'a> {
             default_ns: Vec::new(),
             inline: None,
             inline_leaves: true,
+            open: Vec::with_capacity(16),
         }
+    }
+
+    /// Chooses whether elements may be read straight from the input (see
+    /// [`Decoder::inline_leaves`]). Without, quick-xml checks end tags itself; with, the decoder
+    /// does ([`Decoder::check_end`]) and quick-xml's check is off.
+    pub(crate) fn set_inline(&mut self, on: bool) {
+        self.inline_leaves = on;
+        let c = self.reader.config_mut();
+        c.check_end_names = !on;
+        c.allow_unmatched_ends = on;
+    }
+
+    /// Records the start tag just read by quick-xml (at `event_start`) as open.
+    #[inline]
+    pub(crate) fn opened(&mut self, name_len: usize) {
+        let at = usize::try_from(self.event_start).unwrap_or(usize::MAX);
+        let name = self
+            .input
+            .as_bytes()
+            .get(at.saturating_add(1)..at.saturating_add(1).saturating_add(name_len))
+            .unwrap_or_default();
+        self.open.push(name);
+    }
+
+    /// Checks an end tag read by quick-xml (at `event_start`) against the innermost open
+    /// element and closes it: the same error, at the same place, as quick-xml's own check
+    /// (`check_end_names`, `allow_unmatched_ends = false`).
+    #[inline]
+    pub(crate) fn check_end(&mut self, name: &[u8]) -> Result<(), Fail> {
+        use quick_xml::errors::IllFormedError;
+        let ill = match self.open.pop() {
+            Some(open) if open == name => return Ok(()),
+            Some(open) => IllFormedError::MismatchedEndTag {
+                expected: String::from_utf8_lossy(open).into_owned(),
+                found: String::from_utf8_lossy(name).into_owned(),
+            },
+            None => IllFormedError::UnmatchedEndTag(String::from_utf8_lossy(name).into_owned()),
+        };
+        let (error, reason) = super::error::classify_syntax(&quick_xml::Error::IllFormed(ill));
+        Err(self.fail_at(self.event_start, error, self.path.to_string(), reason))
     }
 
     pub(crate) fn fail_at(
@@ -1442,16 +1601,16 @@ impl<'a> Decoder<'a> {
             ));
         }
         if self.inline_leaves
-            && self.depth < self.max_depth
-            && let Some(child) = self.inline_leaf()
+            && let Some(markup) = self.inline_markup()
         {
-            return Ok(Some(child));
+            return Ok(markup);
         }
         loop {
             let ev = self.read()?;
             match ev {
                 Event::Start(e) => {
                     self.check_child()?;
+                    self.opened(e.name().as_ref().len());
                     self.element_start = self.event_start;
                     self.depth += 1;
                     return Ok(Some((e, false)));
@@ -1462,7 +1621,8 @@ impl<'a> Decoder<'a> {
                     self.depth += 1;
                     return Ok(Some((e, true)));
                 }
-                Event::End(_) => {
+                Event::End(e) => {
+                    self.check_end(e.name().as_ref())?;
                     self.end_element();
                     return Ok(None);
                 }
@@ -1486,43 +1646,75 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    /// The fast path of [`Decoder::next_child`]: when the input continues with blanks and
-    /// `<name>text</name>` (see [`InlineLeaf`]), consumes all of it and returns the start tag.
-    /// Consumes nothing otherwise. quick-xml's reader is between two markup events here, so
-    /// consuming a whole element leaves it in the same state as reading its events would.
+    /// The fast path of [`Decoder::next_child`], straight from the input. quick-xml's reader is
+    /// between two markup events here (its next read starts with text), so consuming bytes up to
+    /// the end of a markup leaves it in the state reading the same events would. Blanks followed
+    /// by markup are consumed (the text event they make is skipped anyway, and the markup starts
+    /// at the same offset). Then, when the input continues with
+    /// - `<name>text</name>` (see [`InlineLeaf`]): the whole element, returning its start tag;
+    /// - `<name>` followed by anything else: that start tag;
+    /// - `</name>` closing the current element: that end tag, returning `Some(None)`.
+    ///
+    /// The name is everything between `<` and `>` when that holds no blank, quote or `/` (what
+    /// quick-xml would take as the name, with no attributes). Anything else (attributes, blanks
+    /// in a tag, comments, a wrong end name...) is left to quick-xml: `None`.
     #[inline]
-    fn inline_leaf(&mut self) -> Option<(BytesStart<'a>, bool)> {
+    fn inline_markup(&mut self) -> Option<Option<(BytesStart<'a>, bool)>> {
         let pos = usize::try_from(self.reader.buffer_position()).ok()?;
         let b = self.input.as_bytes();
         let lt = skip_blanks(b, pos)?;
-        if b.get(lt) != Some(&b'<') || !b.get(lt + 1)?.is_ascii_alphabetic() {
+        if b.get(lt) != Some(&b'<') {
             return None;
         }
-        let gt = scan(b, lt + 2, NAME, false)?;
+        if lt > pos {
+            std::io::BufRead::consume(&mut self.reader.stream(), lt - pos);
+        }
+        let first = *b.get(lt + 1)?;
+        if first == b'/' {
+            let name = *self.open.last()?;
+            let close = lt + 2 + name.len();
+            if b.get(lt + 2..close) != Some(name) || b.get(close) != Some(&b'>') {
+                return None;
+            }
+            std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - lt);
+            self.open.pop();
+            self.event_start = lt as u64;
+            self.end_element();
+            return Some(None);
+        }
+        if !first.is_ascii_alphabetic() || self.depth >= self.max_depth {
+            return None;
+        }
+        let gt = find_name_end(b, lt + 2)?;
         if b.get(gt) != Some(&b'>') {
             return None;
         }
-        let name = b.get(lt + 1..gt)?;
+        let name = self.input.get(lt + 1..gt)?;
         let text_end = find_text_end(b, gt + 1)?;
         let close = text_end + 2 + name.len();
-        if b.get(text_end..text_end + 2) != Some(b"</")
-            || b.get(text_end + 2..close) != Some(name)
-            || b.get(close) != Some(&b'>')
+        let leaf = if b.get(text_end..text_end + 2) == Some(b"</")
+            && b.get(text_end + 2..close) == Some(name.as_bytes())
+            && b.get(close) == Some(&b'>')
         {
-            return None;
-        }
-        let name = self.input.get(lt + 1..gt)?;
-        let text = self.input.get(gt + 1..text_end)?;
-        std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - pos);
+            Some(self.input.get(gt + 1..text_end)?)
+        } else {
+            None
+        };
         self.event_start = lt as u64;
         self.element_start = self.event_start;
         self.depth += 1;
-        self.inline = Some(InlineLeaf {
-            text,
-            text_offset: (gt + 1) as u64,
-            end_offset: text_end as u64,
-        });
-        Some((BytesStart::from_content(name, name.len()), false))
+        if let Some(text) = leaf {
+            std::io::BufRead::consume(&mut self.reader.stream(), close + 1 - lt);
+            self.inline = Some(InlineLeaf {
+                text,
+                text_offset: (gt + 1) as u64,
+                end_offset: text_end as u64,
+            });
+        } else {
+            std::io::BufRead::consume(&mut self.reader.stream(), gt + 1 - lt);
+            self.open.push(name.as_bytes());
+        }
+        Some(Some((BytesStart::from_content(name, name.len()), false)))
     }
 
     #[inline]
@@ -1561,6 +1753,22 @@ impl<'a> Decoder<'a> {
         ))
     }
 
+    /// [`Decoder::no_attributes`] then [`Decoder::text`] for a simple-typed child: the
+    /// same checks in the same order, in one call for a child read whole.
+    #[inline]
+    pub fn leaf_text(&mut self, start: &BytesStart<'_>, empty: bool) -> Result<Cow<'a, str>, Fail> {
+        if let Some(leaf) = self.inline {
+            // `<name>text</name>`: no attributes.
+            self.apply_default_ns(None)?;
+            self.inline = None;
+            self.event_start = leaf.end_offset;
+            self.end_element();
+            return Ok(Cow::Borrowed(leaf.text));
+        }
+        self.no_attributes(start)?;
+        self.text(empty)
+    }
+
     /// Reads the text content of a simple-typed element up to its end tag (entities and
     /// character references resolved, line ends normalised).
     pub fn text(&mut self, empty: bool) -> Result<Cow<'a, str>, Fail> {
@@ -1578,7 +1786,8 @@ impl<'a> Decoder<'a> {
             Event::Text(t) => {
                 let s = self.content(&t)?;
                 match self.read()? {
-                    Event::End(_) => {
+                    Event::End(e) => {
+                        self.check_end(e.name().as_ref())?;
                         self.end_element();
                         return Ok(s);
                     }
@@ -1588,7 +1797,8 @@ impl<'a> Decoder<'a> {
                     }
                 }
             }
-            Event::End(_) => {
+            Event::End(e) => {
+                self.check_end(e.name().as_ref())?;
                 self.end_element();
                 return Ok(Cow::Borrowed(""));
             }
@@ -1630,7 +1840,8 @@ impl<'a> Decoder<'a> {
                     );
                 }
                 Event::Comment(_) => {}
-                Event::End(_) => {
+                Event::End(e) => {
+                    self.check_end(e.name().as_ref())?;
                     self.end_element();
                     break;
                 }
@@ -1908,6 +2119,12 @@ impl<'a> Decoder<'a> {
         let mut r = self.reader.clone();
         // Inside the current child unless it was `<x/>` or read whole.
         let mut depth = usize::from(!child_empty && self.inline.is_none());
+        // The names opened in the scan (quick-xml's end-name check, when it is off: a mismatched
+        // end tag ends the scan as quick-xml's error would).
+        let mut opened: Vec<Vec<u8>> = Vec::new();
+        if depth == 1 {
+            opened.push(self.open.last().map_or_else(Vec::new, |n| n.to_vec()));
+        }
         let mut scanned = 0usize;
         loop {
             scanned += 1;
@@ -1919,6 +2136,7 @@ impl<'a> Decoder<'a> {
                     if depth == 0 && e.name().as_ref() == name.as_bytes() {
                         return true;
                     }
+                    opened.push(e.name().as_ref().to_vec());
                     depth += 1;
                 }
                 Ok(Event::Empty(e)) => {
@@ -1926,8 +2144,8 @@ impl<'a> Decoder<'a> {
                         return true;
                     }
                 }
-                Ok(Event::End(_)) => {
-                    if depth == 0 {
+                Ok(Event::End(e)) => {
+                    if depth == 0 || opened.pop().as_deref() != Some(e.name().as_ref()) {
                         return false;
                     }
                     depth -= 1;
@@ -2114,6 +2332,22 @@ mod tests {
             normalize_whitespace(WhiteSpace::Replace, Cow::Borrowed(" a\tb ")),
             " a b "
         );
+    }
+
+    #[test]
+    fn integers() {
+        assert_eq!(parse_integer("007"), Some(7));
+        assert_eq!(parse_integer("+5"), Some(5));
+        assert_eq!(parse_integer("-5"), Some(-5));
+        assert_eq!(
+            parse_integer("123456789012345678"),
+            Some(123_456_789_012_345_678)
+        );
+        assert_eq!(parse_integer("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_integer("9223372036854775808"), None);
+        assert_eq!(parse_integer(""), None);
+        assert_eq!(parse_integer("1a"), None);
+        assert_eq!(parse_integer("1.0"), None);
     }
 
     #[test]

@@ -474,6 +474,7 @@ pub fn from_csv(files: &BTreeMap<String, String>, version: u64) -> Result<Refere
         insurance_contracts: Vec::new(),
         traders: Vec::new(),
         restricted_goods: Vec::new(),
+        exchange_rates: Vec::new(),
     };
     let f = CSV_FILES[0];
     for r in rows(f, get(f)?, &with_names(&["code", "currency", "time_zone"]))? {
@@ -646,6 +647,7 @@ pub fn from_xml(bytes: &[u8]) -> Result<ReferenceSet, FileError> {
         insurance_contracts: Vec::new(),
         traders: Vec::new(),
         restricted_goods: Vec::new(),
+        exchange_rates: Vec::new(),
     };
     Ok(update.applied_to(&empty)?)
 }

@@ -33,6 +33,19 @@
 //! | holder not covered | `G04` | `holderNotCovered` |
 //! | currency is not the contract's | `G02` | none: the CD205C gives `contractCurrency` |
 //! | insufficient available balance | `G09` | `insufficientBalance` |
+//! | currency with no exchange rate on the day | `G02` | none: the CD205C gives `contractCurrency` |
+//!
+//! ## Exchange rates
+//!
+//! The rate table ([`ExchangeRate`], `exchange_rates` in the JSON) is reference data too: for
+//! each currency, how many units of it one US dollar buys ([`RATE_BASE`]), from a first day
+//! (UTC) until the next entry for the same currency. [`ReferenceData::convert`] turns an amount
+//! into another currency: the cross rate `rate(to) / rate(from)` is rounded half away from
+//! zero to 9 decimal places (the `exchangeRate` of the CD205C), the amount times that rate is
+//! rounded **up** (away from zero) to 2 decimal places, so that a reservation never covers less
+//! than the amount declared. A currency with no rate on the day is refused
+//! ([`GuaranteeRefusal::UnknownCurrency`]); an amount already in the target currency is kept
+//! as it is, at rate 1.
 
 use std::collections::BTreeMap;
 
@@ -334,6 +347,49 @@ impl InsuranceContract {
     }
 }
 
+/// The currency every rate of the table is quoted against: a rate is how many units of its
+/// currency one unit of `RATE_BASE` buys.
+pub const RATE_BASE: &str = "USD";
+
+/// One entry of the rate table (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeRate {
+    /// ISO 4217.
+    pub currency: String,
+    /// Units of `currency` for one [`RATE_BASE`]; positive.
+    pub rate: Decimal,
+    /// First day (UTC) the rate applies; it applies until the next entry for the currency.
+    pub valid_from: NaiveDate,
+}
+
+/// An amount converted to another currency ([`ReferenceData::convert`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conversion {
+    /// The amount in the target currency, rounded up to 2 decimal places (unchanged when no
+    /// conversion was needed).
+    pub amount: Decimal,
+    /// Units of the target currency per unit of the source currency, 9 decimal places at most
+    /// (1 when the currencies are the same).
+    pub rate: Decimal,
+}
+
+/// Why an amount could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConversionError {
+    /// No rate for this currency on the day.
+    #[error("guarantee.unknown-currency: no exchange rate for {currency} on {day}")]
+    UnknownCurrency {
+        /// The currency.
+        currency: String,
+        /// The day.
+        day: NaiveDate,
+    },
+    /// The converted amount does not fit a decimal.
+    #[error("guarantee.amount-overflow: {0} cannot be converted without overflow")]
+    Overflow(Decimal),
+}
+
 /// Why a guarantee cannot be used. The one list of refusal reasons (see the module
 /// documentation for the table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -351,17 +407,20 @@ pub enum GuaranteeRefusal {
     CurrencyMismatch,
     /// The available balance is less than the amount.
     InsufficientBalance,
+    /// The amount's currency has no exchange rate to the contract's on the day.
+    UnknownCurrency,
 }
 
 impl GuaranteeRefusal {
     /// Every reason.
-    pub const ALL: [GuaranteeRefusal; 6] = [
+    pub const ALL: [GuaranteeRefusal; 7] = [
         GuaranteeRefusal::UnknownGrn,
         GuaranteeRefusal::Expired,
         GuaranteeRefusal::Suspended,
         GuaranteeRefusal::HolderNotCovered,
         GuaranteeRefusal::CurrencyMismatch,
         GuaranteeRefusal::InsufficientBalance,
+        GuaranteeRefusal::UnknownCurrency,
     ];
 
     /// The stable label (`guarantee.unknown-grn`, …).
@@ -373,6 +432,7 @@ impl GuaranteeRefusal {
             GuaranteeRefusal::HolderNotCovered => "guarantee.holder-not-covered",
             GuaranteeRefusal::CurrencyMismatch => "guarantee.currency-mismatch",
             GuaranteeRefusal::InsufficientBalance => "guarantee.insufficient-balance",
+            GuaranteeRefusal::UnknownCurrency => "guarantee.unknown-currency",
         }
     }
 
@@ -382,7 +442,7 @@ impl GuaranteeRefusal {
             GuaranteeRefusal::UnknownGrn => "G01",
             GuaranteeRefusal::Expired | GuaranteeRefusal::Suspended => "C01",
             GuaranteeRefusal::HolderNotCovered => "G04",
-            GuaranteeRefusal::CurrencyMismatch => "G02",
+            GuaranteeRefusal::CurrencyMismatch | GuaranteeRefusal::UnknownCurrency => "G02",
             GuaranteeRefusal::InsufficientBalance => "G09",
         }
     }
@@ -397,7 +457,7 @@ impl GuaranteeRefusal {
             GuaranteeRefusal::HolderNotCovered => {
                 Some(GuaranteeRefusalReasonCode::HolderNotCovered)
             }
-            GuaranteeRefusal::CurrencyMismatch => None,
+            GuaranteeRefusal::CurrencyMismatch | GuaranteeRefusal::UnknownCurrency => None,
             GuaranteeRefusal::InsufficientBalance => {
                 Some(GuaranteeRefusalReasonCode::InsufficientBalance)
             }
@@ -523,6 +583,14 @@ pub enum ReferenceError {
         /// What is wrong.
         reason: String,
     },
+    /// An entry of the rate table that is wrong (currency, rate, the same day twice).
+    #[error("reference.exchange-rate: {currency}: {reason}")]
+    ExchangeRate {
+        /// The currency.
+        currency: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl ReferenceError {
@@ -544,6 +612,7 @@ impl ReferenceError {
             ReferenceError::RestrictedGoods { .. } => "reference.restricted-goods",
             ReferenceError::UnknownKey { .. } => "reference.unknown-key",
             ReferenceError::Message(_) => "reference.message",
+            ReferenceError::ExchangeRate { .. } => "reference.exchange-rate",
         }
     }
 }
@@ -572,6 +641,9 @@ pub struct ReferenceSet {
     /// The CATS restricted goods list.
     #[serde(default)]
     pub restricted_goods: Vec<RestrictedGoods>,
+    /// The exchange rate table.
+    #[serde(default)]
+    pub exchange_rates: Vec<ExchangeRate>,
 }
 
 /// One version of the reference data, indexed for lookups.
@@ -589,6 +661,8 @@ pub struct ReferenceData {
     traders: BTreeMap<(TraderRole, Tin), Trader>,
     /// Restricted goods by HS prefix.
     restricted: BTreeMap<String, RestrictedGoods>,
+    /// The rate table: per currency, `(first day, rate)` in order of day.
+    rates: BTreeMap<String, BTreeMap<NaiveDate, Decimal>>,
 }
 
 const PILOT: &str = include_str!("pilot.json");
@@ -619,6 +693,7 @@ impl ReferenceData {
             insurance_contracts: contracts,
             traders: self.traders.values().cloned().collect(),
             restricted_goods: self.restricted.values().cloned().collect(),
+            exchange_rates: self.exchange_rates().collect(),
         }
     }
 
@@ -739,6 +814,21 @@ impl ReferenceData {
                 });
             }
         }
+        let mut rates: BTreeMap<String, BTreeMap<NaiveDate, Decimal>> = BTreeMap::new();
+        for r in raw.exchange_rates {
+            check_rate(&r)?;
+            if rates
+                .entry(r.currency.clone())
+                .or_default()
+                .insert(r.valid_from, r.rate)
+                .is_some()
+            {
+                return Err(ReferenceError::ExchangeRate {
+                    currency: r.currency,
+                    reason: format!("two rates from {}", r.valid_from),
+                });
+            }
+        }
         Ok(ReferenceData {
             version: raw.version,
             countries,
@@ -748,6 +838,66 @@ impl ReferenceData {
             by_grn,
             traders,
             restricted,
+            rates,
+        })
+    }
+
+    /// The rate of `currency` (units per [`RATE_BASE`]) on `day`: the entry with the latest first
+    /// day not after `day`. `None`: no rate.
+    pub fn rate_on(&self, currency: &str, day: NaiveDate) -> Option<Decimal> {
+        self.rates
+            .get(currency)?
+            .range(..=day)
+            .next_back()
+            .map(|(_, r)| *r)
+    }
+
+    /// Every entry of the rate table, by currency and first day.
+    pub fn exchange_rates(&self) -> impl Iterator<Item = ExchangeRate> + '_ {
+        self.rates.iter().flat_map(|(currency, days)| {
+            days.iter().map(move |(day, rate)| ExchangeRate {
+                currency: currency.clone(),
+                rate: *rate,
+                valid_from: *day,
+            })
+        })
+    }
+
+    /// Converts `amount` from currency `from` to currency `to` at the rates of `day` (see the
+    /// module documentation for the rounding).
+    pub fn convert(
+        &self,
+        amount: Decimal,
+        from: &str,
+        to: &str,
+        day: NaiveDate,
+    ) -> Result<Conversion, ConversionError> {
+        if from == to {
+            return Ok(Conversion {
+                amount,
+                rate: Decimal::ONE,
+            });
+        }
+        let rate = |currency: &str| {
+            self.rate_on(currency, day)
+                .ok_or_else(|| ConversionError::UnknownCurrency {
+                    currency: currency.to_owned(),
+                    day,
+                })
+        };
+        let (from_rate, to_rate) = (rate(from)?, rate(to)?);
+        let cross = to_rate
+            .checked_div(from_rate)
+            .ok_or(ConversionError::Overflow(amount))?
+            .round_dp_with_strategy(9, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+            .normalize();
+        let converted = amount
+            .checked_mul(cross)
+            .ok_or(ConversionError::Overflow(amount))?
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::AwayFromZero);
+        Ok(Conversion {
+            amount: converted,
+            rate: cross,
         })
     }
 
@@ -898,6 +1048,32 @@ impl ReferenceData {
             None => Ok(c),
         }
     }
+}
+
+fn check_rate(r: &ExchangeRate) -> Result<(), ReferenceError> {
+    let bad = |reason: String| ReferenceError::ExchangeRate {
+        currency: r.currency.clone(),
+        reason,
+    };
+    if !crate::codelists::CodeLists::embedded().contains("CL048", &r.currency) {
+        return Err(bad("not an ISO 4217 currency (code list CL048)".into()));
+    }
+    if r.rate <= Decimal::ZERO {
+        return Err(bad(format!("rate {} is not positive", r.rate)));
+    }
+    if r.rate.scale() > 9 {
+        return Err(bad(format!(
+            "rate {} has more than 9 decimal places",
+            r.rate
+        )));
+    }
+    if r.currency == RATE_BASE && r.rate != Decimal::ONE {
+        return Err(bad(format!(
+            "{RATE_BASE} is the base of the table: its rate is 1, not {}",
+            r.rate
+        )));
+    }
+    Ok(())
 }
 
 fn check_contract(
@@ -1091,6 +1267,92 @@ mod tests {
                 GuaranteeRefusal::ALL.iter().any(|r| r.cd205c() == Some(w)),
                 "{w:?}"
             );
+        }
+    }
+
+    #[test]
+    fn converts_at_the_rate_of_the_day_rounding_up() {
+        let r = ReferenceData::pilot();
+        let d = day("2026-11-21");
+        let same = r
+            .convert(Decimal::new(10_000, 2), "USD", "USD", d)
+            .expect("same");
+        assert_eq!(
+            (same.amount, same.rate),
+            (Decimal::new(10_000, 2), Decimal::ONE)
+        );
+        // 1,000,000.00 KZT at 480.50 KZT/USD: cross 0.002081165 (9 places, half away from
+        // zero), 2081.165 rounded up to 2081.17.
+        let kzt = r
+            .convert(Decimal::new(100_000_000, 2), "KZT", "USD", d)
+            .expect("KZT");
+        assert_eq!(kzt.rate.to_string(), "0.002081165");
+        assert_eq!(kzt.amount.to_string(), "2081.17");
+        // EUR to USD at 0.92 EUR/USD: cross 1.086956522, 100.00 EUR is 108.6956522 → 108.70.
+        let eur = r
+            .convert(Decimal::new(10_000, 2), "EUR", "USD", d)
+            .expect("EUR");
+        assert_eq!(eur.rate.to_string(), "1.086956522");
+        assert_eq!(eur.amount.to_string(), "108.70");
+        // Before the table's first day, and a currency with no rate.
+        assert_eq!(
+            r.convert(Decimal::ONE, "EUR", "USD", day("2020-01-01")),
+            Err(ConversionError::UnknownCurrency {
+                currency: "EUR".into(),
+                day: day("2020-01-01")
+            })
+        );
+        let e = r.convert(Decimal::ONE, "CHF", "USD", d).expect_err("CHF");
+        assert!(
+            e.to_string().starts_with("guarantee.unknown-currency"),
+            "{e}"
+        );
+        assert_eq!(r.exchange_rates().count(), 5);
+    }
+
+    #[test]
+    fn a_later_rate_replaces_an_earlier_one_from_its_day() {
+        let json = br#"{"version":1,"countries":[],"offices":[],"exchange_rates":[
+            {"currency":"USD","rate":"1","valid_from":"2026-01-01"},
+            {"currency":"GEL","rate":"2.70","valid_from":"2026-01-01"},
+            {"currency":"GEL","rate":"2.75","valid_from":"2026-07-01"}]}"#;
+        let r = ReferenceData::from_json(json).expect("rates");
+        assert_eq!(
+            r.rate_on("GEL", day("2026-06-30")),
+            Some(Decimal::new(270, 2))
+        );
+        assert_eq!(
+            r.rate_on("GEL", day("2026-07-01")),
+            Some(Decimal::new(275, 2))
+        );
+        assert_eq!(r.rate_on("GEL", day("2025-12-31")), None);
+        for (bad, why) in [
+            (
+                r#"{"currency":"GEL","rate":"0","valid_from":"2026-01-01"}"#,
+                "not positive",
+            ),
+            (
+                r#"{"currency":"GEL","rate":"-2.7","valid_from":"2026-01-01"}"#,
+                "not positive",
+            ),
+            (
+                r#"{"currency":"XQQ","rate":"2.7","valid_from":"2026-01-01"}"#,
+                "ISO 4217",
+            ),
+            (
+                r#"{"currency":"USD","rate":"1.1","valid_from":"2026-01-01"}"#,
+                "base",
+            ),
+            (
+                r#"{"currency":"GEL","rate":"2.7","valid_from":"2026-01-01"},{"currency":"GEL","rate":"2.8","valid_from":"2026-01-01"}"#,
+                "two rates",
+            ),
+        ] {
+            let json =
+                format!(r#"{{"version":1,"countries":[],"offices":[],"exchange_rates":[{bad}]}}"#);
+            let e = ReferenceData::from_json(json.as_bytes()).expect_err(bad);
+            assert_eq!(e.code(), "reference.exchange-rate", "{bad}");
+            assert!(e.to_string().contains(why), "{e}");
         }
     }
 

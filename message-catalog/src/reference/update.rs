@@ -24,7 +24,7 @@ use super::*;
 use crate::Message;
 use crate::generated::admin::{
     CA005CType, CatsAdminMessageTypes, ContractHolderType, ContractStatusCode, CountryDataType,
-    CustomsOfficeDataType, OfficeNameType, OfficeRoleCode, ReferenceDataVersionType,
+    CustomsOfficeDataType, ExchangeRateType, OfficeNameType, OfficeRoleCode, ReferenceDataVersionType,
     ReferenceSectionCode, RegisteredContractType, RemovedEntryType, RestrictedGoodsType,
     RestrictionConditionCode, TraderDataType, TraderRoleCode, TraderStatusCode,
 };
@@ -151,6 +151,8 @@ pub struct Change {
     pub restricted_goods: Vec<RestrictedGoods>,
     /// Keys removed.
     pub removed: Vec<Removal>,
+    /// The rate table, whole, when it changes (empty: unchanged).
+    pub exchange_rates: Vec<ExchangeRate>,
 }
 
 impl Change {
@@ -163,6 +165,7 @@ impl Change {
             && self.traders.is_empty()
             && self.restricted_goods.is_empty()
             && self.removed.is_empty()
+            && self.exchange_rates.is_empty()
     }
 
     /// The whole of `set`, as records written.
@@ -175,6 +178,7 @@ impl Change {
             traders: set.traders.clone(),
             restricted_goods: set.restricted_goods.clone(),
             removed: Vec::new(),
+            exchange_rates: set.exchange_rates.clone(),
         }
     }
 }
@@ -231,8 +235,15 @@ impl ReferenceSet {
         for (section, records) in written {
             current.entry(section).or_default().extend(records);
         }
-        let mut out = serde_json::Map::new();
+        // What is not a keyed section (the rate table) is kept, or replaced whole.
+        let mut out = match to_value(self)? {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
         out.insert("version".into(), Value::from(version));
+        if !change.exchange_rates.is_empty() {
+            out.insert("exchange_rates".into(), to_value(&change.exchange_rates)?);
+        }
         for (section, records) in current {
             out.insert(
                 section.field().into(),
@@ -305,6 +316,9 @@ impl ReferenceSet {
         let mut change: Change = serde_json::from_value(Value::Object(out))
             .map_err(|e| ReferenceError::Syntax(e.to_string()))?;
         change.removed = removed;
+        if newer.exchange_rates != self.exchange_rates {
+            change.exchange_rates = newer.exchange_rates.clone();
+        }
         Ok(change)
     }
 }
@@ -345,6 +359,7 @@ impl Update {
                     insurance_contracts: Vec::new(),
                     traders: Vec::new(),
                     restricted_goods: Vec::new(),
+                    exchange_rates: Vec::new(),
                 };
                 empty.apply(&self.change, self.version)
             }
@@ -546,7 +561,17 @@ pub fn update_message(header: &UpdateHeader, update: &Update) -> Message {
                 condition: condition_code(g.condition),
             })
             .collect(),
-        exchange_rate: Vec::new(),
+        exchange_rate: c
+            .exchange_rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ExchangeRateType {
+                sequence_number: seq(i),
+                currency: r.currency.clone(),
+                rate: r.rate,
+                valid_from: r.valid_from,
+            })
+            .collect(),
         country: c
             .countries
             .iter()
@@ -708,6 +733,13 @@ pub fn read_update(m: &CA005CType) -> Result<Update, ReferenceError> {
         change.restricted_goods.push(RestrictedGoods {
             hs_prefix: g.hs_code_prefix.clone(),
             condition: condition_of(g.condition),
+        });
+    }
+    for r in &m.exchange_rate {
+        change.exchange_rates.push(ExchangeRate {
+            currency: r.currency.clone(),
+            rate: r.rate,
+            valid_from: r.valid_from,
         });
     }
     for r in &m.removed {

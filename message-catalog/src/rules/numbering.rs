@@ -41,7 +41,7 @@ fn consecutive(out: &mut Vec<Problem>, items: &[&Node], field: &str, rule: &str)
     }
 }
 
-/// R0987: "Each <Sequence number> is unique for the Data Group it belongs to. The sequence numbers
+/// R0987: "Each \<Sequence number\> is unique for the Data Group it belongs to. The sequence numbers
 /// shall be sequential, starting from '1' for the first iteration of the Data Group and
 /// increasing by '1' for each iteration."
 ///
@@ -61,7 +61,7 @@ pub fn r0987(root: &Node, out: &mut Vec<Problem>) {
     }
 }
 
-/// R0988: "Each <Goods item number> is unique for the Data Group it belongs to. The Goods item
+/// R0988: "Each \<Goods item number\> is unique for the Data Group it belongs to. The Goods item
 /// number shall be sequential, starting from '1' for the first iteration of the Data Group and
 /// increasing by '1' for each iteration."
 pub fn r0988(root: &Node, out: &mut Vec<Problem>) {

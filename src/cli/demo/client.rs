@@ -339,6 +339,26 @@ impl NodeClient {
             .await
     }
 
+    /// `GET /api/v1/guarantees/{grn}/balance?requester=TIN` as the national system: the status
+    /// and the body (the CC037C, or the refusal).
+    pub async fn guarantee_balance(
+        &self,
+        grn: &str,
+        requester: &str,
+    ) -> anyhow::Result<(u16, String)> {
+        let url = format!("{}/api/v1/guarantees/{grn}/balance", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .query(&[("requester", requester)])
+            .bearer_auth(&self.national_token)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.context("reading the answer")?))
+    }
+
     /// `GET /api/v1/declarations/{lrn}`: `None` on 404.
     pub async fn declaration(&self, lrn: &str) -> anyhow::Result<Option<MovementView>> {
         self.view(&format!("{}/api/v1/declarations/{lrn}", self.base))

@@ -226,6 +226,11 @@ pub async fn fresh_postgres(base: &str, name: &str) -> anyhow::Result<String> {
 }
 
 impl World {
+    /// The hub (its API address, its store and reference data).
+    pub fn hub(&self) -> &cats_hub::RunningHub {
+        &self.hub
+    }
+
     /// Makes the PKI if missing, then starts the hub and the nodes.
     pub async fn start(options: &Options) -> anyhow::Result<World> {
         let countries = COUNTRIES
