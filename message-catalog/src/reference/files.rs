@@ -12,6 +12,7 @@
 //! | `contracts.csv` | contract_id, grn, insurer, holders, valid_from, valid_until, insured_amount, currency, status |
 //! | `traders.csv` | role, tin, name, country, status, valid_from, valid_until |
 //! | `restricted_goods.csv` | hs_prefix, condition |
+//! | `exchange_rates.csv` | currency, rate, valid_from |
 //!
 //! **XML**: one file, `reference-data.xml`, the CA005C carrying the whole set (the message the
 //! hub sends a node that asks for it), strictly decoded on import.
@@ -27,13 +28,14 @@ use crate::Message;
 use crate::codec::{Limits, decode, encode};
 
 /// The CSV files, in the order they are written.
-pub const CSV_FILES: [&str; 6] = [
+pub const CSV_FILES: [&str; 7] = [
     "countries.csv",
     "offices.csv",
     "insurers.csv",
     "contracts.csv",
     "traders.csv",
     "restricted_goods.csv",
+    "exchange_rates.csv",
 ];
 
 /// The XML file.
@@ -271,6 +273,23 @@ pub fn to_csv(set: &ReferenceSet) -> Vec<(&'static str, String)> {
                 set.restricted_goods
                     .iter()
                     .map(|g| vec![g.hs_prefix.clone(), g.condition.as_str().to_owned()])
+                    .collect(),
+            ),
+        ),
+        (
+            CSV_FILES[6],
+            file(
+                &["currency", "rate", "valid_from"],
+                Vec::new(),
+                set.exchange_rates
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.currency.clone(),
+                            r.rate.to_string(),
+                            r.valid_from.to_string(),
+                        ]
+                    })
                     .collect(),
             ),
         ),
@@ -605,6 +624,14 @@ pub fn from_csv(files: &BTreeMap<String, String>, version: u64) -> Result<Refere
             condition: r.parse("condition", |s| {
                 Restriction::parse(s).ok_or("not prohibited, licence-required or always-inspect")
             })?,
+        });
+    }
+    let f = CSV_FILES[6];
+    for r in rows(f, get(f)?, &["currency", "rate", "valid_from"])? {
+        set.exchange_rates.push(ExchangeRate {
+            currency: r.required("currency")?.trim().to_owned(),
+            rate: r.parse("rate", |s| s.parse::<rust_decimal::Decimal>())?,
+            valid_from: r.date("valid_from")?,
         });
     }
     Ok(ReferenceData::from_set(set)?.to_set())

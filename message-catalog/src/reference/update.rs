@@ -24,9 +24,10 @@ use super::*;
 use crate::Message;
 use crate::generated::admin::{
     CA005CType, CatsAdminMessageTypes, ContractHolderType, ContractStatusCode, CountryDataType,
-    CustomsOfficeDataType, ExchangeRateType, OfficeNameType, OfficeRoleCode, ReferenceDataVersionType,
-    ReferenceSectionCode, RegisteredContractType, RemovedEntryType, RestrictedGoodsType,
-    RestrictionConditionCode, TraderDataType, TraderRoleCode, TraderStatusCode,
+    CustomsOfficeDataType, ExchangeRateType, OfficeNameType, OfficeRoleCode,
+    ReferenceDataVersionType, ReferenceSectionCode, RegisteredContractType, RemovedEntryType,
+    RestrictedGoodsType, RestrictionConditionCode, TraderDataType, TraderRoleCode,
+    TraderStatusCode,
 };
 
 /// A section of the reference data.
