@@ -4,14 +4,20 @@ templates in messages/ (r<N>-<type>.xml, one per route of the demo: r0 Aktau -> 
 Bridge -> Poti, r1 Aktau -> Alat, r2 Alat -> Red Bridge -> Tbilisi, r3 Poti -> Alat -> Almaty,
 r4 Tbilisi -> Poti).
 
+The hub suite (suites/hub/) is made from messages/hub/<type>.xml, common-domain messages of
+route r0 that the kit sends to the hub as a node would (signed envelopes over the hub's direct
+link), and pins what the hub answers (hub/src/pipeline.rs, hub/src/routing.rs).
+
 The suites are data: each case directory is complete in itself (its manifest and the messages
 it sends), so a national team can read, copy and change one without this script. Re-run it
-after changing a template: python3 conformance-tests/make_suites.py
+after changing a template: python3 conformance-tests/make_suites.py [OUT_DIR] (default: the
+committed suites/; tests/conformance.rs regenerates into a temporary directory and compares).
 """
 
 import os
 import re
 import shutil
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MESSAGES = os.path.join(HERE, "messages")
@@ -143,7 +149,9 @@ class Case:
                     lines.append(f"{k} = {inline_table(v)}")
                 elif isinstance(v, list):
                     lines.append(f"{k} = [" + ", ".join(inline_table(x) for x in v) + "]")
-                elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                elif isinstance(v, bool):
+                    lines.append(f"{k} = {'true' if v else 'false'}")
+                elif isinstance(v, (int, float)):
                     lines.append(f"{k} = {v}")
                 else:
                     lines.append(f"{k} = {q(v)}")
@@ -683,7 +691,276 @@ def cc170c_rules():
         case.write()
 
 
+HUB_MESSAGES = os.path.join(MESSAGES, "hub")
+SAMPLE_MRN = "26KZ000101000001J0"  # the MRN in messages/hub/*.xml
+
+
+def cd(kind, id_var="id"):
+    """messages/hub/<kind>.xml with its identification {{<id_var>}}, the case's fresh MRN
+    {{mrn}} and preparation time {{prepared}} (both fixed for the case: a message sent twice
+    is the same body)."""
+    with open(os.path.join(HUB_MESSAGES, f"{kind}.xml")) as f:
+        xml = f.read()
+    xml = replace_once(xml, f">{kind.upper()}-MESS-0001<", ">{{%s}}<" % id_var)
+    xml = xml.replace(SAMPLE_MRN, "{{mrn}}")
+    return replace_once(xml, "<preparationDateAndTime>2026-03-16T09:30:00<", "<preparationDateAndTime>{{prepared}}<")
+
+
+class HubCase(Case):
+    """A case that talks to the hub as the countries' nodes (no national API)."""
+
+    def __init__(self, name, description, tags, mrn="{{mrn:KZ000101}}", **ids):
+        super().__init__("hub", name, description, tags + ["hub"], [])
+        self.vars = {"mrn": mrn, "prepared": "{{now}}"}
+        for v in ids:
+            self.vars[v] = "{{uuid}}"
+
+    def hub_send(self, as_, to, file, xml, signer=None, tamper=None):
+        self.files[file] = xml
+        s = {"do": "hub-send", "as": as_, "to": to, "file": file}
+        if signer:
+            s["signer"] = signer
+        if tamper:
+            s["tamper"] = tamper
+        return self.step(**s)
+
+    def hub_expect(self, at, type_, id=None, correlates=None, from_=None, unchanged=False,
+                   nothing=False, within=None, asserts=None):
+        s = {"do": "hub-expect", "at": at, "type": type_}
+        if id:
+            s["id"] = id
+        if correlates:
+            s["correlates"] = correlates
+        if from_:
+            s["from"] = from_
+        if unchanged:
+            s["unchanged"] = True
+        if nothing:
+            s["nothing"] = True
+            within = within or 2
+        if within:
+            s["within"] = within
+        if asserts:
+            s["assert"] = asserts
+        return self.step(**s)
+
+    def routed(self, as_, to, kind, id_var, file=None):
+        """`as_` sends messages/hub/<kind>.xml to `to`; `to` receives the very envelope."""
+        file = file or f"{kind}.xml"
+        t = kind.upper()
+        self.hub_send(as_, to, file, cd(kind, id_var))
+        return self.hub_expect(to, t, id="{{%s}}" % id_var, from_=as_, unchanged=True,
+                               asserts=[eq(f"/{t}/TransitOperation/MRN", "{{mrn}}"),
+                                        eq(f"/{t}/messageIdentification", "{{%s}}" % id_var)])
+
+    def nack(self, at, type_, answering, code=None, pointer=None, text=None, nothing_at=None,
+             routed_type="CD001C"):
+        """The hub's NACK to `at`, signed by the hub, answering {{answering}}; and nothing of
+        the refused message at `nothing_at`."""
+        asserts = [eq(f"/{type_}/messageRecipient", f"NTA.{at}"),
+                   eq(f"/{type_}/correlationIdentifier", "{{%s}}" % answering)]
+        if type_ == "CD906C":
+            asserts.append(eq("/CD906C/Header/MRN", "{{mrn}}"))
+            if code:
+                asserts.append(eq("/CD906C/FunctionalError/errorCode", code))
+            if pointer:
+                asserts.append(eq("/CD906C/FunctionalError/errorPointer", pointer))
+        else:
+            if code:
+                asserts.append(eq("/CD917C/XMLError/errorCode", code))
+            if pointer:
+                asserts.append(eq("/CD917C/XMLError/errorPointer", pointer))
+            if text:
+                asserts.append({"pointer": "/CD917C/XMLError/errorText", "matches": text})
+        self.hub_expect(at, type_, correlates="{{%s}}" % answering, from_="hub", asserts=asserts)
+        if nothing_at:
+            self.hub_expect(nothing_at, routed_type, id="{{%s}}" % answering, nothing=True)
+        return self
+
+    def registry(self, *asserts):
+        return self.step(do="hub", assert_=list(asserts))
+
+    def write(self):
+        # `assert` is a Python keyword: stored as assert_.
+        for st in self.steps:
+            if "assert_" in st:
+                st["assert"] = st.pop("assert_")
+        super().write()
+
+
+def journal(type_, id_var, status, recipients, sender, code=None):
+    """A registry history entry (keys in alphabetical order, as the runner prints JSON)."""
+    code_part = f'"error_code":"{code}",' if code else ""
+    to = ",".join(f'"{r}"' for r in recipients)
+    return {"pointer": "#/history",
+            "matches": f'{code_part}"message_id":"{{{{{id_var}}}}}","message_type":"{type_}",'
+                       f'"recipients":\\[{to}\\],"recorded_at":"[^"]+","sender":"{sender}",'
+                       f'"sequence":[0-9]+,"status":"{status}"'}
+
+
+def journal_emitted(type_, answering, to):
+    """The hub's own message (a NACK, a CD205C) in the history, answering {{answering}}."""
+    return {"pointer": "#/history",
+            "matches": f'"message_type":"{type_}","recipients":\\["node:{to}"\\],'
+                       f'"recorded_at":"[^"]+","sender":"urn:cats:hub","sequence":[0-9]+,"status":"emitted"'}
+
+
+def hub():
+    """The hub's common-domain side: routing of each message, and each rejection it gives."""
+    node = lambda c: f"urn:cats:node:{c}"
+
+    # Positive routing, route r0: Aktau (KZ000101) -> Alat (AZ000101) -> Red Bridge
+    # (AZ000201 exit, GE000101 entry) -> Poti (GE000201).
+    c = HubCase("cd001c-aar-to-destination", "an anticipated arrival record (CD001C) from the departure country reaches the destination country's node, byte for byte as signed, and the hub registers the movement",
+                ["CD001C", "departure", "destination", "positive"], aar_id=1)
+    c.routed("KZ", "GE", "cd001c", "aar_id")
+    c.registry(eq("#/state", "released"), eq("#/departure_office", "KZ000101"), eq("#/destination_office", "GE000201"),
+               journal("CD001C", "aar_id", "accepted", ["node:GE"], node("KZ")))
+    c.write()
+
+    c = HubCase("cd050c-atr-to-each-transit-country", "an anticipated transit record (CD050C), one envelope per country of an office of transit, reaches AZ and GE",
+                ["CD050C", "departure", "transit", "positive"], atr_az_id=1, atr_ge_id=1)
+    c.routed("KZ", "AZ", "cd050c", "atr_az_id", file="cd050c-az.xml")
+    c.routed("KZ", "GE", "cd050c", "atr_ge_id", file="cd050c-ge.xml")
+    c.registry(journal("CD050C", "atr_az_id", "accepted", ["node:AZ"], node("KZ")),
+               journal("CD050C", "atr_ge_id", "accepted", ["node:GE"], node("KZ")))
+    c.write()
+
+    c = HubCase("cd160c-axr-to-exit", "an anticipated exit record (CD160C) reaches the country of each office of exit: AZ, and KZ itself (Aktau is also an office of exit)",
+                ["CD160C", "departure", "exit", "positive"], axr_az_id=1, axr_kz_id=1)
+    c.routed("KZ", "AZ", "cd160c", "axr_az_id", file="cd160c-az.xml")
+    c.routed("KZ", "KZ", "cd160c", "axr_kz_id", file="cd160c-kz.xml")
+    c.registry(journal("CD160C", "axr_az_id", "accepted", ["node:AZ"], node("KZ")))
+    c.write()
+
+    for kind, sender, office, role, state, what in [
+        ("cd168c", "AZ", "AZ000201", "exit", "in_transit", "the notification of exit (CD168C) from the office of exit at Red Bridge"),
+        ("cd118c", "AZ", "AZ000101", "transit", "in_transit", "the notification of crossing the frontier (CD118C) from the office of transit at Alat"),
+        ("cd006c", "GE", "GE000201", "destination", "arrived", "the arrival advice (CD006C) from the office of destination at Poti"),
+        ("cd018c", "GE", "GE000201", "destination", "control_results_sent", "the control results (CD018C) from the office of destination at Poti"),
+    ]:
+        t = kind.upper()
+        c = HubCase(f"{kind}-to-departure", f"{what} goes back to the departure country's node (KZ)",
+                    [t, role, "departure", "positive"], msg_id=1)
+        c.routed(sender, "KZ", kind, "msg_id")
+        c.registry(eq("#/state", state), journal(t, "msg_id", "accepted", ["node:KZ"], node(sender)))
+        c.write()
+
+    c = HubCase("cd203c-guarantee-use-and-credit", "a guarantee use (CD203C) stops at the hub's ledger, which answers the departure node with a CD205C signed by the hub; the credit (CD209C) at write-off releases it",
+                ["CD203C", "CD205C", "CD209C", "departure", "guarantee", "positive"], use_id=1, credit_id=1)
+    c.hub_send("KZ", "hub", "cd203c.xml", cd("cd203c", "use_id"))
+    c.hub_expect("KZ", "CD205C", correlates="{{use_id}}", from_="hub",
+                 asserts=[eq("/CD205C/TransitOperation/MRN", "{{mrn}}"), eq("/CD205C/messageRecipient", "NTA.KZ"),
+                          eq("/CD205C/Guarantee/GuaranteeReference/GRN", "26KZ0001010000017")])
+    c.hub_send("KZ", "hub", "cd209c.xml", cd("cd209c", "credit_id"))
+    c.hub_expect("KZ", "CD906C", correlates="{{credit_id}}", nothing=True)
+    c.registry(journal("CD203C", "use_id", "accepted", ["hub"], node("KZ")),
+               journal_emitted("CD205C", "use_id", "KZ"),
+               journal("CD209C", "credit_id", "accepted", ["hub"], node("KZ")))
+    c.write()
+
+    # Rejections: the hub's NACK goes to the node that delivered the message, signed by the
+    # hub, and the message goes nowhere.
+    aar = cd("cd001c")
+    c = HubCase("cd001c-schema-error", "an anticipated arrival record with an element the schema does not have: CD917C with its pointer to KZ, nothing to GE",
+                ["CD001C", "CD917C", "negative", "schema"], id=1)
+    c.hub_send("KZ", "GE", "cd001c.xml", replace_once(aar, "<messageType>CD001C</messageType>\n", "<messageType>CD001C</messageType>\n  <colour>red</colour>\n"))
+    c.nack("KZ", "CD917C", "id", pointer="/CD001C/colour", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd001c-code-list-error", "an anticipated arrival record with a declaration type outside its code list (CL231): CD906C with code 12 and its pointer",
+                ["CD001C", "CD906C", "negative", "code-list"], id=1)
+    c.hub_send("KZ", "GE", "cd001c.xml", replace_once(aar, "<declarationType>T1<", "<declarationType>TQ<"))
+    c.nack("KZ", "CD906C", "id", code="12", pointer="/CD001C/TransitOperation/declarationType", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd001c-invalid-mrn", "an anticipated arrival record whose MRN has a wrong check digit: CD906C with code 93 at the MRN",
+                ["CD001C", "CD906C", "negative", "invalid-mrn"], mrn=INVALID_MRN, id=1)
+    c.hub_send("KZ", "GE", "cd001c.xml", aar)
+    c.nack("KZ", "CD906C", "id", code="93", pointer="/CD001C/TransitOperation/MRN", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd001c-office-role-error", "an anticipated arrival record naming, as office of destination, an office that has no destination role (AZ000201, exit only): CD906C with code 14 (rule)",
+                ["CD001C", "CD906C", "negative", "rule"], id=1)
+    xml = replace_once(aar, "<referenceNumber>GE000201</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>",
+                       "<referenceNumber>AZ000201</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>")
+    c.hub_send("KZ", "AZ", "cd001c.xml", replace_once(xml, "<messageRecipient>NTA.GE<", "<messageRecipient>NTA.AZ<"))
+    c.nack("KZ", "CD906C", "id", code="14", pointer="/CD001C/CustomsOfficeOfDestinationDeclared/referenceNumber", nothing_at="AZ")
+    c.write()
+
+    c = HubCase("cd001c-unknown-office", "an anticipated arrival record naming an office of destination the reference data does not have (GE999999): CD906C with code 12",
+                ["CD001C", "CD906C", "negative", "reference-data"], id=1)
+    c.hub_send("KZ", "GE", "cd001c.xml", replace_once(aar, "<referenceNumber>GE000201</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>",
+                                                      "<referenceNumber>GE999999</referenceNumber>\n  </CustomsOfficeOfDestinationDeclared>"))
+    c.nack("KZ", "CD906C", "id", code="12", pointer="/CD001C/CustomsOfficeOfDestinationDeclared/referenceNumber", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd001c-sender-not-the-signer", "an anticipated arrival record signed and delivered by KZ whose messageSender says GE: CD906C with code 14 at messageSender",
+                ["CD001C", "CD906C", "negative", "sender"], id=1)
+    c.hub_send("KZ", "GE", "cd001c.xml", replace_once(aar, "<messageSender>NTA.KZ<", "<messageSender>NTA.GE<"))
+    c.nack("KZ", "CD906C", "id", code="14", pointer="/CD001C/messageSender", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd006c-office-of-another-country", "AZ sends an arrival advice for Poti (GE000201): the sending office is not in the sender's country, CD906C with code 14 to AZ, nothing to KZ",
+                ["CD006C", "CD906C", "negative", "sender"], id=1)
+    c.hub_send("AZ", "KZ", "cd006c.xml", replace_once(cd("cd006c"), "<messageSender>NTA.GE<", "<messageSender>NTA.AZ<"))
+    c.nack("AZ", "CD906C", "id", code="14", pointer="/CD006C/CustomsOfficeOfDestinationActual/referenceNumber",
+           nothing_at="KZ", routed_type="CD006C")
+    c.write()
+
+    c = HubCase("cd001c-wrong-recipient", "an anticipated arrival record for Poti addressed to AZ: the route does not send it there, CD906C with code 14 at messageRecipient, nothing to AZ",
+                ["CD001C", "CD906C", "negative", "routing"], id=1)
+    c.hub_send("KZ", "AZ", "cd001c.xml", replace_once(aar, "<messageRecipient>NTA.GE<", "<messageRecipient>NTA.AZ<"))
+    c.nack("KZ", "CD906C", "id", code="14", pointer="/CD001C/messageRecipient", nothing_at="AZ")
+    c.write()
+
+    c = HubCase("cd001c-duplicate-other-body", "a second anticipated arrival record with the identification of the first and another body: CD906C with code 26, journalled as rejected; GE has only the first",
+                ["CD001C", "CD906C", "negative", "duplicate"], id=1)
+    c.routed("KZ", "GE", "cd001c", "id")
+    c.hub_send("KZ", "GE", "cd001c-other-body.xml", replace_once(aar, "Seamless steel pipes", "Steel sheets"))
+    c.nack("KZ", "CD906C", "id", code="26", pointer="/CD001C/messageIdentification")
+    c.hub_expect("GE", "CD001C", id="{{id}}", nothing=True)
+    c.registry(journal("CD001C", "id", "accepted", ["node:GE"], node("KZ")),
+               journal("CD001C", "id", "rejected", [], node("KZ"), code="26"),
+               journal_emitted("CD906C", "id", "KZ"))
+    c.write()
+
+    c = HubCase("cd001c-sent-twice", "the same anticipated arrival record sent again (a node's retry): acknowledged, not answered, not routed a second time",
+                ["CD001C", "negative", "duplicate", "redelivery"], id=1)
+    c.routed("KZ", "GE", "cd001c", "id")
+    c.hub_send("KZ", "GE", "cd001c.xml", aar)
+    c.hub_expect("GE", "CD001C", id="{{id}}", nothing=True)
+    c.hub_expect("KZ", "CD906C", correlates="{{id}}", nothing=True, within=1)
+    c.hub_expect("KZ", "CD917C", correlates="{{id}}", nothing=True, within=1)
+    c.write()
+
+    for tamper, code, what in [
+        ("body", "envelope.body-hash", "whose body was changed after it was signed (the body's SHA-256 is not the signed header's)"),
+        ("signature", "envelope.signature", "whose signature does not verify"),
+    ]:
+        c = HubCase(f"envelope-{tamper}-tampered", f"an envelope {what}: CD917C to KZ naming {code}, nothing to GE",
+                    ["CD001C", "CD917C", "negative", "signature"], id=1)
+        c.hub_send("KZ", "GE", "cd001c.xml", aar, tamper=tamper)
+        c.nack("KZ", "CD917C", "id", pointer="/", text="^" + code.replace(".", "\\.") + ":", nothing_at="GE")
+        c.write()
+
+    c = HubCase("envelope-signed-by-another-country", "AZ's node delivers an envelope signed by GE as GE: the transport identity is not the sender, CD917C to AZ naming envelope.transport-mismatch, nothing to GE",
+                ["CD001C", "CD917C", "negative", "signature"], id=1)
+    c.hub_send("AZ", "GE", "cd001c.xml", replace_once(aar, "<messageSender>NTA.KZ<", "<messageSender>NTA.GE<"), signer="GE")
+    c.nack("AZ", "CD917C", "id", pointer="/", text="^envelope\\.transport-mismatch:", nothing_at="GE")
+    c.write()
+
+    c = HubCase("cd209c-unknown-movement", "a guarantee credit (CD209C) for a movement that never asked to use the guarantee: CD906C with code 14 at the GRN; the ledger changes nothing",
+                ["CD209C", "CD906C", "negative", "unknown-mrn", "guarantee"], id=1)
+    c.hub_send("KZ", "hub", "cd209c.xml", cd("cd209c"))
+    c.nack("KZ", "CD906C", "id", code="14", pointer="/CD209C/Guarantee[1]/GuaranteeReference[1]/GRN")
+    c.write()
+
+
 def main():
+    global SUITES
+    if len(sys.argv) > 1:
+        SUITES = os.path.abspath(sys.argv[1])
     if os.path.isdir(SUITES):
         shutil.rmtree(SUITES)
     journeys()
@@ -691,6 +968,7 @@ def main():
     more_rejections()
     more_positive()
     cc170c_rules()
+    hub()
 
 
 if __name__ == "__main__":

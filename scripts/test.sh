@@ -20,6 +20,8 @@ command -v xmllint >/dev/null 2>&1 || need_pkgs+=(libxml2-utils)
 command -v rabbitmq-server >/dev/null 2>&1 || need_pkgs+=(rabbitmq-server)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# tests/conformance.rs regenerates the conformance suites with make_suites.py and compares.
+command -v python3 >/dev/null 2>&1 || need_pkgs+=(python3)
 # The conformance report and the web pages are checked in a real headless browser.
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_pkgs+=(chromium-driver)

@@ -7,6 +7,11 @@
 
 mod cli;
 
+/// mimalloc rather than glibc's malloc: the codec allocates one `String` per text field, and
+/// the allocator was ~15% of a large declaration's decode (docs/decisions.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -729,3 +729,176 @@ fn bad_suites_and_targets_are_refused_with_the_reason() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("no-such-suite"), "{}", text(&o));
 }
+
+/// The committed suites are exactly what `make_suites.py` writes: it is run into a temporary
+/// directory and every file is compared, so a template or the script cannot drift from the
+/// suites CI runs.
+#[test]
+fn the_committed_suites_are_what_make_suites_py_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("suites");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance-tests/make_suites.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .arg(&out)
+        .output()
+        .expect("python3 runs (scripts/test.sh needs it too)");
+    assert!(o.status.success(), "make_suites.py: {}", text(&o));
+    fn files(root: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+        let mut found = std::collections::BTreeMap::new();
+        let mut dirs = vec![root.to_owned()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d)
+                .expect("a directory")
+                .filter_map(|e| e.ok())
+            {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    let rel = p.strip_prefix(root).expect("inside").to_owned();
+                    found.insert(rel, std::fs::read(&p).expect("a file"));
+                }
+            }
+        }
+        found
+    }
+    let written = files(&out);
+    let committed = files(&suites());
+    assert!(written.len() > 100, "{} files written", written.len());
+    for (path, bytes) in &written {
+        match committed.get(path) {
+            None => panic!(
+                "make_suites.py writes {} but it is not committed: run python3 conformance-tests/make_suites.py",
+                path.display()
+            ),
+            Some(c) => assert!(
+                c == bytes,
+                "suites/{} differs from what make_suites.py writes: run python3 conformance-tests/make_suites.py",
+                path.display()
+            ),
+        }
+    }
+    for path in committed.keys() {
+        assert!(
+            written.contains_key(path),
+            "suites/{} is committed but make_suites.py does not write it",
+            path.display()
+        );
+    }
+}
+
+/// The hub suite against a hub given by URL (`--hub`, `--hub-link`, `--hub-certs`), as a team
+/// certifying a hub runs it: a hub started here on loopback with its own SQLite store, the
+/// kit playing KZ, AZ and GE on its direct link. With a certificates directory that has no GE
+/// identity, the cases that play GE are not applicable and the others still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_suite_passes_against_a_hub_url_with_a_certs_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = dir.path().join("certs");
+    let o = cats(&["certs", "init", "--dir", certs.to_str().expect("utf-8")]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut raw = cats_hub::RawConfig::default();
+    raw.store.url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    raw.http.listen = "127.0.0.1:0".into();
+    raw.transport.listen = "127.0.0.1:0".into();
+    raw.certs.dir = certs.clone();
+    let config = raw.resolve().expect("the hub's configuration");
+    let (trigger, shutdown) = cats_transport::shutdown::channel();
+    let hub = cats_hub::start(config, shutdown)
+        .await
+        .expect("the hub starts");
+    let api = format!("http://{}", hub.http_addr);
+    let link = hub.direct_addr.to_string();
+    let junit = dir.path().join("junit.xml");
+
+    let args: Vec<String> = [
+        "conformance",
+        "run",
+        suites().join("hub").to_str().expect("utf-8"),
+        "--hub",
+        &api,
+        "--hub-link",
+        &link,
+        "--hub-certs",
+        certs.to_str().expect("utf-8"),
+        "--parallel",
+        "4",
+        "--junit",
+        junit.to_str().expect("utf-8"),
+    ]
+    .map(String::from)
+    .to_vec();
+    let o = tokio::task::spawn_blocking(move || {
+        cats(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("the run");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let cases = std::fs::read_dir(suites().join("hub"))
+        .expect("the hub suite")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().join("case.toml").is_file())
+        })
+        .count();
+    assert!(cases >= 20, "the hub suite has {cases} cases");
+    assert!(
+        out.contains(&format!("{cases} passed, 0 failed, 0 not applicable")),
+        "{out}"
+    );
+    let (tests, failures, _, _) =
+        junit_counts(&std::fs::read_to_string(&junit).expect("the JUnit file"));
+    assert_eq!((tests, failures), (cases, 0));
+
+    // Without GE's identity: what plays GE is not applicable, the rest runs.
+    let partial = dir.path().join("no-ge");
+    std::fs::create_dir_all(&partial).expect("mkdir");
+    for e in std::fs::read_dir(&certs)
+        .expect("certs")
+        .filter_map(|e| e.ok())
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.contains("-ge.") {
+            std::fs::copy(e.path(), partial.join(&name)).expect("copy");
+        }
+    }
+    let args: Vec<String> = [
+        "conformance",
+        "run",
+        suites().join("hub").to_str().expect("utf-8"),
+        "--hub",
+        &api,
+        "--hub-link",
+        &link,
+        "--hub-certs",
+        partial.to_str().expect("utf-8"),
+        "--filter",
+        "hub/cd001c-aar-to-destination",
+        "--filter",
+        "hub/cd168c-to-departure",
+    ]
+    .map(String::from)
+    .to_vec();
+    let o = tokio::task::spawn_blocking(move || {
+        cats(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("the run");
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("1 passed, 0 failed, 1 not applicable"),
+        "{out}"
+    );
+    assert!(
+        out.contains("plays the node of GE on the hub's link (the link has AZ, KZ)"),
+        "{out}"
+    );
+
+    trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(10), hub.stopped())
+        .await
+        .expect("the hub stops");
+}

@@ -43,6 +43,20 @@
 //! [[step]]
 //! do = "restart"                     # stop the node and start it again (--target self)
 //! node = "AZ"
+//!
+//! [[step]]
+//! do = "hub-send"                    # a common-domain message to the hub, as KZ's node:
+//! as = "KZ"                          # sealed with KZ's signing key, over KZ's TLS identity
+//! to = "GE"                          # the envelope's recipient (a country, or "hub")
+//! file = "cd001c.xml"
+//!
+//! [[step]]
+//! do = "hub-expect"                  # an envelope the hub delivers to GE's identity
+//! at = "GE"
+//! type = "CD001C"
+//! id = "{{aar_id}}"                  # its message identification (or correlates = ...)
+//! from = "KZ"                        # who signed it (a country, or "hub")
+//! unchanged = true                   # the very bytes KZ sent
 //! ```
 
 use std::collections::BTreeMap;
@@ -95,6 +109,10 @@ pub enum Step {
     Hub(Hub),
     /// A node stops and starts again.
     Restart(Restart),
+    /// A common-domain envelope sent to the hub as a country's node.
+    HubSend(HubSend),
+    /// An envelope the hub delivers to a country's node identity (or nothing, in time).
+    HubExpect(HubExpect),
 }
 
 impl Step {
@@ -107,8 +125,85 @@ impl Step {
             Step::State(_) => "state",
             Step::Hub(_) => "hub",
             Step::Restart(_) => "restart",
+            Step::HubSend(_) => "hub-send",
+            Step::HubExpect(_) => "hub-expect",
         }
     }
+
+    /// The countries whose node identities this step plays on the hub's link.
+    pub fn link_identities(&self) -> Vec<&str> {
+        match self {
+            Step::HubSend(s) => vec![s.sender.as_str()],
+            Step::HubExpect(e) => vec![e.at.as_str()],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// How `hub-send` spoils an envelope after sealing it, to see the hub refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tamper {
+    /// One byte of the body changed: its SHA-256 is no longer the signed header's.
+    Body,
+    /// One byte of the signature changed: it no longer verifies.
+    Signature,
+}
+
+/// `do = "hub-send"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubSend {
+    /// The country whose node TLS identity carries the envelope to the hub.
+    #[serde(rename = "as")]
+    pub sender: String,
+    /// The envelope's recipient: a country, or `hub` (guarantee messages).
+    pub to: String,
+    /// The XML body (templated), relative to the case. The header's message identification,
+    /// type and MRN are read from it.
+    pub file: String,
+    /// Whose signing key seals it (default: the sender's); the header's sender is that
+    /// country, so another country's key makes an envelope the transport did not originate.
+    #[serde(default)]
+    pub signer: Option<String>,
+    /// Spoil the sealed envelope.
+    #[serde(default)]
+    pub tamper: Option<Tamper>,
+}
+
+/// `do = "hub-expect"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubExpect {
+    /// The country whose node identity must receive it.
+    pub at: String,
+    /// Its message type (the envelope header's).
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// Its message identification (templated): a routed message keeps the sender's.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Its correlation identification (templated): what a NACK or a CD205C answers.
+    #[serde(default)]
+    pub correlates: Option<String>,
+    /// Who signed it: a country or `hub`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// It is byte for byte the envelope sent with this message identification in this case.
+    #[serde(default)]
+    pub unchanged: bool,
+    /// Nothing of this type (and id / correlation) may arrive within the time limit.
+    #[serde(default)]
+    pub nothing: bool,
+    /// Its time limit, seconds.
+    #[serde(default)]
+    pub within: Option<f64>,
+    /// Assertions on the body.
+    #[serde(default)]
+    pub assert: Vec<Assertion>,
+    /// Variables taken from the body: name → pointer.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
 }
 
 /// `do = "send"`.
@@ -299,6 +394,19 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
     }
 }
 
+/// `name` inside `dir`, or why not.
+fn checked_file(name: &str, dir: &Path) -> Result<PathBuf, String> {
+    if name.contains("..") || Path::new(name).is_absolute() {
+        return Err(format!("file {name:?} must be inside the case's directory"));
+    }
+    Ok(dir.join(name))
+}
+
+/// Two ASCII capitals.
+fn is_country(s: &str) -> bool {
+    s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 /// Loads one case from `dir` (which holds `case.toml`), in `suite`.
 pub fn load_case(suite: &str, dir: &Path) -> Result<Case, LoadError> {
     let path = dir.join("case.toml");
@@ -318,14 +426,8 @@ pub fn load_case(suite: &str, dir: &Path) -> Result<Case, LoadError> {
     for (i, step) in manifest.steps.iter().enumerate() {
         let country = match step {
             Step::Send(s) => {
-                if s.file.contains("..") || Path::new(&s.file).is_absolute() {
-                    return Err(bad(format!(
-                        "step {}: file {:?} must be inside the case's directory",
-                        i + 1,
-                        s.file
-                    )));
-                }
-                let file = dir.join(&s.file);
+                let file =
+                    checked_file(&s.file, dir).map_err(|m| bad(format!("step {}: {m}", i + 1)))?;
                 let text = std::fs::read_to_string(&file).map_err(io(&file))?;
                 files.insert(s.file.clone(), text);
                 &s.to
@@ -335,6 +437,60 @@ pub fn load_case(suite: &str, dir: &Path) -> Result<Case, LoadError> {
             Step::State(s) => &s.at,
             Step::Restart(r) => &r.node,
             Step::Hub(_) => continue,
+            Step::HubSend(s) => {
+                let file =
+                    checked_file(&s.file, dir).map_err(|m| bad(format!("step {}: {m}", i + 1)))?;
+                let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+                files.insert(s.file.clone(), text);
+                let parties = [Some(&s.sender), s.signer.as_ref()];
+                for p in parties.into_iter().flatten() {
+                    if !is_country(p) {
+                        return Err(bad(format!(
+                            "step {} (hub-send): {p:?} is not a two-letter country code",
+                            i + 1
+                        )));
+                    }
+                }
+                if s.to != "hub" && !is_country(&s.to) {
+                    return Err(bad(format!(
+                        "step {} (hub-send): to = {:?} is neither a country nor \"hub\"",
+                        i + 1,
+                        s.to
+                    )));
+                }
+                continue;
+            }
+            Step::HubExpect(e) => {
+                if !is_country(&e.at) {
+                    return Err(bad(format!(
+                        "step {} (hub-expect): at = {:?} is not a two-letter country code",
+                        i + 1,
+                        e.at
+                    )));
+                }
+                if let Some(f) = &e.from
+                    && f != "hub"
+                    && !is_country(f)
+                {
+                    return Err(bad(format!(
+                        "step {} (hub-expect): from = {f:?} is neither a country nor \"hub\"",
+                        i + 1
+                    )));
+                }
+                if e.id.is_none() && e.correlates.is_none() {
+                    return Err(bad(format!(
+                        "step {} (hub-expect): give id or correlates, so that only this case's envelope matches",
+                        i + 1
+                    )));
+                }
+                if e.nothing && (!e.assert.is_empty() || !e.capture.is_empty() || e.unchanged) {
+                    return Err(bad(format!(
+                        "step {} (hub-expect): nothing = true takes no assert, capture or unchanged",
+                        i + 1
+                    )));
+                }
+                continue;
+            }
         };
         if !manifest.countries.iter().any(|c| c == country) {
             return Err(bad(format!(
@@ -456,6 +612,73 @@ refused = "92"
         assert!(case.has_tag("cc015c") && case.has_tag("departure") && !case.has_tag("CC029C"));
         let one = load_suite(&suite.join("a-first")).expect("a single case");
         assert_eq!(one.cases.len(), 1);
+    }
+
+    #[test]
+    fn hub_steps_load_and_bad_ones_say_why() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let good = r#"
+description = "aar"
+[[step]]
+do = "hub-send"
+as = "KZ"
+to = "GE"
+file = "cc015c.xml"
+tamper = "body"
+[[step]]
+do = "hub-expect"
+at = "GE"
+type = "CD001C"
+id = "x"
+nothing = true
+"#;
+        let dir = root.path().join("good");
+        write_case(&dir, good);
+        let case = load_case("hub", &dir).expect("loads");
+        assert!(case.manifest.countries.is_empty());
+        let identities: Vec<&str> = case
+            .manifest
+            .steps
+            .iter()
+            .flat_map(|s| s.link_identities())
+            .collect();
+        assert_eq!(identities, ["KZ", "GE"]);
+        assert!(
+            matches!(&case.manifest.steps[0], Step::HubSend(s) if s.tamper == Some(Tamper::Body))
+        );
+
+        for (name, from, to, why) in [
+            ("no-filter", "id = \"x\"\n", "", "give id or correlates"),
+            (
+                "bad-country",
+                "at = \"GE\"",
+                "at = \"Georgia\"",
+                "not a two-letter country code",
+            ),
+            (
+                "bad-to",
+                "to = \"GE\"",
+                "to = \"node\"",
+                "neither a country nor \"hub\"",
+            ),
+            (
+                "nothing-assert",
+                "nothing = true",
+                "nothing = true\nunchanged = true",
+                "takes no assert",
+            ),
+            (
+                "bad-tamper",
+                "tamper = \"body\"",
+                "tamper = \"header\"",
+                "header",
+            ),
+        ] {
+            let dir = root.path().join(name);
+            write_case(&dir, &good.replace(from, to));
+            let e = load_case("hub", &dir).expect_err(name);
+            assert!(e.to_string().contains(why), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -17,12 +17,17 @@
 //! - [`junit`], [`table`], [`report`]: JUnit XML, the terminal table, the self-contained HTML
 //!   certification report.
 //! - [`record`]: a live movement's exchange turned into a case.
+//! - [`link`]: the hub's direct mTLS link played by the kit, one connection per country
+//!   identity, for the cases that send signed common-domain envelopes to the hub as a node
+//!   would (`hub-send`, `hub-expect`).
 //!
 //! The crate does no HTTP itself: the `cats` command line implements [`run::Driver`] with the
-//! national API client the demo uses, so the kit and the demo drive nodes the same way.
+//! national API client the demo uses, so the kit and the demo drive nodes the same way, and
+//! with [`link::HubLink`] for the hub's common-domain side.
 
 pub mod case;
 pub mod junit;
+pub mod link;
 pub mod pointer;
 pub mod record;
 pub mod report;

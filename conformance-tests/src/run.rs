@@ -53,6 +53,72 @@ pub struct Refusal {
     pub message: String,
 }
 
+/// What `hub-send` asks the target to seal and send.
+#[derive(Debug, Clone)]
+pub struct HubSendRequest {
+    /// The country whose node identity carries it to the hub.
+    pub sender: String,
+    /// Whose signing key seals it (the header's sender).
+    pub signer: String,
+    /// The envelope's recipient: a country or `hub`.
+    pub to: String,
+    /// Header fields, from the body.
+    pub message_id: String,
+    /// The message type.
+    pub message_type: String,
+    /// The MRN, when the body has one.
+    pub mrn: Option<String>,
+    /// The body.
+    pub xml: String,
+    /// How to spoil it after sealing.
+    pub tamper: Option<case::Tamper>,
+}
+
+/// An envelope the hub delivered to one of the target's node identities.
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    /// The envelope as it came.
+    pub wire: Vec<u8>,
+    /// Header: message identification.
+    pub message_id: String,
+    /// Header: message type.
+    pub message_type: String,
+    /// Header: correlation identification.
+    pub correlation_id: Option<String>,
+    /// Header: MRN.
+    pub mrn: Option<String>,
+    /// Header: sender, a country or `hub`.
+    pub sender: String,
+    /// The body as text.
+    pub body: String,
+    /// `None` when the node's checks pass (signature, signer, recipient, body hash); else why
+    /// the node would refuse it.
+    pub refused: Option<String>,
+}
+
+/// Which delivered envelope a `hub-expect` waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubFilter {
+    /// Header message type.
+    pub message_type: String,
+    /// Header message identification.
+    pub id: Option<String>,
+    /// Header correlation identification.
+    pub correlates: Option<String>,
+}
+
+impl HubFilter {
+    /// Whether `d` is one this filter waits for.
+    pub fn matches(&self, d: &Delivered) -> bool {
+        d.message_type == self.message_type
+            && self.id.as_ref().is_none_or(|i| *i == d.message_id)
+            && self
+                .correlates
+                .as_ref()
+                .is_none_or(|c| Some(c) == d.correlation_id.as_ref())
+    }
+}
+
 /// What a target could not do (a connection refused, a time limit passed ...), in words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -103,6 +169,46 @@ pub trait Driver: Sync {
     ) -> impl Future<Output = Result<Option<serde_json::Value>, DriverError>> + Send;
     /// Stops `country`'s node and starts it again on the same store and address.
     fn restart(&self, country: &str) -> impl Future<Output = Result<(), DriverError>> + Send;
+    /// The countries whose node identities (TLS certificate and signing key) this target can
+    /// play on the hub's link; empty when it cannot talk to the hub as a node.
+    fn link_countries(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Seals a message as `request.signer` and sends it to the hub over `request.sender`'s
+    /// link; returns the envelope once the hub has acknowledged it (processed it).
+    fn hub_send(
+        &self,
+        request: HubSendRequest,
+    ) -> impl Future<Output = Result<Vec<u8>, DriverError>> + Send {
+        let _ = request;
+        async { Err(DriverError("this target has no link to the hub".into())) }
+    }
+    /// The envelope delivered to `country`'s identity that is the `skip + 1`-th to match
+    /// `filter`, waiting at most `within`; `None` when none came in time.
+    fn hub_wait(
+        &self,
+        country: &str,
+        filter: &HubFilter,
+        skip: usize,
+        within: Duration,
+    ) -> impl Future<Output = Result<Option<Delivered>, DriverError>> + Send {
+        let _ = (country, filter, skip, within);
+        async { Err(DriverError("this target has no link to the hub".into())) }
+    }
+    /// What was delivered to `country`'s identity so far (types and identifications), for a
+    /// difference.
+    fn hub_delivered(&self, country: &str) -> Vec<Delivered> {
+        let _ = country;
+        Vec::new()
+    }
+    /// The registry entry of movement `mrn` at the hub the link talks to (the same hub as
+    /// [`Driver::hub_movement`] unless the target runs a separate hub for link cases).
+    fn link_hub_movement(
+        &self,
+        mrn: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, DriverError>> + Send {
+        self.hub_movement(mrn)
+    }
 }
 
 /// How a case ended.
@@ -276,7 +382,40 @@ pub async fn run<D: Driver>(driver: &D, cases: &[Case], options: &RunOptions) ->
             .steps
             .iter()
             .any(|s| matches!(s, Step::Hub(_)));
-        let why = if !missing.is_empty() {
+        let identities: Vec<&str> = {
+            let mut v: Vec<&str> = case
+                .manifest
+                .steps
+                .iter()
+                .flat_map(|s| s.link_identities())
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let link = driver.link_countries();
+        let missing_identities: Vec<&str> = identities
+            .iter()
+            .copied()
+            .filter(|c| !link.iter().any(|l| l == c))
+            .collect();
+        let why = if !identities.is_empty() && link.is_empty() {
+            Some(
+                "talks to the hub as a node: give --hub-link and --hub-certs (or --target self)"
+                    .to_owned(),
+            )
+        } else if !missing_identities.is_empty() {
+            Some(format!(
+                "plays the node{} of {} on the hub's link (the link has {})",
+                if missing_identities.len() > 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                missing_identities.join(", "),
+                link.join(", ")
+            ))
+        } else if !missing.is_empty() {
             Some(format!(
                 "needs the node{} of {} (this target has {})",
                 if missing.len() > 1 { "s" } else { "" },
@@ -338,6 +477,13 @@ struct Play<'a, D> {
     exchanges: Vec<Exchange>,
     step: usize,
     step_text: String,
+    /// Envelopes sent to the hub by this case, by message identification.
+    sealed: BTreeMap<String, Vec<u8>>,
+    /// Whether the case talks to the hub as a node (its `hub` steps read that hub).
+    on_link: bool,
+    /// How many delivered envelopes each `hub-expect` filter (with its country) has matched
+    /// so far: the next step with the same filter waits for one more.
+    consumed: BTreeMap<(String, String, Option<String>, Option<String>), usize>,
 }
 
 type StepResult = Result<(), Difference>;
@@ -394,6 +540,17 @@ impl<D: Driver> Play<'_, D> {
             let equals = match &a.equals {
                 Some(e) => Some(self.render(e, Escape::None)?),
                 None => None,
+            };
+            let rendered;
+            let a = match &a.matches {
+                Some(m) if m.contains("{{") => {
+                    rendered = Assertion {
+                        matches: Some(self.render(m, Escape::None)?),
+                        ..a.clone()
+                    };
+                    &rendered
+                }
+                _ => a,
             };
             if let Err(m) = a.check(doc, equals.as_deref()) {
                 return Err(self.differ(a.pointer.clone(), m.expected, m.actual));
@@ -650,7 +807,12 @@ impl<D: Driver> Play<'_, D> {
         let deadline = Instant::now() + self.within(h.within);
         let mut pause = Duration::from_millis(10);
         loop {
-            let last = match self.driver.hub_movement(&mrn).await {
+            let found = if self.on_link {
+                self.driver.link_hub_movement(&mrn).await
+            } else {
+                self.driver.hub_movement(&mrn).await
+            };
+            let last = match found {
                 Ok(Some(v)) => match self.check(&h.assert, Document::Json(&v)) {
                     Ok(()) => {
                         self.note("hub", "hub", None, Some(200), v.to_string());
@@ -677,6 +839,193 @@ impl<D: Driver> Play<'_, D> {
         }
     }
 
+    async fn hub_send(&mut self, s: &case::HubSend) -> StepResult {
+        let template = self.case.files.get(&s.file).cloned().unwrap_or_default();
+        let xml = self.render(&template, Escape::Xml)?;
+        let root = pointer::parse(&xml).map_err(|e| {
+            self.differ(
+                format!("the body of {}", s.file),
+                "well-formed XML",
+                e.to_string(),
+            )
+        })?;
+        let field = |p: &str| {
+            pointer::select(&root, &format!("/{}/{p}", root.name))
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .filter(|v| !v.is_empty())
+        };
+        let message_id = field("messageIdentification").ok_or_else(|| {
+            self.differ(
+                format!("the body of {}", s.file),
+                "a messageIdentification (the envelope's)",
+                "none",
+            )
+        })?;
+        let request = HubSendRequest {
+            sender: s.sender.clone(),
+            signer: s.signer.clone().unwrap_or_else(|| s.sender.clone()),
+            to: s.to.clone(),
+            message_id: message_id.clone(),
+            message_type: field("messageType").unwrap_or_else(|| root.name.clone()),
+            mrn: field("TransitOperation/MRN").or_else(|| field("Header/MRN")),
+            xml: xml.clone(),
+            tamper: s.tamper,
+        };
+        self.note(
+            "hub-sent",
+            &s.sender,
+            Some(request.message_type.clone()),
+            None,
+            xml,
+        );
+        let wire = self.driver.hub_send(request).await.map_err(|e| {
+            self.differ(
+                "the hub's acknowledgement",
+                "the envelope taken",
+                e.to_string(),
+            )
+        })?;
+        self.sealed.insert(message_id, wire);
+        Ok(())
+    }
+
+    async fn hub_expect(&mut self, e: &case::HubExpect) -> StepResult {
+        let render = |v: &Option<String>| -> Result<Option<String>, Difference> {
+            v.as_deref()
+                .map(|t| self.render(t, Escape::None))
+                .transpose()
+        };
+        let filter = HubFilter {
+            message_type: e.message_type.clone(),
+            id: render(&e.id)?,
+            correlates: render(&e.correlates)?,
+        };
+        let mut described = {
+            let mut d = e.message_type.clone();
+            if let Some(i) = &filter.id {
+                d.push_str(&format!(" {i}"));
+            }
+            if let Some(c) = &filter.correlates {
+                d.push_str(&format!(" answering {c}"));
+            }
+            d
+        };
+        let within = self.within(e.within);
+        let key = (
+            e.at.clone(),
+            filter.message_type.clone(),
+            filter.id.clone(),
+            filter.correlates.clone(),
+        );
+        let skip = self.consumed.get(&key).copied().unwrap_or(0);
+        if skip > 0 {
+            described.push_str(&format!(" (again: {} already matched)", skip));
+        }
+        let got = self
+            .driver
+            .hub_wait(&e.at, &filter, skip, within)
+            .await
+            .map_err(|err| {
+                self.differ(
+                    format!("the hub's link to {}", e.at),
+                    described.clone(),
+                    err.to_string(),
+                )
+            })?;
+        let d = match (got, e.nothing) {
+            (None, true) => return Ok(()),
+            (Some(d), true) => {
+                self.note(
+                    "hub-delivered",
+                    &e.at,
+                    Some(d.message_type.clone()),
+                    None,
+                    d.body.clone(),
+                );
+                return Err(self.differ(
+                    format!("envelopes the hub delivers to {}", e.at),
+                    format!("no {described} within {:.0} s", within.as_secs_f64()),
+                    delivered_text(&d),
+                ));
+            }
+            (None, false) => {
+                let came: Vec<String> = self
+                    .driver
+                    .hub_delivered(&e.at)
+                    .iter()
+                    .rev()
+                    .take(5)
+                    .map(delivered_text)
+                    .collect();
+                return Err(self.differ(
+                    format!("envelopes the hub delivers to {}", e.at),
+                    format!("{described} within {:.1} s", within.as_secs_f64()),
+                    if came.is_empty() {
+                        "nothing came".to_owned()
+                    } else {
+                        format!("only (latest first): {}", came.join("; "))
+                    },
+                ));
+            }
+            (Some(d), false) => {
+                *self.consumed.entry(key).or_insert(0) += 1;
+                d
+            }
+        };
+        self.note(
+            "hub-delivered",
+            &e.at,
+            Some(d.message_type.clone()),
+            None,
+            d.body.clone(),
+        );
+        if let Some(why) = &d.refused {
+            return Err(self.differ(
+                format!("the {} as the {} node checks it", d.message_type, e.at),
+                "a valid envelope (signature, signer, recipient, body hash)",
+                why.clone(),
+            ));
+        }
+        if let Some(want) = &e.from
+            && *want != d.sender
+        {
+            return Err(self.differ(
+                format!("signer of the {}", d.message_type),
+                want.clone(),
+                d.sender.clone(),
+            ));
+        }
+        if e.unchanged {
+            match self.sealed.get(&d.message_id) {
+                Some(sent) if *sent == d.wire => {}
+                Some(sent) => {
+                    return Err(self.differ(
+                        format!("the {} delivered", d.message_type),
+                        format!("the {} bytes sent", sent.len()),
+                        format!("{} bytes that differ", d.wire.len()),
+                    ));
+                }
+                None => {
+                    return Err(self.differ(
+                        "unchanged",
+                        format!("an envelope {} sent earlier in this case", d.message_id),
+                        "none was sent",
+                    ));
+                }
+            }
+        }
+        let root = pointer::parse(&d.body).map_err(|err| {
+            self.differ(
+                format!("the {}", d.message_type),
+                "well-formed XML",
+                err.to_string(),
+            )
+        })?;
+        self.check(&e.assert, Document::Xml(&root))?;
+        self.capture(&e.capture, Document::Xml(&root), None)
+    }
+
     async fn play(&mut self, step: &Step) -> StepResult {
         match step {
             Step::Send(s) => self.send(s).await,
@@ -684,6 +1033,8 @@ impl<D: Driver> Play<'_, D> {
             Step::Action(a) => self.action(a).await,
             Step::State(s) => self.state(s).await,
             Step::Hub(h) => self.hub(h).await,
+            Step::HubSend(s) => self.hub_send(s).await,
+            Step::HubExpect(e) => self.hub_expect(e).await,
             Step::Restart(r) => {
                 self.note("restart", &r.node, None, None, String::new());
                 self.driver.restart(&r.node).await.map_err(|e| {
@@ -714,6 +1065,24 @@ pub fn step_text(step: &Step) -> String {
         Step::State(s) => format!("state of {} ({}) at {}", s.office, s.role, s.at),
         Step::Hub(_) => "hub registry".to_owned(),
         Step::Restart(r) => format!("restart the {} node", r.node),
+        Step::HubSend(s) => format!(
+            "send {} to the hub as {}{}{}",
+            s.file,
+            s.sender,
+            s.signer
+                .as_ref()
+                .map(|c| format!(", signed by {c}"))
+                .unwrap_or_default(),
+            match s.tamper {
+                Some(case::Tamper::Body) => ", body changed after signing",
+                Some(case::Tamper::Signature) => ", signature spoilt",
+                None => "",
+            }
+        ),
+        Step::HubExpect(e) if e.nothing => {
+            format!("no {} from the hub at {}", e.message_type, e.at)
+        }
+        Step::HubExpect(e) => format!("{} from the hub at {}", e.message_type, e.at),
     }
 }
 
@@ -729,6 +1098,13 @@ pub async fn run_case<D: Driver>(driver: &D, case: &Case) -> CaseResult {
         exchanges: Vec::new(),
         step: 0,
         step_text: "vars".into(),
+        sealed: BTreeMap::new(),
+        consumed: BTreeMap::new(),
+        on_link: case
+            .manifest
+            .steps
+            .iter()
+            .any(|s| !s.link_identities().is_empty()),
     };
     let mut difference = None;
     for (name, value) in &case.manifest.vars {
@@ -794,6 +1170,36 @@ pub fn error_code(
         }
     }
     json.and_then(|v| pointer::select_json(v, "#/error/code").into_iter().next())
+}
+
+/// A delivered envelope in a line: type, identification, what it answers, signer, and for a
+/// NACK its first error.
+fn delivered_text(d: &Delivered) -> String {
+    let mut out = format!("{} {} from {}", d.message_type, d.message_id, d.sender);
+    if let Some(c) = &d.correlation_id {
+        out.push_str(&format!(" answering {c}"));
+    }
+    if let Ok(root) = pointer::parse(&d.body) {
+        let first = |p: &str| {
+            pointer::select(&root, &format!("/{}/{p}", root.name))
+                .ok()
+                .and_then(|v| v.into_iter().next())
+        };
+        if let Some(code) =
+            first("FunctionalError/errorCode").or_else(|| first("XMLError/errorCode"))
+        {
+            out.push_str(&format!(", code {code}"));
+        }
+        for p in ["FunctionalError/errorPointer", "XMLError/errorPointer"] {
+            if let Some(v) = first(p) {
+                out.push_str(&format!(", pointer {v}"));
+            }
+        }
+        if let Some(t) = first("XMLError/errorText") {
+            out.push_str(&format!(", {t}"));
+        }
+    }
+    out
 }
 
 /// A reply in a line: type, status, and for a rejection its code, pointer and reason.
@@ -1039,6 +1445,244 @@ phase = "Accepted|released"
         assert_eq!(d.what, "reply message type");
         assert_eq!(d.expected, "CC928C");
         assert!(d.actual.starts_with("CC056C (HTTP 200)"), "{}", d.actual);
+    }
+
+    /// A hub in memory: routes every envelope to its recipient unchanged, or (when `refuse`
+    /// is set) answers with a CD906C of that code; everything also arrives `extra` more times.
+    struct FakeHub {
+        refuse: Option<&'static str>,
+        extra: usize,
+        inbox: Mutex<Vec<(String, Delivered)>>,
+    }
+
+    impl Driver for FakeHub {
+        fn countries(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn can_restart(&self) -> bool {
+            false
+        }
+        fn has_hub(&self) -> bool {
+            false
+        }
+        fn environment(&self) -> Vec<(String, String)> {
+            Vec::new()
+        }
+        async fn submit(&self, _: &str, _: String) -> Result<Reply, DriverError> {
+            Err(DriverError("no nodes".into()))
+        }
+        async fn expect(
+            &self,
+            _: &str,
+            _: &str,
+            _: &str,
+            _: Duration,
+        ) -> Result<Received, DriverError> {
+            Err(DriverError("no nodes".into()))
+        }
+        async fn act(
+            &self,
+            _: &str,
+            _: serde_json::Value,
+        ) -> Result<Result<serde_json::Value, Refusal>, DriverError> {
+            Err(DriverError("no nodes".into()))
+        }
+        async fn movement(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<Option<serde_json::Value>, DriverError> {
+            Ok(None)
+        }
+        async fn hub_movement(&self, _: &str) -> Result<Option<serde_json::Value>, DriverError> {
+            Ok(None)
+        }
+        async fn restart(&self, _: &str) -> Result<(), DriverError> {
+            Err(DriverError("cannot".into()))
+        }
+        fn link_countries(&self) -> Vec<String> {
+            vec!["KZ".into(), "GE".into()]
+        }
+        async fn hub_send(&self, r: HubSendRequest) -> Result<Vec<u8>, DriverError> {
+            let wire = format!("envelope of {}", r.xml).into_bytes();
+            let d = match self.refuse {
+                None => (
+                    r.to.clone(),
+                    Delivered {
+                        wire: wire.clone(),
+                        message_id: r.message_id.clone(),
+                        message_type: r.message_type.clone(),
+                        sender: r.signer.clone(),
+                        body: r.xml.clone(),
+                        ..Delivered::default()
+                    },
+                ),
+                Some(code) => (
+                    r.sender.clone(),
+                    Delivered {
+                        message_id: "HUB-1".into(),
+                        message_type: "CD906C".into(),
+                        correlation_id: Some(r.message_id.clone()),
+                        sender: "hub".into(),
+                        body: format!(
+                            "<CD906C><FunctionalError><errorPointer>/CD001C/messageIdentification</errorPointer><errorCode>{code}</errorCode></FunctionalError></CD906C>"
+                        ),
+                        ..Delivered::default()
+                    },
+                ),
+            };
+            if let Ok(mut inbox) = self.inbox.lock() {
+                for _ in 0..=self.extra {
+                    inbox.push(d.clone());
+                }
+            }
+            Ok(wire)
+        }
+        async fn hub_wait(
+            &self,
+            country: &str,
+            filter: &HubFilter,
+            skip: usize,
+            _: Duration,
+        ) -> Result<Option<Delivered>, DriverError> {
+            Ok(self.inbox.lock().ok().and_then(|i| {
+                i.iter()
+                    .filter(|(c, d)| c == country && filter.matches(d))
+                    .nth(skip)
+                    .map(|(_, d)| d.clone())
+            }))
+        }
+        fn hub_delivered(&self, country: &str) -> Vec<Delivered> {
+            self.inbox
+                .lock()
+                .map(|i| {
+                    i.iter()
+                        .filter(|(c, _)| c == country)
+                        .map(|(_, d)| d.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    }
+
+    const HUB_CASE: &str = r#"
+description = "d"
+tags = ["CD001C", "hub"]
+[vars]
+id = "{{uuid}}"
+[[step]]
+do = "hub-send"
+as = "KZ"
+to = "GE"
+file = "cd001c.xml"
+[[step]]
+do = "hub-expect"
+at = "GE"
+type = "CD001C"
+id = "{{id}}"
+from = "KZ"
+unchanged = true
+assert = [{ pointer = "/CD001C/messageIdentification", equals = "{{id}}" }]
+[[step]]
+do = "hub-expect"
+at = "GE"
+type = "CD001C"
+id = "{{id}}"
+nothing = true
+within = 0.1
+"#;
+
+    fn hub_case(manifest: &str) -> Case {
+        let mut c = case(manifest);
+        c.files.insert(
+            "cd001c.xml".to_owned(),
+            "<cats:CD001C xmlns:cats=\"urn:carec:cats:common:1\"><messageIdentification>{{id}}</messageIdentification><messageType>CD001C</messageType></cats:CD001C>".to_owned(),
+        );
+        c
+    }
+
+    fn fake_hub(refuse: Option<&'static str>, extra: usize) -> FakeHub {
+        FakeHub {
+            refuse,
+            extra,
+            inbox: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_hub_case_routes_unchanged_and_nothing_more_arrives() {
+        let hub = fake_hub(None, 0);
+        let r = block_on(run_case(&hub, &hub_case(HUB_CASE)));
+        assert_eq!(r.outcome, CaseOutcome::Passed, "{:?}", r.difference);
+        let directions: Vec<&str> = r.exchanges.iter().map(|e| e.direction.as_str()).collect();
+        assert_eq!(directions, ["hub-sent", "hub-delivered"]);
+    }
+
+    #[test]
+    fn a_second_copy_fails_nothing_with_what_came() {
+        let hub = fake_hub(None, 1);
+        let r = block_on(run_case(&hub, &hub_case(HUB_CASE)));
+        let d = r.difference.expect("the copy is a difference");
+        assert_eq!(d.step, 3, "{d:?}");
+        assert!(d.expected.starts_with("no CD001C "), "{d:?}");
+        assert!(d.expected.contains("(again: 1 already matched)"), "{d:?}");
+        assert!(
+            d.actual.starts_with("CD001C ") && d.actual.contains("from KZ"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_nack_instead_of_the_routed_message_is_the_first_difference() {
+        let hub = fake_hub(Some("26"), 0);
+        let r = block_on(run_case(&hub, &hub_case(HUB_CASE)));
+        let d = r.difference.expect("a difference");
+        assert_eq!(
+            (d.step, d.what.as_str()),
+            (2, "envelopes the hub delivers to GE"),
+            "{d:?}"
+        );
+        assert_eq!(d.actual, "nothing came");
+        // Expecting the NACK with another code names both codes.
+        let nack = HUB_CASE
+            .split("[[step]]\ndo = \"hub-expect\"")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+            + r#"[[step]]
+do = "hub-expect"
+at = "KZ"
+type = "CD906C"
+correlates = "{{id}}"
+from = "hub"
+assert = [{ pointer = "/CD906C/FunctionalError/errorCode", equals = "14" }]
+"#;
+        let r = block_on(run_case(&hub, &hub_case(&nack)));
+        let d = r.difference.expect("a difference");
+        assert_eq!(d.what, "/CD906C/FunctionalError/errorCode", "{d:?}");
+        assert_eq!(
+            (d.expected.as_str(), d.actual.as_str()),
+            ("\"14\"", "\"26\"")
+        );
+        // Without a link the case is not applicable.
+        let results = block_on(run(
+            &Fake {
+                answer_type: "CC928C",
+                actions: Mutex::new(Vec::new()),
+            },
+            &[hub_case(HUB_CASE)],
+            &RunOptions {
+                parallel: 1,
+                filter: vec![],
+                target: "fake".into(),
+            },
+        ));
+        assert!(results.cases.is_empty());
+        assert!(
+            results.not_applicable[0].why.contains("--hub-link"),
+            "{:?}",
+            results.not_applicable
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! Built in: `{{uuid}}` (a fresh 32-hex-digit identifier at every use, fits P5's an..35
 //! message identification), `{{now}}` (P5 `dateTime`, UTC, whole seconds), `{{now+2d}}`,
-//! `{{now-3h}}`, `{{now+30m}}` (offsets in days, hours, minutes), `{{today}}`. Every other name
+//! `{{now-3h}}`, `{{now+30m}}` (offsets in days, hours, minutes), `{{today}}`,
+//! `{{mrn:KZ000101}}` (a fresh, valid MRN of that office of departure: this year, a random
+//! sequence, procedure J, the right check digit; for `[vars]`). Every other name
 //! is a variable of the case: `lrn` (fresh per run of the case), the manifest's `[vars]`, and
 //! whatever a step captured (`mrn`, a message identification ...). An unknown name is an error
 //! that names it: a case never sends a message with a hole in it.
@@ -30,6 +32,14 @@ pub enum TemplateError {
     Unclosed {
         /// Where it opens.
         at: usize,
+    },
+    /// `{{mrn:OFFICE}}` with something that is not an office reference number.
+    #[error("{{{{mrn:{office}}}}}: {why}")]
+    Mrn {
+        /// What was given.
+        office: String,
+        /// Why no MRN can be made.
+        why: String,
     },
     /// `{{now+x}}` with an offset that is not `N` followed by `d`, `h` or `m`.
     #[error("bad time offset in {{{{{expr}}}}}: expected now+Nd, now-Nh or now+Nm")]
@@ -99,6 +109,9 @@ fn value(name: &str, vars: &Vars, now: DateTime<Utc>) -> Result<String, Template
         "today" => return Ok(now.format("%Y-%m-%d").to_string()),
         _ => {}
     }
+    if let Some(office) = name.strip_prefix("mrn:") {
+        return fresh_mrn(office.trim(), now);
+    }
     if let Some(expr) = name.strip_prefix("now") {
         let bad = || TemplateError::Offset {
             expr: name.to_owned(),
@@ -125,10 +138,26 @@ fn value(name: &str, vars: &Vars, now: DateTime<Utc>) -> Result<String, Template
         known: vars
             .keys()
             .map(String::as_str)
-            .chain(["uuid", "now", "now+Nd", "today"])
+            .chain(["uuid", "now", "now+Nd", "today", "mrn:OFFICE"])
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// A fresh MRN allocated at `office` this year (random sequence, procedure J).
+pub fn fresh_mrn(office: &str, now: DateTime<Utc>) -> Result<String, TemplateError> {
+    use message_catalog::ids::{CustomsOfficeRef, Mrn, ProcedureLetter};
+    let bad = |why: String| TemplateError::Mrn {
+        office: office.to_owned(),
+        why,
+    };
+    let office_ref = CustomsOfficeRef::parse(office).map_err(|e| bad(e.to_string()))?;
+    let year = u8::try_from(now.format("%y").to_string().parse::<u32>().unwrap_or(26))
+        .map_err(|e| bad(e.to_string()))?;
+    let sequence = rand::random::<u64>() % 36u64.pow(6);
+    Mrn::generate(year, &office_ref, sequence, ProcedureLetter::J)
+        .map(|m| m.as_str().to_owned())
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// `s` as XML text.
@@ -188,6 +217,17 @@ mod tests {
             render("{{now+1y}}", &Vars::new(), at(), Escape::None),
             Err(TemplateError::Offset { .. })
         ));
+    }
+
+    #[test]
+    fn fresh_mrns_are_valid_and_of_their_office() {
+        let a = render("{{mrn:KZ000101}}", &Vars::new(), at(), Escape::None).expect("renders");
+        let b = render("{{mrn:KZ000101}}", &Vars::new(), at(), Escape::None).expect("renders");
+        assert_ne!(a, b);
+        assert!(a.starts_with("26KZ000101"), "{a}");
+        assert!(message_catalog::ids::Mrn::parse(&a).is_ok(), "{a}");
+        let e = render("{{mrn:K1}}", &Vars::new(), at(), Escape::None).expect_err("no office");
+        assert!(e.to_string().contains("mrn:K1"), "{e}");
     }
 
     #[test]

@@ -55,10 +55,23 @@ STATE="$(cd "$STATE" && pwd)"
 # shellcheck source=/dev/null
 . "$HERE/node-env.sh"
 
+# RabbitMQ imports definitions.json at boot but keeps an exchange or queue that already exists
+# as it is (a fanout `cats.hub.in` stays fanout): a node whose state was made with other
+# definitions is stopped and its state cleared, so that it runs the checked-in topology.
+DEFS_SUM="$(sha256sum "$HERE/definitions.json" | cut -d' ' -f1)"
+if [ -d "$STATE/mnesia" ] && [ "$(cat "$STATE/definitions.sha256" 2>/dev/null || true)" != "$DEFS_SUM" ]; then
+  echo "start-node.sh: $STATE was made with other definitions; clearing it"
+  if "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" ping >/dev/null 2>&1; then
+    "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" stop "$RABBITMQ_PID_FILE" || true
+  fi
+  rm -rf "$STATE/mnesia"
+fi
+
 if "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" ping >/dev/null 2>&1; then
   echo "start-node.sh: $NODE_NAME is already running (amqps://127.0.0.1:$AMQPS_PORT, state $STATE)"
   exit 0
 fi
+echo "$DEFS_SUM" > "$STATE/definitions.sha256"
 
 # The node's configuration: the checked-in files with this machine's paths and ports.
 sed -e "s#/etc/cats/certs#$CERTS#g" \

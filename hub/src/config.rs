@@ -120,6 +120,14 @@ pub struct RawAmqp {
     /// Its password (printed as `<redacted>` by `cats config`).
     #[serde(serialize_with = "redacted")]
     pub management_password: String,
+    /// Partitions of the inbound queue (`cats.hub.in`, `cats.hub.in.1`, …), fed by the
+    /// consistent-hash exchange on the MRN; the same in every hub process on one broker.
+    pub partitions: u16,
+    /// The partitions this process consumes at once, comma-separated (`"0,2"`); it stands by
+    /// on the others after `standby_delay_ms`. Empty: all at once.
+    pub preferred_partitions: String,
+    /// Delay before standing by on the non-preferred partitions, milliseconds.
+    pub standby_delay_ms: u64,
 }
 
 /// Serializes a secret as `<redacted>` (empty stays empty, so an unset secret shows as unset).
@@ -144,6 +152,9 @@ impl Default for RawAmqp {
             management_url: String::new(),
             management_user: String::new(),
             management_password: String::new(),
+            partitions: 1,
+            preferred_partitions: String::new(),
+            standby_delay_ms: 5_000,
         }
     }
 }
@@ -235,6 +246,9 @@ pub struct RawMessages {
     /// Reference data JSON file (shape of `message-catalog/src/reference/pilot.json`); empty
     /// for the embedded pilot set.
     pub reference_data: PathBuf,
+    /// Deliveries processed at once, in lanes by MRN (each movement's messages in order);
+    /// 1: one at a time.
+    pub lanes: usize,
 }
 
 impl Default for RawMessages {
@@ -243,6 +257,7 @@ impl Default for RawMessages {
             freshness_seconds: 300,
             max_bytes: Limits::default().max_bytes,
             reference_data: PathBuf::new(),
+            lanes: 1,
         }
     }
 }
@@ -288,6 +303,8 @@ pub struct ResolvedConfig {
     pub reference: ReferenceData,
     /// How often the operations sampler runs.
     pub sample_interval: Duration,
+    /// Deliveries processed at once (`[messages] lanes`).
+    pub lanes: usize,
     /// The guarantee ledger's thresholds and periods.
     pub ledger: crate::guarantee::LedgerPolicy,
     /// How often the enquiry sweep runs.
@@ -307,7 +324,7 @@ pub enum ResolvedTransport {
     /// RabbitMQ.
     Amqp {
         /// The hub's link (certificates loaded).
-        config: AmqpConfig,
+        config: Box<AmqpConfig>,
         /// The management API, when configured.
         management: Option<ManagementApi>,
     },
@@ -422,6 +439,12 @@ impl RawConfig {
             })?;
             ReferenceData::from_json(&bytes).map_err(|e| HubError::Invalid(e.to_string()))?
         };
+        if !(1..=256).contains(&self.messages.lanes) {
+            return Err(HubError::Invalid(format!(
+                "messages.lanes {}: must be from 1 to 256",
+                self.messages.lanes
+            )));
+        }
         if self.operations.sample_interval_ms < 100 {
             return Err(HubError::Invalid(format!(
                 "operations.sample_interval_ms {}: must be at least 100",
@@ -472,6 +495,7 @@ impl RawConfig {
             },
             reference,
             sample_interval: Duration::from_millis(self.operations.sample_interval_ms),
+            lanes: self.messages.lanes,
             ledger,
             sweep_interval,
         })
@@ -536,6 +560,21 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `"0,2"` → `[0, 2]`; empty → `[]`.
+fn parse_partitions(list: &str) -> Result<Vec<u16>, HubError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<u16>().map_err(|_| {
+                HubError::Invalid(format!(
+                    "transport.amqp.preferred_partitions {list:?}: {p:?} is not a partition number"
+                ))
+            })
+        })
+        .collect()
+}
+
 fn resolve_amqp(
     raw: &RawAmqp,
     path: &dyn Fn(&Path) -> PathBuf,
@@ -555,6 +594,9 @@ fn resolve_amqp(
         heartbeat_s: raw.heartbeat_s,
         reconnect_min_ms: raw.reconnect_min_ms,
         reconnect_max_ms: raw.reconnect_max_ms,
+        partitions: raw.partitions,
+        preferred_partitions: parse_partitions(&raw.preferred_partitions)?,
+        standby_delay_ms: raw.standby_delay_ms,
     };
     let config = AmqpConfig::resolve(&raw_link).map_err(|e| match e {
         ConfigError::Value { key, problem } => {
@@ -574,15 +616,17 @@ fn resolve_amqp(
             .map_err(|e| HubError::Invalid(format!("transport.amqp.management_url: {e}")))?,
         )
     };
-    Ok(ResolvedTransport::Amqp { config, management })
+    Ok(ResolvedTransport::Amqp {
+        config: Box::new(config),
+        management,
+    })
 }
 
 /// A started hub.
 #[derive(Debug)]
 pub struct RunningHub {
-    /// Where the direct link listens; on AMQP, where there is no direct link, the unspecified
-    /// address `0.0.0.0:0` (see [`RunningHub::transport`]).
-    pub direct_addr: SocketAddr,
+    /// Where the direct link listens; `None` on AMQP, where there is no direct link.
+    pub direct_addr: Option<SocketAddr>,
     /// `direct` or `amqp`.
     pub transport: &'static str,
     /// Where the HTTP API listens.
@@ -643,6 +687,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
     let listener = tokio::net::TcpListener::bind(config.http_listen).await?;
     let http_addr = listener.local_addr()?;
     let mut background = Vec::new();
+    let lanes = config.lanes;
     let (direct_addr, transport, replay): (_, _, Arc<dyn Replay>) = match config.transport {
         ResolvedTransport::Direct { listen, tls } => {
             let transport_store = transport_store
@@ -655,11 +700,11 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let pipeline = Arc::new(Pipeline::new(direct.clone(), services.clone()));
             let (p, d, stop) = (pipeline.clone(), direct.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 d.shutdown().await;
             }));
             (
-                direct.local_addr(),
+                Some(direct.local_addr()),
                 HubTransport::Direct {
                     hub: direct.clone(),
                 },
@@ -668,27 +713,27 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         }
         ResolvedTransport::Amqp { config, management } => {
             let link = Arc::new(
-                AmqpTransport::hub(config.clone())
+                AmqpTransport::hub((*config).clone())
                     .await
                     .map_err(|e| HubError::Transport(format!("{}: {e}", e.code())))?,
             );
             let pipeline = Arc::new(Pipeline::new(link.clone(), services.clone()));
             let (p, l, stop) = (pipeline.clone(), link.clone(), shutdown.clone());
             background.push(tokio::spawn(async move {
-                p.run(stop).await;
+                p.run_lanes(lanes, stop).await;
                 l.close().await;
             }));
             background.push(tokio::spawn(crate::dead_letters::drain_amqp(
-                config.clone(),
+                (*config).clone(),
                 store.clone(),
                 amqp_queues(&countries),
                 shutdown.clone(),
             )));
             (
-                SocketAddr::from(([0, 0, 0, 0], 0)),
+                None,
                 HubTransport::Amqp {
                     link: link.clone(),
-                    config: Box::new(config),
+                    config,
                     management,
                 },
                 Arc::new(PipelineReplay::new(pipeline, link)) as Arc<dyn Replay>,
@@ -747,7 +792,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             let _ = task.await;
         }
     });
-    tracing::info!(transport = kind, %direct_addr, %http_addr, "hub started");
+    tracing::info!(transport = kind, direct_addr = ?direct_addr, %http_addr, "hub started");
     Ok(RunningHub {
         direct_addr,
         transport: kind,
@@ -884,6 +929,29 @@ mod tests {
         let mut missing = raw.clone();
         missing.transport.amqp.cert_file = "nowhere.pem".into();
         assert!(matches!(missing.resolve(), Err(HubError::Certs(_))));
+        let mut partitions = raw.clone();
+        partitions.transport.amqp.partitions = 4;
+        partitions.transport.amqp.preferred_partitions = " 1, 3".into();
+        match partitions.clone().resolve().expect("resolves").transport {
+            ResolvedTransport::Amqp { config, .. } => {
+                assert_eq!(config.partitions, 4);
+                assert_eq!(config.preferred_partitions, vec![1, 3]);
+            }
+            other => panic!("expected AMQP, got {other:?}"),
+        }
+        partitions.transport.amqp.preferred_partitions = "1,x".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = "4".into();
+        assert!(
+            matches!(partitions.clone().resolve(), Err(HubError::Invalid(m)) if m.contains("preferred_partitions"))
+        );
+        partitions.transport.amqp.preferred_partitions = String::new();
+        partitions.transport.amqp.partitions = 0;
+        assert!(
+            matches!(partitions.resolve(), Err(HubError::Invalid(m)) if m.contains("partitions"))
+        );
         let mut kind = raw;
         kind.transport.kind = "carrier-pigeon".into();
         assert!(matches!(kind.resolve(), Err(HubError::Invalid(_))));

@@ -165,14 +165,40 @@ pub fn entry_hash(sequence: i64, e: &NewEntry, prev_hash: &[u8; 32]) -> [u8; 32]
     sha256(&canonical_bytes(sequence, e, prev_hash))
 }
 
-/// Appends `entry` inside `tx` (see the module documentation for serialisation).
-pub async fn append(tx: &mut HubTx<'_>, entry: NewEntry) -> Result<Entry, StoreError> {
+/// Takes the journal's append lock for the rest of `tx`: on PostgreSQL the transaction-scoped
+/// advisory lock that serialises appends across hub processes (taking it again in the same
+/// transaction is free); on SQLite the transaction (`BEGIN IMMEDIATE`) already holds the one
+/// write lock. What `tx` reads after this, another hub process cannot change before `tx` ends.
+pub async fn lock(tx: &mut HubTx<'_>) -> Result<(), StoreError> {
     if let HubTx::Postgres(t) = tx {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PG_JOURNAL_LOCK)
             .execute(&mut **t)
             .await?;
     }
+    Ok(())
+}
+
+/// Whether a message with this sender and identification is journalled already (any body),
+/// read inside `tx`; call it after [`lock`] to decide with no other hub process in between.
+pub async fn journalled(
+    tx: &mut HubTx<'_>,
+    sender: &str,
+    message_id: &str,
+) -> Result<bool, StoreError> {
+    let n: i64 = on_tx!(tx, |c| {
+        sqlx::query_scalar("SELECT COUNT(*) FROM hub_seen WHERE sender = $1 AND message_id = $2")
+            .bind(sender)
+            .bind(message_id)
+            .fetch_one(&mut *c)
+            .await?
+    });
+    Ok(n > 0)
+}
+
+/// Appends `entry` inside `tx` (see the module documentation for serialisation).
+pub async fn append(tx: &mut HubTx<'_>, entry: NewEntry) -> Result<Entry, StoreError> {
+    lock(tx).await?;
     let head: Option<(i64, Vec<u8>)> = on_tx!(tx, |c| {
         sqlx::query_as(
             "SELECT sequence, entry_hash FROM hub_journal ORDER BY sequence DESC LIMIT 1",

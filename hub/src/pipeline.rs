@@ -228,6 +228,71 @@ impl<T: Transport> Pipeline<T> {
         }
     }
 
+    /// Like [`Pipeline::run`], with up to `lanes` deliveries processed at once. A delivery goes
+    /// to the lane of its partition key (the MRN; else its message identification), and each
+    /// lane processes its deliveries one at a time in the order they arrived: the messages of
+    /// one movement keep their order, different movements are processed side by side (the
+    /// journal append itself stays serialised, see [`journal::lock`]). One lane is [`run`].
+    ///
+    /// [`run`]: Pipeline::run
+    pub async fn run_lanes(
+        self: Arc<Self>,
+        lanes: usize,
+        mut shutdown: cats_transport::shutdown::Shutdown,
+    ) where
+        T: Send + Sync + 'static,
+    {
+        if lanes <= 1 {
+            return self.run(shutdown).await;
+        }
+        let mut senders = Vec::with_capacity(lanes);
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..lanes {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(16);
+            senders.push(tx);
+            let pipeline = self.clone();
+            tasks.spawn(async move {
+                while let Some(delivery) = rx.recv().await {
+                    if let Err(e) = pipeline.process(delivery).await {
+                        tracing::warn!(code = e.code(), error = %e, "delivery left owed");
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            });
+        }
+        loop {
+            let delivery = tokio::select! {
+                _ = shutdown.wait() => break,
+                d = self.transport.receive() => d,
+            };
+            match delivery {
+                Ok(d) => {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::hash::DefaultHasher::new();
+                    d.partition_key
+                        .as_deref()
+                        .unwrap_or(&d.message_id)
+                        .hash(&mut h);
+                    let lane = usize::try_from(h.finish() % lanes as u64).unwrap_or(0);
+                    let Some(sender) = senders.get(lane) else {
+                        break;
+                    };
+                    if sender.send(d).await.is_err() {
+                        break;
+                    }
+                }
+                Err(TransportError::Closed) => break,
+                Err(e) => {
+                    tracing::warn!(code = e.code(), error = %e, "receive failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+        // The lanes finish what they hold (or fail on a closed transport: it stays owed).
+        drop(senders);
+        while tasks.join_next().await.is_some() {}
+    }
+
     /// Processes one delivery (see the module documentation) and settles it.
     pub async fn process(&self, delivery: Delivery) -> Result<Outcome, PipelineError> {
         let started = Instant::now();
@@ -462,6 +527,15 @@ impl<T: Transport> Pipeline<T> {
             status: Status::Accepted,
         };
         let mut tx = s.store.begin().await?;
+        // Another hub process (several share one database when the inbound queue is
+        // partitioned) may have journalled this message since steps 2 and 6: decided again
+        // under the journal lock. If so, start over: step 2 or 6 now answers.
+        journal::lock(&mut tx).await?;
+        if journal::journalled(&mut tx, &seen.from, &seen.message_id).await? {
+            drop(tx);
+            tracing::info!("journalled meanwhile by another hub process; checking again");
+            return Box::pin(self.process_inner(delivery, span)).await;
+        }
         let entry = journal::append(&mut tx, entry).await?;
         mark_seen(&mut tx, &seen, entry.sequence).await?;
         // The guarantee ledger; its answer (journalled) is what a redelivery sends again.

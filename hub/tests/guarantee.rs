@@ -226,8 +226,15 @@ async fn connect_nodes(
         tls.server_name = "localhost".into();
         let node_db = format!("sqlite://{}", dir.join(format!("node-{c}.db")).display());
         let store = Store::connect(&node_db).await.expect("node store");
-        let link = DirectNode::connect(hub.direct_addr.to_string(), tls, store, link_config())
-            .expect("node link");
+        let link = DirectNode::connect(
+            hub.direct_addr
+                .expect("the hub runs the direct link")
+                .to_string(),
+            tls,
+            store,
+            link_config(),
+        )
+        .expect("node link");
         link.wait_connected(Duration::from_secs(10))
             .await
             .expect("node connects");

@@ -795,7 +795,10 @@ async fn direct_scenario(db: Db) {
         let mut tls = NodeTls::from_files(&files.ca.cert, &node.cert, &node.key).expect("TLS");
         tls.server_name = "localhost".into();
         let path = dir.path().join(format!("node-{c}.db"));
-        let addr = hub.direct_addr.to_string();
+        let addr = hub
+            .direct_addr
+            .expect("the hub runs the direct link")
+            .to_string();
         async move {
             let store = Store::connect(&format!("sqlite://{}", path.display()))
                 .await

@@ -443,7 +443,10 @@ fn node_config(files: &DevPkiFiles, hub: &RunningHub, c: CountryCode, url: Strin
             role: "officer".into(),
         },
     ];
-    raw.transport.hub = hub.direct_addr.to_string();
+    raw.transport.hub = hub
+        .direct_addr
+        .expect("the hub runs the direct link")
+        .to_string();
     raw.transport.server_name = "localhost".into();
     raw.certs.dir = files.dir.clone();
     raw

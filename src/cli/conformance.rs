@@ -5,6 +5,12 @@
 //! ([`super::demo::client`]), against either the nodes of a CATS this command starts itself
 //! (`--target self`: the demo's world, [`super::demo::world`]) or a node somewhere else
 //! (`--target https://... --as-country KZ`, with its tokens and CA).
+//!
+//! Cases that talk to the hub as a node (`hub-send`, `hub-expect`) go over the hub's direct
+//! link with the kit's own connections ([`HubLink`], one per country identity): with
+//! `--target self` to a hub of their own that this command starts next to the demo's world
+//! (the link has one connection per country, and the world's nodes hold theirs), otherwise to
+//! `--hub-link HOST:PORT` with the identities of `--hub-certs DIR`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +18,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use cats_conformance::case::{Case, load_suite};
-use cats_conformance::run::{DriverError, Received, Refusal, Reply, RunOptions};
+use cats_conformance::link::{HubLink, LinkOptions};
+use cats_conformance::run::{
+    Delivered, DriverError, HubFilter, HubSendRequest, Received, Refusal, Reply, RunOptions,
+};
 use cats_conformance::{Driver, RunResults, junit, record, report, table};
 
 use super::demo::client::{NodeClient, Stream, http_client};
@@ -32,7 +41,8 @@ pub enum Command {
         /// `self` (a hub and the KZ, AZ and GE nodes started in this process), the HTTPS
         /// address of a node's national API (with --as-country), or `CC=URL` once per node of
         /// a pilot environment (tokens from CATS_<CC>_NATIONAL_TOKEN and CATS_<CC>_OFFICER_TOKEN).
-        #[arg(long, required = true)]
+        /// May be left out with --hub-link: then only the cases that talk to the hub run.
+        #[arg(long, required_unless_present = "hub_link")]
         target: Vec<String>,
         /// The country of the node at --target (a single URL target).
         #[arg(long)]
@@ -40,6 +50,9 @@ pub enum Command {
         /// The hub's API (http://...), for the cases that check the hub's registry.
         #[arg(long)]
         hub: Option<String>,
+        /// The hub's link, for the cases that talk to the hub as a node.
+        #[command(flatten)]
+        link: Box<HubLinkArgs>,
         /// The CA certificate (PEM) that the node's TLS certificate is checked against.
         #[arg(long)]
         ca: Option<PathBuf>,
@@ -100,6 +113,22 @@ pub enum Command {
     },
 }
 
+/// Where the hub's direct link is and whose identities the kit plays on it.
+#[derive(Debug, clap::Args)]
+pub struct HubLinkArgs {
+    /// The hub's direct link (HOST:PORT), for the cases that send common-domain envelopes to
+    /// the hub as a node (the hub suite); with --hub-certs.
+    #[arg(long, requires = "hub_certs")]
+    hub_link: Option<String>,
+    /// The identities the kit plays on the hub's link: ca.pem, fingerprints.json, and per
+    /// country node-<cc>.pem / .key.pem (TLS) and signer-<cc>.pem / .key.pem (signing).
+    #[arg(long, requires = "hub_link")]
+    hub_certs: Option<PathBuf>,
+    /// The name the hub's TLS certificate is checked for (default: the host of --hub-link).
+    #[arg(long, requires = "hub_link")]
+    hub_server_name: Option<String>,
+}
+
 /// Runs one `cats conformance` command.
 pub fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
@@ -108,6 +137,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             as_country,
             hub,
+            link,
             ca,
             national_token,
             officer_token,
@@ -117,6 +147,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             parallel,
             certs,
         } => {
+            let HubLinkArgs {
+                hub_link,
+                hub_certs,
+                hub_server_name,
+            } = *link;
             if parallel == 0 {
                 bail!("--parallel must be at least 1");
             }
@@ -126,16 +161,60 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                     load_suite(dir).with_context(|| format!("loading {}", dir.display()))?;
                 cases.extend(suite.cases);
             }
+            let selected: Vec<&Case> = cases
+                .iter()
+                .filter(|c| filter.is_empty() || filter.iter().any(|t| c.has_tag(t)))
+                .collect();
+            let on_link = |c: &&Case| {
+                c.manifest
+                    .steps
+                    .iter()
+                    .any(|s| !s.link_identities().is_empty())
+            };
             let target_spec = if target == ["self"] {
-                if as_country.is_some() || ca.is_some() || hub.is_some() {
-                    bail!("--as-country, --ca and --hub are for a URL target, not --target self");
+                if as_country.is_some() || ca.is_some() || hub.is_some() || hub_link.is_some() {
+                    bail!(
+                        "--as-country, --ca, --hub and --hub-link are for a URL target, not --target self"
+                    );
                 }
-                TargetSpec::SelfWorld { certs }
+                TargetSpec::SelfWorld {
+                    certs,
+                    nodes: selected.iter().any(|c| !on_link(c)),
+                    link: selected.iter().any(on_link),
+                }
             } else {
-                let nodes = remote_nodes(&target, as_country, national_token, officer_token)?;
-                let ca =
-                    ca.context("a URL target needs --ca (the CA of the nodes' certificates)")?;
-                TargetSpec::Remote { nodes, hub, ca }
+                let nodes = if target.is_empty() {
+                    if as_country.is_some() {
+                        bail!("--as-country is for a node URL given with --target");
+                    }
+                    Vec::new()
+                } else {
+                    remote_nodes(&target, as_country, national_token, officer_token)?
+                };
+                let link = match (hub_link, hub_certs) {
+                    (Some(addr), Some(certs)) => Some(LinkOptions {
+                        server_name: match hub_server_name {
+                            Some(n) => n,
+                            None => link_host(&addr)?,
+                        },
+                        addr,
+                        certs,
+                    }),
+                    _ => None,
+                };
+                let ca = match (ca, &link) {
+                    (Some(ca), _) => ca,
+                    (None, Some(l)) if nodes.is_empty() => l.certs.join("ca.pem"),
+                    (None, _) => {
+                        bail!("a URL target needs --ca (the CA of the nodes' certificates)")
+                    }
+                };
+                TargetSpec::Remote {
+                    nodes,
+                    hub,
+                    ca,
+                    link,
+                }
             };
             let runtime = runtime()?;
             let results_value = runtime.block_on(async {
@@ -143,7 +222,11 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let options = RunOptions {
                     parallel,
                     filter,
-                    target: target.join(" "),
+                    target: if target.is_empty() {
+                        "the hub's link".to_owned()
+                    } else {
+                        target.join(" ")
+                    },
                 };
                 let r = cats_conformance::run::run(&driver, &cases, &options).await;
                 driver.stop().await;
@@ -206,12 +289,74 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 enum TargetSpec {
     SelfWorld {
         certs: PathBuf,
+        /// Start the demo's world (the cases talk to nodes).
+        nodes: bool,
+        /// Start a hub for the cases that talk to the hub as a node, and link to it.
+        link: bool,
     },
     Remote {
         nodes: Vec<RemoteNode>,
         hub: Option<String>,
         ca: PathBuf,
+        link: Option<LinkOptions>,
     },
+}
+
+/// The host of `HOST:PORT` (`[::1]:7443` gives `::1`).
+fn link_host(addr: &str) -> anyhow::Result<String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .with_context(|| format!("--hub-link {addr}: expected HOST:PORT"))?;
+    if port.parse::<u16>().is_err() || host.is_empty() {
+        bail!("--hub-link {addr}: expected HOST:PORT");
+    }
+    Ok(host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned())
+}
+
+/// The hub this command starts for the link cases of `--target self`, with its own store.
+struct LinkHub {
+    hub: cats_hub::RunningHub,
+    trigger: cats_transport::shutdown::ShutdownTrigger,
+    _dir: tempfile::TempDir,
+}
+
+impl LinkHub {
+    async fn start(certs: &Path) -> anyhow::Result<LinkHub> {
+        let countries = world::COUNTRIES
+            .iter()
+            .map(|c| message_catalog::ids::CountryCode::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .context("pilot countries")?;
+        let pki = cats_trust::pki::DevPki::init(certs, &countries, false)
+            .with_context(|| format!("creating the development PKI in {}", certs.display()))?;
+        let dir = tempfile::Builder::new()
+            .prefix("cats-conformance-hub-")
+            .tempdir()
+            .context("creating the link hub's temporary directory")?;
+        let mut raw = cats_hub::RawConfig::default();
+        raw.store.url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        raw.http.listen = "127.0.0.1:0".into();
+        raw.transport.listen = "127.0.0.1:0".into();
+        raw.certs.dir = pki.dir.clone();
+        let config = raw.resolve().context("configuring the link cases' hub")?;
+        let (trigger, shutdown) = cats_transport::shutdown::channel();
+        let hub = cats_hub::start(config, shutdown)
+            .await
+            .context("starting the link cases' hub")?;
+        Ok(LinkHub {
+            hub,
+            trigger,
+            _dir: dir,
+        })
+    }
+
+    async fn stop(self) {
+        self.trigger.trigger();
+        self.hub.stopped().await;
+    }
 }
 
 /// A node of a URL target.
@@ -289,6 +434,12 @@ struct HttpTarget {
     http: reqwest::Client,
     world: Option<tokio::sync::Mutex<World>>,
     environment: Vec<(String, String)>,
+    /// The kit's connections to the hub as the countries' nodes.
+    link: Option<HubLink>,
+    /// The API of the hub the link talks to.
+    link_hub: Option<String>,
+    /// That hub, when this command started it.
+    link_hub_running: Option<LinkHub>,
 }
 
 impl HttpTarget {
@@ -321,7 +472,54 @@ impl HttpTarget {
             ),
         ];
         match spec {
-            TargetSpec::SelfWorld { certs } => {
+            TargetSpec::SelfWorld {
+                certs,
+                nodes: want_nodes,
+                link: want_link,
+            } => {
+                let (link, link_hub, link_hub_running) = if want_link {
+                    let running = LinkHub::start(&certs).await?;
+                    let link = HubLink::connect(
+                        &LinkOptions {
+                            addr: running.hub.direct_addr.to_string(),
+                            server_name: "localhost".into(),
+                            certs: certs.clone(),
+                        },
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("linking to the hub: {e}"))?;
+                    let api = format!("http://{}", running.hub.http_addr);
+                    environment.push((
+                        "hub for the link cases".into(),
+                        format!(
+                            "started by the kit: direct link {}, API {api}, the kit playing {}",
+                            running.hub.direct_addr,
+                            link.countries().join(", ")
+                        ),
+                    ));
+                    (Some(link), Some(api), Some(running))
+                } else {
+                    (None, None, None)
+                };
+                if !want_nodes {
+                    let ca_pem = std::fs::read(certs.join("ca.pem"))
+                        .with_context(|| format!("reading {}", certs.join("ca.pem").display()))?;
+                    environment.push((
+                        "target".into(),
+                        "a hub started by the kit (no node cases selected)".into(),
+                    ));
+                    return Ok(HttpTarget {
+                        nodes: Nodes::default(),
+                        hub: None,
+                        http: http_client(&ca_pem)?,
+                        world: None,
+                        environment,
+                        link,
+                        link_hub,
+                        link_hub_running,
+                    });
+                }
                 let options = world::Options::resolve(&world::RawOptions {
                     transport: world::TransportKind::Direct,
                     amqp_url: None,
@@ -356,12 +554,16 @@ impl HttpTarget {
                     http,
                     world: Some(tokio::sync::Mutex::new(world)),
                     environment,
+                    link,
+                    link_hub,
+                    link_hub_running,
                 })
             }
             TargetSpec::Remote {
                 nodes: remote,
                 hub,
                 ca,
+                link,
             } => {
                 let ca_pem =
                     std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
@@ -389,20 +591,48 @@ impl HttpTarget {
                 if let Some(h) = &hub {
                     environment.push(("hub".into(), h.clone()));
                 }
+                let link = match link {
+                    Some(options) => {
+                        let link = HubLink::connect(&options, Duration::from_secs(15))
+                            .await
+                            .map_err(|e| anyhow::anyhow!("--hub-link {}: {e}", options.addr))?;
+                        environment.push((
+                            "hub link".into(),
+                            format!(
+                                "{} (TLS name {}), the kit playing {} from {}",
+                                options.addr,
+                                options.server_name,
+                                link.countries().join(", "),
+                                options.certs.display()
+                            ),
+                        ));
+                        Some(link)
+                    }
+                    None => None,
+                };
                 Ok(HttpTarget {
                     nodes,
+                    link_hub: hub.clone(),
                     hub,
                     http,
                     world: None,
                     environment,
+                    link,
+                    link_hub_running: None,
                 })
             }
         }
     }
 
     async fn stop(self) {
+        if let Some(link) = self.link {
+            link.close().await;
+        }
         if let Some(world) = self.world {
             world.into_inner().stop().await;
+        }
+        if let Some(hub) = self.link_hub_running {
+            hub.stop().await;
         }
     }
 
@@ -440,7 +670,7 @@ impl Driver for HttpTarget {
     }
 
     fn has_hub(&self) -> bool {
-        self.hub.is_some()
+        self.hub.is_some() || self.link_hub.is_some()
     }
 
     fn environment(&self) -> Vec<(String, String)> {
@@ -522,6 +752,48 @@ impl Driver for HttpTarget {
     async fn hub_movement(&self, mrn: &str) -> Result<Option<serde_json::Value>, DriverError> {
         let hub = self
             .hub
+            .as_deref()
+            .ok_or_else(|| DriverError("no hub API given (--hub)".into()))?;
+        get_json(&self.http, &format!("{hub}/api/v1/movements/{mrn}"), None).await
+    }
+
+    fn link_countries(&self) -> Vec<String> {
+        self.link
+            .as_ref()
+            .map(HubLink::countries)
+            .unwrap_or_default()
+    }
+
+    async fn hub_send(&self, request: HubSendRequest) -> Result<Vec<u8>, DriverError> {
+        match &self.link {
+            Some(link) => link.send(request).await,
+            None => Err(DriverError("no link to the hub (--hub-link)".into())),
+        }
+    }
+
+    async fn hub_wait(
+        &self,
+        country: &str,
+        filter: &HubFilter,
+        skip: usize,
+        within: Duration,
+    ) -> Result<Option<Delivered>, DriverError> {
+        match &self.link {
+            Some(link) => link.wait(country, filter, skip, within).await,
+            None => Err(DriverError("no link to the hub (--hub-link)".into())),
+        }
+    }
+
+    fn hub_delivered(&self, country: &str) -> Vec<Delivered> {
+        self.link
+            .as_ref()
+            .map(|l| l.delivered(country))
+            .unwrap_or_default()
+    }
+
+    async fn link_hub_movement(&self, mrn: &str) -> Result<Option<serde_json::Value>, DriverError> {
+        let hub = self
+            .link_hub
             .as_deref()
             .ok_or_else(|| DriverError("no hub API given (--hub)".into()))?;
         get_json(&self.http, &format!("{hub}/api/v1/movements/{mrn}"), None).await

@@ -15,10 +15,13 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let (trigger, shutdown) = cats_transport::shutdown::channel();
         let hub = cats_hub::start(resolved, shutdown).await?;
-        println!(
-            "hub listening: direct link {}, HTTP API http://{}",
-            hub.direct_addr, hub.http_addr
-        );
+        match hub.direct_addr {
+            Some(direct) => println!(
+                "hub listening: direct link {direct}, HTTP API http://{}",
+                hub.http_addr
+            ),
+            None => println!("hub listening: AMQP, HTTP API http://{}", hub.http_addr),
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         trigger.trigger();

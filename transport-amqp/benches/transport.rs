@@ -9,199 +9,21 @@
 //! Run: `cargo bench -p cats-transport-amqp --bench transport` (starts the test broker with
 //! `deploy/rabbitmq/start-node.sh` if it is not running). `CATS_BENCH_MESSAGES` sets the count.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
-use cats_transport_amqp::lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueuePurgeOptions,
-};
-use cats_transport_amqp::lapin::types::FieldTable;
-use cats_transport_amqp::lapin::{BasicProperties, Confirmation};
-use cats_transport_amqp::{AmqpConfig, AmqpTransport, TlsIdentity, raw_connection};
+use cats_transport_amqp::AmqpTransport;
 use futures::StreamExt;
 
-const PAYLOAD: usize = 5 * 1024;
-const WINDOW: usize = 256;
-const PORT: u16 = 56710;
-
-type Started = Arc<Mutex<HashMap<String, Instant>>>;
-
-struct Figures {
-    name: &'static str,
-    messages: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-}
-
-impl Figures {
-    fn rate(&self) -> f64 {
-        self.messages as f64 / self.elapsed.as_secs_f64()
-    }
-    fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies.clone();
-        sorted.sort();
-        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-        sorted.get(index).copied().unwrap_or_default()
-    }
-}
-
-fn certs_dir() -> PathBuf {
-    std::env::var_os("CATS_AMQP_TEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("cats-amqp-test"))
-        .join("certs")
-}
-
-fn start_broker(certs: &Path) {
-    cats_trust::DevPki::init(
-        certs,
-        &[CountryCode::KZ, CountryCode::AZ, CountryCode::GE],
-        false,
-    )
-    .expect("test PKI");
-    let state = certs
-        .parent()
-        .expect("certs has a parent")
-        .join("cats-test");
-    let status = Command::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rabbitmq/start-node.sh"),
-    )
-    .arg("--certs")
-    .arg(certs)
-    .arg("--state")
-    .arg(state)
-    .env("CATS_RABBITMQ_AMQPS_PORT", PORT.to_string())
-    .status()
-    .expect("start-node.sh runs");
-    assert!(status.success(), "the broker did not start");
-}
-
-fn config(certs: &Path, party: &str) -> AmqpConfig {
-    let mut config = AmqpConfig::new(
-        "localhost",
-        PORT,
-        TlsIdentity::from_pki_dir(certs, party).expect("certificates"),
-    );
-    config.prefetch = WINDOW as u16;
-    config.max_in_flight = WINDOW;
-    config
-}
-
-async fn purge(config: &AmqpConfig) {
-    let connection = raw_connection(config, "bench-purge")
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .queue_purge("cats.hub.in".into(), QueuePurgeOptions::default())
-        .await
-        .expect("purge");
-    let _ = connection.close(200, "done".into()).await;
-}
-
-/// (a) bare lapin, same broker, same durability.
-async fn bare(certs: &Path, n: usize, run: &str) -> Figures {
-    let node = raw_connection(&config(certs, "node-kz"), "bench-bare-node")
-        .await
-        .expect("node");
-    let hub = raw_connection(&config(certs, "hub-client"), "bench-bare-hub")
-        .await
-        .expect("hub");
-    let publisher = node.create_channel().await.expect("channel");
-    publisher
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .expect("confirms");
-    let consumer_channel = hub.create_channel().await.expect("channel");
-    consumer_channel
-        .basic_qos(WINDOW as u16, BasicQosOptions::default())
-        .await
-        .expect("qos");
-    let mut consumer = consumer_channel
-        .basic_consume(
-            "cats.hub.in".into(),
-            "bench-bare".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let payload = vec![b'x'; PAYLOAD];
-    let begin = Instant::now();
-    let receiver = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(n);
-        while latencies.len() < n {
-            let Some(Ok(d)) = consumer.next().await else {
-                break;
-            };
-            let id = d.properties.message_id().as_ref().map(|m| m.to_string());
-            d.ack(BasicAckOptions::default()).await.expect("ack");
-            if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
-                latencies.push(start.elapsed());
-            }
-        }
-        latencies
-    });
-    let sends = futures::stream::iter(0..n).map(|i| {
-        let publisher = publisher.clone();
-        let payload = &payload;
-        async move {
-            let id = format!("{run}-a-{i}");
-            started_put(&id);
-            let confirm = publisher
-                .basic_publish(
-                    "cats.hub.in".into(),
-                    id.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    payload,
-                    BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_message_id(id.as_str().into())
-                        .with_user_id("node-kz".into()),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-            assert!(matches!(confirm, Confirmation::Ack(None)));
-        }
-    });
-    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
-    let latencies = receiver.await.expect("receiver");
-    let elapsed = begin.elapsed();
-    let _ = node.close(200, "done".into()).await;
-    let _ = hub.close(200, "done".into()).await;
-    Figures {
-        name: "(a) bare lapin",
-        messages: n,
-        elapsed,
-        latencies,
-    }
-}
-
-// The start times of the bare run are kept in one global map so that the consumer task can
-// read them without sharing the stream's lifetime.
-fn started_ref() -> Started {
-    static STARTED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
-    STARTED.get_or_init(Started::default).clone()
-}
-fn started_put(id: &str) {
-    if let Ok(mut map) = started_ref().lock() {
-        map.insert(id.to_owned(), Instant::now());
-    }
-}
-fn started_take(started: &Started, id: &str) -> Option<Instant> {
-    started.lock().ok().and_then(|mut map| map.remove(id))
-}
+#[path = "support/baseline.rs"]
+mod baseline;
+use baseline::{
+    Figures, PAYLOAD, WINDOW, bare, certs_dir, config, purge, start_broker, started_put,
+    started_ref, started_take,
+};
 
 /// (b) AmqpTransport with sealed envelopes, verified at the hub.
 async fn transport(certs: &Path, n: usize, run: &str) -> Figures {
@@ -309,27 +131,37 @@ async fn signed<S: Transport + 'static, R: Transport + 'static>(
     let body = vec![b'x'; PAYLOAD];
     let begin = Instant::now();
     let prefix = format!("{run}-");
+    // The receiver verifies each delivery in a task of its own and acks it once verified, so
+    // that verification uses every core; the prefetch bounds how many are in flight.
     let consumer = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(n);
-        while latencies.len() < n {
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut received = 0;
+        while received < n {
             let d = receiver.receive().await.expect("receive");
             if !d.message_id.starts_with(&prefix) {
                 // Left over from an earlier run: not part of this measure.
                 d.ack().await.expect("ack");
                 continue;
             }
-            let from = match d.from {
-                PeerIdentity::Hub => cats_trust::PeerIdentity::Hub,
-                PeerIdentity::Node(c) => cats_trust::PeerIdentity::Node(c),
-            };
-            verifier
-                .open(&d.bytes, &from, chrono::Utc::now())
-                .expect("verified");
-            let id = d.message_id.clone();
-            d.ack().await.expect("ack");
-            if let Some(start) = started_take(&started_ref(), &id) {
-                latencies.push(start.elapsed());
-            }
+            received += 1;
+            let (verifier, done) = (verifier.clone(), done_tx.clone());
+            tokio::spawn(async move {
+                let from = match d.from {
+                    PeerIdentity::Hub => cats_trust::PeerIdentity::Hub,
+                    PeerIdentity::Node(c) => cats_trust::PeerIdentity::Node(c),
+                };
+                verifier
+                    .open(&d.bytes, &from, chrono::Utc::now())
+                    .expect("verified");
+                let id = d.message_id.clone();
+                d.ack().await.expect("ack");
+                let _ = done.send(started_take(&started_ref(), &id).map(|s| s.elapsed()));
+            });
+        }
+        drop(done_tx);
+        let mut latencies = Vec::with_capacity(n);
+        while let Some(latency) = done_rx.recv().await {
+            latencies.extend(latency);
         }
         latencies
     });
@@ -385,7 +217,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        purge(&config(&certs, "hub-client")).await;
+        purge(&config(&certs, "hub-client"), "cats.hub.in").await;
         let run = format!("bench{}", std::process::id());
         // Warm-up, then the measured runs, alternated so that neither gets a warmer broker.
         let _ = bare(&certs, 1_000.min(n), &format!("{run}w")).await;

@@ -76,6 +76,20 @@ pub struct RawAmqpConfig {
     /// Longest reconnection delay, milliseconds. Default 5000.
     #[serde(default = "defaults::reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// The hub only: how many partitions its inbound queue has (queues `cats.hub.in`,
+    /// `cats.hub.in.1` … `cats.hub.in.<N-1>`, fed by the consistent-hash exchange `cats.hub.in`
+    /// keyed on the MRN). Every hub process sharing a broker must say the same. Default 1.
+    #[serde(default = "defaults::partitions")]
+    pub partitions: u16,
+    /// The hub only: the partitions this process consumes from at once; it also consumes the
+    /// others, as a standby (single active consumer), after `standby_delay_ms`. Empty: all at
+    /// once. Default empty.
+    #[serde(default)]
+    pub preferred_partitions: Vec<u16>,
+    /// The hub only: delay before the standby consumers of the non-preferred partitions are
+    /// registered, milliseconds. Default 5000.
+    #[serde(default = "defaults::standby_delay_ms")]
+    pub standby_delay_ms: u64,
 }
 
 mod defaults {
@@ -109,7 +123,16 @@ mod defaults {
     pub fn reconnect_max_ms() -> u64 {
         5_000
     }
+    pub fn partitions() -> u16 {
+        1
+    }
+    pub fn standby_delay_ms() -> u64 {
+        5_000
+    }
 }
+
+/// The most partitions the hub's inbound queue may have.
+pub const MAX_PARTITIONS: u16 = 64;
 
 /// A client identity for TLS: the CA to trust and this party's certificate and key, all PEM.
 #[derive(Clone)]
@@ -220,6 +243,12 @@ pub struct AmqpConfig {
     pub reconnect_min: Duration,
     /// Longest reconnection delay.
     pub reconnect_max: Duration,
+    /// Partitions of the hub's inbound queue (1: `cats.hub.in` alone).
+    pub partitions: u16,
+    /// Partitions consumed at once; the others after `standby_delay` (empty: all at once).
+    pub preferred_partitions: Vec<u16>,
+    /// Delay before the standby consumers are registered.
+    pub standby_delay: Duration,
 }
 
 impl AmqpConfig {
@@ -237,6 +266,9 @@ impl AmqpConfig {
             heartbeat_s: defaults::heartbeat_s(),
             reconnect_min: Duration::from_millis(defaults::reconnect_min_ms()),
             reconnect_max: Duration::from_millis(defaults::reconnect_max_ms()),
+            partitions: defaults::partitions(),
+            preferred_partitions: Vec::new(),
+            standby_delay: Duration::from_millis(defaults::standby_delay_ms()),
         }
     }
 
@@ -264,6 +296,19 @@ impl AmqpConfig {
                 "must be at least 1 and at most reconnect_max_ms",
             ));
         }
+        if raw.partitions == 0 || raw.partitions > MAX_PARTITIONS {
+            return Err(value("partitions", "must be from 1 to 64"));
+        }
+        if raw
+            .preferred_partitions
+            .iter()
+            .any(|p| *p >= raw.partitions)
+        {
+            return Err(value(
+                "preferred_partitions",
+                "every partition must be below partitions (they are numbered from 0)",
+            ));
+        }
         Ok(AmqpConfig {
             host: raw.host.clone(),
             port: raw.port,
@@ -276,6 +321,9 @@ impl AmqpConfig {
             heartbeat_s: raw.heartbeat_s,
             reconnect_min: Duration::from_millis(raw.reconnect_min_ms),
             reconnect_max: Duration::from_millis(raw.reconnect_max_ms),
+            partitions: raw.partitions,
+            preferred_partitions: raw.preferred_partitions.clone(),
+            standby_delay: Duration::from_millis(raw.standby_delay_ms),
         })
     }
 
@@ -319,6 +367,8 @@ mod tests {
         assert_eq!(config.port, 5671);
         assert_eq!(config.vhost, "cats");
         assert_eq!(config.prefetch, 256);
+        assert_eq!(config.partitions, 1);
+        assert!(config.preferred_partitions.is_empty());
         assert!(
             raw(serde_json::json!({
                 "ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem", "prefetsh": 1
@@ -337,6 +387,24 @@ mod tests {
             AmqpConfig::resolve(&config),
             Err(ConfigError::Read { .. })
         ));
+        config.partitions = 0;
+        assert!(matches!(
+            AmqpConfig::resolve(&config),
+            Err(ConfigError::Value {
+                key: "partitions",
+                ..
+            })
+        ));
+        config.partitions = 4;
+        config.preferred_partitions = vec![1, 4];
+        assert!(matches!(
+            AmqpConfig::resolve(&config),
+            Err(ConfigError::Value {
+                key: "preferred_partitions",
+                ..
+            })
+        ));
+        config.preferred_partitions = vec![1, 3];
         config.prefetch = 0;
         assert!(matches!(
             AmqpConfig::resolve(&config),

@@ -6,13 +6,17 @@
 use std::fmt;
 
 use cats_transport::contract::TransportError;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions};
+use lapin::options::{
+    BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use tokio::time::timeout;
 
 use crate::config::AmqpConfig;
+use crate::topology;
 
 /// An open connection and its channels.
 pub(crate) struct Link {
@@ -33,15 +37,21 @@ impl fmt::Debug for Link {
 }
 
 impl Link {
-    /// Opens a link. With `consume_from`, also starts a consumer on that queue.
+    /// Opens a link. With `declare_hub_partitions`, first declares the hub's partition queues
+    /// ([`declare_partitions`]). With `consume_from`, also opens a consumer channel and starts
+    /// a consumer on each of those queues.
     pub(crate) async fn open(
         config: &AmqpConfig,
         connection_name: &str,
-        consume_from: Option<&str>,
+        consume_from: Option<&[String]>,
+        declare_hub_partitions: bool,
         generation: u64,
-    ) -> Result<(Link, Option<Consumer>), TransportError> {
+    ) -> Result<(Link, Vec<Consumer>), TransportError> {
         let connection = connect(config, connection_name).await?;
         let op = config.operation_timeout;
+        if declare_hub_partitions {
+            declare_partitions(config, &connection).await?;
+        }
         let publisher = timed(
             op,
             "opening the publisher channel",
@@ -54,9 +64,9 @@ impl Link {
             publisher.confirm_select(ConfirmSelectOptions::default()),
         )
         .await?;
-        let (consumer_channel, consumer) = match consume_from {
-            None => (None, None),
-            Some(queue) => {
+        let (consumer_channel, consumers) = match consume_from {
+            None => (None, Vec::new()),
+            Some(queues) => {
                 let channel = timed(
                     op,
                     "opening the consumer channel",
@@ -69,18 +79,12 @@ impl Link {
                     channel.basic_qos(config.prefetch, BasicQosOptions::default()),
                 )
                 .await?;
-                let consumer = timed(
-                    op,
-                    "starting the consumer",
-                    channel.basic_consume(
-                        queue.into(),
-                        format!("{connection_name}-{generation}").into(),
-                        BasicConsumeOptions::default(),
-                        FieldTable::default(),
-                    ),
-                )
-                .await?;
-                (Some(channel), Some(consumer))
+                let mut consumers = Vec::with_capacity(queues.len());
+                for queue in queues {
+                    consumers
+                        .push(consume(config, &channel, queue, connection_name, generation).await?);
+                }
+                (Some(channel), consumers)
             }
         };
         Ok((
@@ -90,8 +94,21 @@ impl Link {
                 consumer: consumer_channel,
                 generation,
             },
-            consumer,
+            consumers,
         ))
+    }
+
+    /// Starts one more consumer, on the link's consumer channel.
+    pub(crate) async fn consume(
+        &self,
+        config: &AmqpConfig,
+        queue: &str,
+        connection_name: &str,
+    ) -> Result<Consumer, TransportError> {
+        let channel = self.consumer.as_ref().ok_or_else(|| {
+            TransportError::Config("this link was opened without a consumer channel".into())
+        })?;
+        consume(config, channel, queue, connection_name, self.generation).await
     }
 
     /// Whether the connection and every channel are still open.
@@ -114,6 +131,89 @@ impl Link {
             .await;
         }
     }
+}
+
+async fn consume(
+    config: &AmqpConfig,
+    channel: &Channel,
+    queue: &str,
+    connection_name: &str,
+    generation: u64,
+) -> Result<Consumer, TransportError> {
+    timed(
+        config.operation_timeout,
+        "starting the consumer",
+        channel.basic_consume(
+            queue.into(),
+            format!("{connection_name}-{generation}-{queue}").into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+}
+
+/// Declares the partition queues `cats.hub.in.1` … `cats.hub.in.<partitions-1>` of the hub's
+/// inbound queue (partition 0, `cats.hub.in`, is in the definitions) with the arguments of
+/// `cats.hub.in` (quorum, single active consumer, dead letters to `cats.hub.in.dlq`), and binds
+/// each to the consistent-hash exchange `cats.hub.in` with the common weight. Idempotent: the
+/// declarations and bindings of another hub process are the same.
+pub(crate) async fn declare_partitions(
+    config: &AmqpConfig,
+    connection: &Connection,
+) -> Result<(), TransportError> {
+    if config.partitions <= 1 {
+        return Ok(());
+    }
+    let op = config.operation_timeout;
+    let channel = timed(
+        op,
+        "opening the declaration channel",
+        connection.create_channel(),
+    )
+    .await?;
+    for index in 1..config.partitions {
+        let queue = topology::hub_partition_queue(index);
+        let mut arguments = FieldTable::default();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes()));
+        arguments.insert("x-queue-type".into(), text("quorum"));
+        arguments.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            text(topology::DEAD_LETTER_EXCHANGE),
+        );
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            text(topology::HUB_INBOUND_QUEUE),
+        );
+        timed(
+            op,
+            "declaring a partition queue",
+            channel.queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                arguments,
+            ),
+        )
+        .await?;
+        timed(
+            op,
+            "binding a partition queue",
+            channel.queue_bind(
+                queue.as_str().into(),
+                topology::HUB_INBOUND_EXCHANGE.into(),
+                topology::PARTITION_WEIGHT.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+    }
+    let _ = timeout(op, channel.close(200, "declared".into())).await;
+    Ok(())
 }
 
 /// Opens an amqps connection with the client certificate of `config` and SASL EXTERNAL.

@@ -27,6 +27,21 @@ pub const ORIGINAL_QUEUE_HEADER: &str = "x-cats-original-queue";
 /// Header carrying the partition key (the MRN) of a message.
 pub const PARTITION_KEY_HEADER: &str = "x-cats-partition-key";
 
+/// The queue of partition `index` of the hub's inbound queue: `cats.hub.in` for partition 0
+/// (the one queue when there is one partition, declared by the definitions), `cats.hub.in.<i>`
+/// for the others (declared by the hub, with the same arguments).
+pub fn hub_partition_queue(index: u16) -> String {
+    if index == 0 {
+        HUB_INBOUND_QUEUE.to_owned()
+    } else {
+        format!("{HUB_INBOUND_QUEUE}.{index}")
+    }
+}
+
+/// Binding weight of every partition queue on the consistent-hash exchange `cats.hub.in`: the
+/// same for all, so each takes an equal share of the MRN hash ring.
+pub const PARTITION_WEIGHT: &str = "1";
+
 /// The queue a party consumes from: `cats.hub.in` for the hub, `cats.node.KZ` for node KZ.
 pub fn consumer_queue(identity: PeerIdentity) -> String {
     match identity {
@@ -86,6 +101,15 @@ mod tests {
         ] {
             assert_eq!(identity_of_user(user), None, "{user}");
         }
+    }
+
+    #[test]
+    fn partition_queues() {
+        assert_eq!(hub_partition_queue(0), "cats.hub.in");
+        assert_eq!(hub_partition_queue(3), "cats.hub.in.3");
+        let definitions = include_str!("../../deploy/rabbitmq/definitions.json");
+        assert!(definitions.contains("\"x-consistent-hash\""));
+        assert!(definitions.contains("\"x-single-active-consumer\": true"));
     }
 
     #[test]

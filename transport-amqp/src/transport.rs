@@ -21,6 +21,7 @@ use cats_transport::contract::{
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
+use futures::stream::{BoxStream, SelectAll};
 use lapin::options::{BasicAckOptions, BasicNackOptions, BasicPublishOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Confirmation, Consumer};
@@ -59,8 +60,14 @@ struct Shared {
     me: PeerIdentity,
     /// The broker user (the CN of our certificate), set as `user_id` on everything we publish.
     user: String,
-    /// The queue we consume from, if we receive.
+    /// The queue we consume from, if we receive (for the hub, `cats.hub.in`, the base name of
+    /// its partitions, which is also the dead-letter routing key of all of them).
     queue: Option<String>,
+    /// The queues consumed from as soon as a link opens.
+    consume_now: Vec<String>,
+    /// The queues consumed from `config.standby_delay` after a link opens (the hub's
+    /// non-preferred partitions, where it stands by behind another hub's active consumer).
+    standby: Vec<String>,
     link: watch::Sender<Option<Arc<Link>>>,
     /// Raised by whoever sees the current link fail; the supervisor replaces it.
     broken: Notify,
@@ -118,6 +125,10 @@ impl AmqpTransport {
             Role::SendAndReceive => Some(topology::consumer_queue(me)),
             Role::SendOnly => None,
         };
+        let (consume_now, standby) = match role {
+            Role::SendOnly => (Vec::new(), Vec::new()),
+            Role::SendAndReceive => consumer_queues(&config, me),
+        };
         let capacity = usize::from(config.prefetch).max(1);
         let (link_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
@@ -126,6 +137,8 @@ impl AmqpTransport {
             me,
             user,
             queue,
+            consume_now,
+            standby,
             link: link_tx,
             broken: Notify::new(),
             shutdown: AtomicBool::new(false),
@@ -293,6 +306,20 @@ impl Transport for AmqpTransport {
     }
 }
 
+/// The queues `me` consumes from at once, and those it stands by on (see [`Shared::standby`]).
+fn consumer_queues(config: &AmqpConfig, me: PeerIdentity) -> (Vec<String>, Vec<String>) {
+    match me {
+        PeerIdentity::Node(_) => (vec![topology::consumer_queue(me)], Vec::new()),
+        PeerIdentity::Hub => {
+            let preferred = &config.preferred_partitions;
+            let (now, later): (Vec<u16>, Vec<u16>) =
+                (0..config.partitions).partition(|p| preferred.is_empty() || preferred.contains(p));
+            let names = |v: Vec<u16>| v.into_iter().map(topology::hub_partition_queue).collect();
+            (names(now), names(later))
+        }
+    }
+}
+
 /// A delivery waiting for `receive`, with a handle to tell whether its link is still alive.
 struct Pending {
     delivery: Delivery,
@@ -352,21 +379,33 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-async fn open_link(shared: &Arc<Shared>) -> Result<(Arc<Link>, Option<Consumer>), TransportError> {
+async fn open_link(shared: &Arc<Shared>) -> Result<(Arc<Link>, Vec<Consumer>), TransportError> {
     let generation = shared.generations.fetch_add(1, Ordering::SeqCst) + 1;
-    let name = format!("cats-{}", shared.user);
-    let (link, consumer) =
-        Link::open(&shared.config, &name, shared.queue.as_deref(), generation).await?;
+    let name = connection_name(shared);
+    let receiving = shared.queue.is_some();
+    let declare = receiving && shared.me == PeerIdentity::Hub;
+    let (link, consumer) = Link::open(
+        &shared.config,
+        &name,
+        receiving.then_some(shared.consume_now.as_slice()),
+        declare,
+        generation,
+    )
+    .await?;
     let link = Arc::new(link);
     shared.link.send_replace(Some(link.clone()));
     info!(generation, "connected to the broker");
     Ok((link, consumer))
 }
 
+fn connection_name(shared: &Shared) -> String {
+    format!("cats-{}", shared.user)
+}
+
 /// Keeps a link open for as long as the transport lives.
 async fn supervise(
     shared: Arc<Shared>,
-    first: (Arc<Link>, Option<Consumer>),
+    first: (Arc<Link>, Vec<Consumer>),
     deliveries: mpsc::Sender<Pending>,
 ) {
     let mut current = Some(first);
@@ -404,28 +443,58 @@ async fn supervise(
     }
 }
 
-/// Pumps deliveries from one link until it fails or the transport shuts down.
+/// Pumps deliveries from one link until it fails or the transport shuts down. Its consumers
+/// (one per queue) are merged; one that ends ends the link. The standby consumers are started
+/// `config.standby_delay` after the link opened.
 async fn run_link(
     shared: &Arc<Shared>,
     link: &Arc<Link>,
-    consumer: Option<Consumer>,
+    consumers: Vec<Consumer>,
     deliveries: &mpsc::Sender<Pending>,
 ) {
-    let mut consumer = consumer;
+    let ended = || futures::stream::once(async { None });
+    let mut merged: SelectAll<BoxStream<'static, Option<lapin::Result<lapin::message::Delivery>>>> =
+        SelectAll::new();
+    for consumer in consumers {
+        merged.push(consumer.map(Some).chain(ended()).boxed());
+    }
+    let mut standby = (!shared.standby.is_empty())
+        .then(|| Box::pin(tokio::time::sleep(shared.config.standby_delay)));
     let mut health = tokio::time::interval(Duration::from_millis(250));
     loop {
         if shared.shutdown.load(Ordering::SeqCst) {
             return;
         }
         let next = async {
-            match consumer.as_mut() {
-                Some(c) => c.next().await,
+            if merged.is_empty() {
+                futures::future::pending().await
+            } else {
+                merged.next().await
+            }
+        };
+        let standby_due = async {
+            match standby.as_mut() {
+                Some(sleep) => sleep.await,
                 None => futures::future::pending().await,
             }
         };
         tokio::select! {
+            () = standby_due => {
+                standby = None;
+                let name = connection_name(shared);
+                for queue in &shared.standby {
+                    match link.consume(&shared.config, queue, &name).await {
+                        Ok(consumer) => merged.push(consumer.map(Some).chain(ended()).boxed()),
+                        Err(error) => {
+                            warn!(%error, queue, "cannot stand by on a partition");
+                            return;
+                        }
+                    }
+                }
+                info!(queues = ?shared.standby, "standing by on the other partitions");
+            }
             item = next => match item {
-                Some(Ok(delivery)) => {
+                Some(Some(Ok(delivery))) => {
                     let acker = delivery.acker.clone();
                     match incoming(shared, link, delivery) {
                         Ok(delivery) => {
@@ -443,11 +512,11 @@ async fn run_link(
                         }
                     }
                 }
-                Some(Err(error)) => {
+                Some(Some(Err(error))) => {
                     warn!(%error, "consumer failed");
                     return;
                 }
-                None => {
+                Some(None) | None => {
                     warn!("consumer ended");
                     return;
                 }

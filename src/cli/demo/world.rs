@@ -292,7 +292,9 @@ impl World {
             ),
             None => println!(
                 "hub      direct link {}  API http://{}  store {hub_store}",
-                hub.direct_addr, hub.http_addr
+                hub.direct_addr
+                    .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                hub.http_addr
             ),
         }
 
@@ -392,7 +394,7 @@ async fn start_node(
     country: &str,
     pki: &Path,
     store_url: &str,
-    hub: SocketAddr,
+    hub: Option<SocketAddr>,
 ) -> anyhow::Result<RunningNode> {
     use cats_node::config::RawToken;
     let national_token = token();
@@ -425,7 +427,7 @@ async fn start_node(
         }
         None => {
             raw.transport.kind = "direct".into();
-            raw.transport.hub = hub.to_string();
+            raw.transport.hub = hub.context("the hub runs no direct link")?.to_string();
             raw.transport.server_name = "localhost".into();
         }
     }

@@ -77,8 +77,8 @@ struct HubInner {
     store: Store,
     queue: NodeQueue,
     trust: Arc<RwLock<TrustStore>>,
-    deliveries_tx: mpsc::Sender<Delivery>,
-    deliveries_rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
+    deliveries_tx: mpsc::Sender<Pending>,
+    deliveries_rx: tokio::sync::Mutex<mpsc::Receiver<Pending>>,
     nodes: Mutex<HashMap<CountryCode, NodeSlot>>,
     next_connection: AtomicU64,
     shutdown: Shutdown,
@@ -230,11 +230,32 @@ impl Transport for DirectHub {
     async fn receive(&self) -> Result<Delivery, TransportError> {
         let mut shutdown = self.inner.shutdown.clone();
         let mut rx = self.inner.deliveries_rx.lock().await;
-        tokio::select! {
-            delivery = rx.recv() => delivery.ok_or(TransportError::Closed),
-            _ = shutdown.wait() => Err(TransportError::Closed),
+        loop {
+            tokio::select! {
+                pending = rx.recv() => match pending {
+                    // Its connection has closed since: the ack could not reach the node, which
+                    // sends the message again on its next connection.
+                    Some(pending) if pending.frames.is_closed() => {
+                        tracing::debug!(
+                            message_id = %pending.delivery.message_id,
+                            "direct hub: dropping a delivery from a closed connection"
+                        );
+                    }
+                    Some(pending) => return Ok(pending.delivery),
+                    None => return Err(TransportError::Closed),
+                },
+                _ = shutdown.wait() => return Err(TransportError::Closed),
+            }
         }
     }
+}
+
+/// A delivery waiting for `receive`, with the frame sender of its connection (closed once the
+/// connection has ended).
+#[derive(Debug)]
+struct Pending {
+    delivery: Delivery,
+    frames: mpsc::UnboundedSender<Frame>,
 }
 
 pub(crate) fn frame_size(msg: &Outbound) -> usize {
@@ -325,10 +346,19 @@ async fn serve_connection(
     mut shutdown: Shutdown,
 ) -> Result<(), TransportError> {
     let config = &inner.config;
-    let tls = tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp))
+    let tls = match tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp))
         .await
         .map_err(|_| TransportError::Timeout("the TLS handshake"))?
-        .map_err(|e| TransportError::Tls(e.to_string()))?;
+    {
+        Ok(tls) => tls,
+        // Closed before a single byte of handshake: a TCP probe (the hub's own `/readyz`, a
+        // load balancer), not a node. Not worth more than a debug line.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!("direct hub: connection closed before the TLS handshake");
+            return Ok(());
+        }
+        Err(e) => return Err(TransportError::Tls(e.to_string())),
+    };
     let identity = {
         let der = tls
             .get_ref()
@@ -449,9 +479,10 @@ async fn serve_connection(
                     let delivery = Delivery::new(
                         identity, message_id, partition_key, body, redelivered, Box::new(acker),
                     );
+                    let pending = Pending { delivery, frames: frames_tx.clone() };
                     // A full channel stops reading: backpressure down to the node's window.
                     tokio::select! {
-                        sent = inner.deliveries_tx.send(delivery) => {
+                        sent = inner.deliveries_tx.send(pending) => {
                             if sent.is_err() { break Err(TransportError::Closed); }
                         }
                         _ = shutdown.wait() => break Ok(()),
@@ -549,7 +580,7 @@ struct HubAcker {
     seq: u64,
     frames: mpsc::UnboundedSender<Frame>,
     store: Store,
-    redeliver: mpsc::Sender<Delivery>,
+    redeliver: mpsc::Sender<Pending>,
     from: PeerIdentity,
     message_id: String,
     partition_key: Option<String>,
@@ -635,8 +666,12 @@ impl Drop for HubAcker {
             Box::new(again),
         );
         let redeliver = self.redeliver.clone();
+        let pending = Pending {
+            delivery,
+            frames: self.frames.clone(),
+        };
         handle.spawn(async move {
-            let _ = redeliver.send(delivery).await;
+            let _ = redeliver.send(pending).await;
         });
     }
 }

@@ -1,0 +1,201 @@
+//! What the transport benchmark and the hub benchmark share: the test broker (started with
+//! `deploy/rabbitmq/start-node.sh` on 127.0.0.1:56710 if it is not running), the connection
+//! settings, the figures, and (a) the bare lapin baseline: publish with confirms, consume,
+//! ack, nothing else, on the same broker with the same durability as the measured rows.
+//!
+//! Included by `transport-amqp/benches/transport.rs` and `hub/benches/hub.rs` with `#[path]`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cats_transport::contract::CountryCode;
+use cats_transport_amqp::lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueuePurgeOptions,
+};
+use cats_transport_amqp::lapin::types::FieldTable;
+use cats_transport_amqp::lapin::{BasicProperties, Confirmation};
+use cats_transport_amqp::{AmqpConfig, TlsIdentity, raw_connection};
+use futures::StreamExt;
+
+pub const PAYLOAD: usize = 5 * 1024;
+pub const WINDOW: usize = 256;
+pub const PORT: u16 = 56710;
+
+pub type Started = Arc<Mutex<HashMap<String, Instant>>>;
+
+pub struct Figures {
+    pub name: &'static str,
+    pub messages: usize,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
+}
+
+impl Figures {
+    pub fn rate(&self) -> f64 {
+        self.messages as f64 / self.elapsed.as_secs_f64()
+    }
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted.get(index).copied().unwrap_or_default()
+    }
+}
+
+pub fn certs_dir() -> PathBuf {
+    std::env::var_os("CATS_AMQP_TEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("cats-amqp-test"))
+        .join("certs")
+}
+
+pub fn start_broker(certs: &Path) {
+    cats_trust::DevPki::init(
+        certs,
+        &[CountryCode::KZ, CountryCode::AZ, CountryCode::GE],
+        false,
+    )
+    .expect("test PKI");
+    let state = certs
+        .parent()
+        .expect("certs has a parent")
+        .join("cats-test");
+    let status = Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rabbitmq/start-node.sh"),
+    )
+    .arg("--certs")
+    .arg(certs)
+    .arg("--state")
+    .arg(state)
+    .env("CATS_RABBITMQ_AMQPS_PORT", PORT.to_string())
+    .status()
+    .expect("start-node.sh runs");
+    assert!(status.success(), "the broker did not start");
+}
+
+pub fn config(certs: &Path, party: &str) -> AmqpConfig {
+    let mut config = AmqpConfig::new(
+        "localhost",
+        PORT,
+        TlsIdentity::from_pki_dir(certs, party).expect("certificates"),
+    );
+    config.prefetch = WINDOW as u16;
+    config.max_in_flight = WINDOW;
+    config
+}
+
+pub async fn purge(config: &AmqpConfig, queue: &str) {
+    let connection = raw_connection(config, "bench-purge")
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .queue_purge(queue.into(), QueuePurgeOptions::default())
+        .await
+        .expect("purge");
+    let _ = connection.close(200, "done".into()).await;
+}
+
+/// (a) bare lapin, same broker, same durability.
+pub async fn bare(certs: &Path, n: usize, run: &str) -> Figures {
+    let node = raw_connection(&config(certs, "node-kz"), "bench-bare-node")
+        .await
+        .expect("node");
+    let hub = raw_connection(&config(certs, "hub-client"), "bench-bare-hub")
+        .await
+        .expect("hub");
+    let publisher = node.create_channel().await.expect("channel");
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let consumer_channel = hub.create_channel().await.expect("channel");
+    consumer_channel
+        .basic_qos(WINDOW as u16, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let mut consumer = consumer_channel
+        .basic_consume(
+            "cats.hub.in".into(),
+            "bench-bare".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let payload = vec![b'x'; PAYLOAD];
+    let begin = Instant::now();
+    let receiver = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(n);
+        while latencies.len() < n {
+            let Some(Ok(d)) = consumer.next().await else {
+                break;
+            };
+            let id = d.properties.message_id().as_ref().map(|m| m.to_string());
+            d.ack(BasicAckOptions::default()).await.expect("ack");
+            if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
+                latencies.push(start.elapsed());
+            }
+        }
+        latencies
+    });
+    let sends = futures::stream::iter(0..n).map(|i| {
+        let publisher = publisher.clone();
+        let payload = &payload;
+        async move {
+            let id = format!("{run}-a-{i}");
+            started_put(&id);
+            let confirm = publisher
+                .basic_publish(
+                    "cats.hub.in".into(),
+                    id.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    payload,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_message_id(id.as_str().into())
+                        .with_user_id("node-kz".into()),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            assert!(matches!(confirm, Confirmation::Ack(None)));
+        }
+    });
+    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
+    let latencies = receiver.await.expect("receiver");
+    let elapsed = begin.elapsed();
+    let _ = node.close(200, "done".into()).await;
+    let _ = hub.close(200, "done".into()).await;
+    Figures {
+        name: "(a) bare lapin",
+        messages: n,
+        elapsed,
+        latencies,
+    }
+}
+
+// The start times of the bare run are kept in one global map so that the consumer task can
+// read them without sharing the stream's lifetime.
+pub fn started_ref() -> Started {
+    static STARTED: std::sync::OnceLock<Started> = std::sync::OnceLock::new();
+    STARTED.get_or_init(Started::default).clone()
+}
+pub fn started_put(id: &str) {
+    if let Ok(mut map) = started_ref().lock() {
+        map.insert(id.to_owned(), Instant::now());
+    }
+}
+pub fn started_take(started: &Started, id: &str) -> Option<Instant> {
+    started.lock().ok().and_then(|mut map| map.remove(id))
+}
