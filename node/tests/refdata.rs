@@ -125,7 +125,10 @@ async fn world(db: Db) -> Option<World> {
         raw.node.country = c.to_string();
         raw.store.url = database_url(db, dir.path(), &name).await?;
         raw.http.listen = "127.0.0.1:0".into();
-        raw.transport.hub = hub.direct_addr.to_string();
+        raw.transport.hub = hub
+            .direct_addr
+            .expect("the hub runs the direct link")
+            .to_string();
         raw.transport.server_name = "localhost".into();
         raw.certs.dir = files.dir.clone();
         nodes.insert(c, start_node(raw).await);
