@@ -155,10 +155,45 @@ enum Command {
         #[command(subcommand)]
         command: DeadLettersCommand,
     },
+    /// The hub's reference data as files: export the version in force, or import a
+    /// directory as one change (checked, audited and distributed by the hub).
+    Refs {
+        /// The hub's API.
+        #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
+        hub: String,
+        #[command(subcommand)]
+        command: RefsCommand,
+    },
     /// The development PKI.
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RefsCommand {
+    /// Write the reference data in force into DIR.
+    Export {
+        /// `csv` (one file per section) or `xml` (the CA005C of the whole set).
+        #[arg(long, value_enum, default_value = "csv")]
+        format: cli::refs::Format,
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Send what DIR holds to the hub as one change.
+    Import {
+        /// `csv` or `xml`.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: cli::refs::Format,
+        /// Who imports (default `$USER`).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Why.
+        #[arg(long, default_value = "import")]
+        reason: String,
+        /// The directory.
+        dir: PathBuf,
     },
 }
 
@@ -413,6 +448,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             },
         ),
+        Command::Refs { hub, command } => match command {
+            RefsCommand::Export { format, dir } => {
+                cli::refs::run(&hub, cli::refs::Action::Export, format, &dir)
+            }
+            RefsCommand::Import {
+                format,
+                actor,
+                reason,
+                dir,
+            } => cli::refs::run(
+                &hub,
+                cli::refs::Action::Import { actor, reason },
+                format,
+                &dir,
+            ),
+        },
         Command::Certs { command } => match command {
             CertsCommand::Init {
                 dir,

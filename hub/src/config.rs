@@ -669,7 +669,10 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         ResolvedTransport::Amqp { .. } => None,
     };
     let store = HubStore::connect(&config.store_url).await?;
-    crate::guarantee::register(&store, &config.reference).await?;
+    let reference = crate::refdata::open(&store, &config.reference)
+        .await
+        .map_err(|e| HubError::Invalid(format!("reference data: {e}")))?;
+    crate::guarantee::register(&store, &reference).await?;
     let metrics = Arc::new(Metrics::new());
     let countries: Vec<CountryCode> = config.reference.countries().map(|c| c.code).collect();
     let services = Arc::new(HubServices {
@@ -737,6 +740,11 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
             )
         }
     };
+    background.push(tokio::spawn(crate::refdata::run_dispatcher(
+        store.clone(),
+        replay.clone(),
+        shutdown.clone(),
+    )));
     let from_transport_table = matches!(transport, HubTransport::Direct { .. });
     let kind = transport.kind();
     let operations = Arc::new(Operations::new(
@@ -770,6 +778,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         metrics,
         operations: operations.clone(),
     })
+    .merge(crate::refdata::routes(services.clone()))
     .merge(crate::insurer::routes(insurer_api));
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {

@@ -555,6 +555,11 @@ pub async fn reserve_with(
         )
     };
     let checked = cover(&contracts, &request.holder, day)
+        .and_then(|c| {
+            crate::refdata::holder_eligible(reference, &request.holder)
+                .map(|()| c)
+                .map_err(|r| (r, Some(c)))
+        })
         .map_err(|(reason, c)| refuse(reason, c))
         .and_then(|c| {
             reference
@@ -1131,7 +1136,14 @@ pub async fn apply(
                 request_id: entry.entry.message_id.clone(),
                 request_sequence: Some(entry.sequence),
             };
-            let answer = reserve_with(tx, &services.reference, &services.ledger, &ask, day).await?;
+            let answer = reserve_with(
+                tx,
+                &crate::refdata::current(services),
+                &services.ledger,
+                &ask,
+                day,
+            )
+            .await?;
             tracing::info!(
                 mrn = ask.mrn,
                 grn = ask.grn,

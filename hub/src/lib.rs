@@ -15,6 +15,10 @@
 //! - [`registry`]: the movement registry kept from accepted messages, and its queries.
 //! - [`guarantee`]: the comprehensive-guarantee ledger (CD203C → CD205C, CD204C, CD209C) and
 //!   `/api/v1/guarantees`.
+//! - [`refdata`]: the master copy of the reference data (versions, audit), its distribution to
+//!   the nodes (CA005C), the answer to a node that is behind (CA006C), `/api/v1/refs`.
+//! - [`registrations`]: AEO, authorised trader and insurer registration (CA003C, review over
+//!   `/api/v1/registrations`, CA004C).
 //! - [`insurer`]: insurers and the administrator on the ledger: contract submission and
 //!   approval, the insurer's view, enquiries, liabilities and their indemnity process,
 //!   threshold notifications (`/api/v1/insurance-contracts`, `/api/v1/insurer/contracts`, …).
@@ -43,6 +47,8 @@ pub mod metrics;
 pub mod operations;
 pub mod pipeline;
 pub mod reconcile;
+pub mod refdata;
+pub mod registrations;
 pub mod registry;
 pub mod routing;
 pub mod store;

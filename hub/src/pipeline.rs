@@ -439,6 +439,14 @@ impl<T: Transport> Pipeline<T> {
             Err(r) => return self.reject(delivery, &seen, signer, sender, r, now).await,
         };
 
+        // Requests a node makes of the hub itself: reference data (CA006C), registration
+        // (CA003C).
+        if crate::refdata::is_node_request(&message) {
+            return self
+                .node_request(delivery, &seen, signer, sender, &message, now)
+                .await;
+        }
+
         // 5. Header/body consistency and reference checks.
         let root = message.message_type();
         let mut problems = Vec::new();
@@ -494,7 +502,7 @@ impl<T: Transport> Pipeline<T> {
                         "the body's MRN is not the envelope's".into(),
                     ));
                 }
-                problems.extend(routing::check(f, sender, &s.reference));
+                problems.extend(routing::check(f, sender, &crate::refdata::current(s)));
             }
         }
         if problems.is_empty() && guarantee::is_ledger_message(&message) {
@@ -580,6 +588,142 @@ impl<T: Transport> Pipeline<T> {
         Ok(Outcome::Accepted {
             sequence: entry.sequence,
             recipients: recipients.into_iter().collect(),
+        })
+    }
+
+    /// A CA006C (answered with the whole reference data) or a CA003C (recorded as a pending
+    /// registration, or refused at once with a CA004C): journalled as accepted for the hub; the
+    /// answer is signed, journalled and owed in the same transaction, and the reference-data
+    /// dispatcher sends it.
+    async fn node_request(
+        &self,
+        delivery: Delivery,
+        seen: &Seen,
+        signer: Option<String>,
+        sender: CountryCode,
+        message: &message_catalog::Message,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, PipelineError> {
+        use crate::refdata::RefdataError;
+        use crate::registrations::{self, Application, Register, RegistrationError};
+        use message_catalog::Message;
+        let s = &self.services;
+        let root = message.message_type();
+        if root != seen.message_type
+            || message.message_identification() != Some(seen.message_id.as_str())
+            || seen.recipient != Recipient::Hub
+        {
+            let r = rejection(
+                RejectionKind::Functional,
+                root,
+                vec![one_problem(
+                    &format!("/{root}"),
+                    ErrorCode::RULE,
+                    "hub.header",
+                    format!(
+                        "the envelope's type, identification or recipient is not the body's \
+                         ({root} goes to the hub)"
+                    ),
+                )],
+            );
+            return self.reject(delivery, seen, signer, sender, r, now).await;
+        }
+        if self.id_taken(seen).await? {
+            let r = rejection(
+                RejectionKind::Functional,
+                root,
+                vec![one_problem(
+                    &format!("/{root}/messageIdentification"),
+                    ErrorCode::DUPLICATE,
+                    "hub.duplicate-id",
+                    format!(
+                        "message {} was already received from {} with another body",
+                        seen.message_id, sender
+                    ),
+                )],
+            );
+            return self.reject(delivery, seen, signer, sender, r, now).await;
+        }
+        let refdata_error = |e: RefdataError| match e {
+            RefdataError::Store(e) => PipelineError::Store(e),
+            other => PipelineError::Nack(other.to_string()),
+        };
+        let mut tx = s.store.begin().await?;
+        let entry = journal::append(
+            &mut tx,
+            NewEntry {
+                message_id: seen.message_id.clone(),
+                message_type: seen.message_type.clone(),
+                sender: seen.from.clone(),
+                recipients: vec![Recipient::Hub.to_string()],
+                mrn: None,
+                correlation_id: seen.correlation_id.clone(),
+                prepared_at: seen.prepared_at,
+                recorded_at: now,
+                body_sha256: seen.body_sha256,
+                envelope: delivery.bytes.to_vec(),
+                signer,
+                status: Status::Accepted,
+            },
+        )
+        .await?;
+        mark_seen(&mut tx, seen, entry.sequence).await?;
+        match message {
+            Message::CA006C(m) => {
+                let held = u64::try_from(m.reference_data_request.version_number).unwrap_or(0);
+                crate::refdata::answer_request(&mut tx, s, sender, held, &seen.message_id, now)
+                    .await
+                    .map_err(refdata_error)?;
+            }
+            Message::CA003C(m) => {
+                let a = &m.trader_application;
+                let app = Application {
+                    role: Register::of_code(a.role),
+                    tin: a.identification_number.clone(),
+                    name: a.name.clone(),
+                    country: a.country.clone(),
+                    valid_from: a.validity_start_date,
+                    valid_until: a.validity_end_date,
+                };
+                let source = format!("node:{sender}");
+                match registrations::apply_in(
+                    &mut tx,
+                    s,
+                    &app,
+                    &source,
+                    Some(&seen.message_id),
+                    now,
+                )
+                .await
+                {
+                    Ok(r) => tracing::info!(id = r.id, "registration application recorded"),
+                    Err(RegistrationError::Refdata(e)) => return Err(refdata_error(e)),
+                    Err(why) => {
+                        tracing::info!(code = why.code(), error = %why, "application refused");
+                        registrations::refuse_message_in(
+                            &mut tx,
+                            s,
+                            sender,
+                            &app,
+                            &seen.message_id,
+                            &why,
+                            now,
+                        )
+                        .await
+                        .map_err(refdata_error)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        open_dispatch(&mut tx, entry.sequence, None).await?;
+        tx.commit().await?;
+        crate::refdata::wake();
+        self.close_dispatch(entry.sequence).await?;
+        delivery.ack().await?;
+        Ok(Outcome::Accepted {
+            sequence: entry.sequence,
+            recipients: vec![Recipient::Hub],
         })
     }
 

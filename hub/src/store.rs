@@ -58,6 +58,10 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct HubStore {
     pub(crate) pool: Pool,
+    /// The reference data in force, once the master copy is open ([`crate::refdata`]).
+    pub(crate) reference: std::sync::Arc<
+        std::sync::RwLock<Option<std::sync::Arc<message_catalog::reference::ReferenceData>>>,
+    >,
 }
 
 /// A transaction on a [`HubStore`]. Dropping it rolls back.
@@ -147,6 +151,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_guarantees.sql"),
     },
     Migration {
+        version: 5,
+        name: "reference_data",
+        sqlite: include_str!("../migrations/sqlite/0005_reference_data.sql"),
+        postgres: include_str!("../migrations/postgres/0005_reference_data.sql"),
+    },
+    Migration {
         version: 6,
         name: "insurers",
         sqlite: include_str!("../migrations/sqlite/0006_insurers.sql"),
@@ -210,7 +220,10 @@ impl HubStore {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        let store = HubStore { pool };
+        let store = HubStore {
+            pool,
+            reference: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -659,6 +659,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         config.departure,
         metrics,
     ));
+    engine.refdata.load(&store).await?;
     engine
         .announce_stream()
         .await

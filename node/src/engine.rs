@@ -90,7 +90,8 @@ pub struct Engine {
     pub(crate) country: CountryCode,
     pub(crate) signer: Signer,
     verifier: Verifier,
-    pub(crate) reference: ReferenceData,
+    /// The reference data in force ([`crate::refdata`]).
+    pub refdata: crate::refdata::Live,
     pub(crate) limits: Limits,
     selector: Selector,
     policy: DeparturePolicy,
@@ -323,7 +324,7 @@ impl Engine {
             country,
             signer,
             verifier,
-            reference,
+            refdata: crate::refdata::Live::new(reference),
             limits,
             selector,
             policy,
@@ -471,6 +472,41 @@ impl Engine {
             return self.forward_balance_query(q).await;
         }
         let sender = message.message_sender().map(str::to_owned);
+        if let Message::CA003C(_) = &message {
+            // A registration application: the hub's to decide.
+            let _guard = self.lock.lock().await;
+            let mut tx = self.store.begin().await?;
+            store::insert_message(
+                &mut tx,
+                &MessageRow {
+                    movement_id: None,
+                    direction: "in",
+                    message_type: &ty,
+                    message_id: message.message_identification().unwrap_or(""),
+                    party: sender.as_deref().unwrap_or("national-system"),
+                    body: bytes,
+                    envelope: None,
+                    at: Utc::now().timestamp_millis(),
+                },
+            )
+            .await?;
+            crate::refdata::forward_application(
+                &mut tx,
+                &self.outbox,
+                &self.signer,
+                self.country,
+                &message,
+                bytes,
+            )
+            .await?;
+            self.committed(tx, true).await?;
+            self.metrics.message_out(&ty);
+            return Ok(Submission {
+                answer: Answer::Accepted,
+                mrn: None,
+                lrn: None,
+            });
+        }
         let (office_text, role, actor) = match &message {
             Message::CC015C(m) => (
                 m.customs_office_of_departure.reference_number.clone(),
@@ -516,6 +552,11 @@ impl Engine {
                 ));
             }
         };
+        if matches!(message, Message::CC015C(_))
+            && let Some(v) = self.refdata.behind()
+        {
+            return Ok(self.refuse_behind(&original, v));
+        }
         let office = match CustomsOfficeRef::parse(&office_text) {
             Ok(o) if o.country() == self.country => o,
             _ => {
@@ -649,6 +690,48 @@ impl Engine {
                 message_type,
                 xml,
                 code: rejection_code(&r),
+            },
+            mrn: original.mrn.clone(),
+            lrn: original.lrn.clone(),
+        }
+    }
+
+    /// The refusal of a declaration while the node knows its reference data is behind the
+    /// hub's: a CC906C (code 14, errorReason `REFDATA`, the versions in the text) and the
+    /// answer code `refdata.behind` (the national API answers 503 with `Retry-After`).
+    fn refuse_behind(&self, original: &OriginalHeader, v: crate::refdata::Versions) -> Submission {
+        self.metrics.rejected("refdata.behind");
+        let rejection = codec::Rejection {
+            kind: RejectionKind::Functional,
+            problems: vec![Problem {
+                line: 0,
+                column: 0,
+                pointer: "/CC015C".to_owned(),
+                code: codec::ErrorCode::RULE,
+                label: "refdata.behind",
+                rule: Some("REFDATA".to_owned()),
+                reason: format!(
+                    "this node holds reference data version {}, the hub has version {}: \
+                     declarations are refused until the node has caught up (it has asked the \
+                     hub); submit again shortly",
+                    v.held, v.known
+                ),
+            }],
+            message_type: Some("CC015C".to_owned()),
+        };
+        let (message_type, xml) = self
+            .nack_xml(&rejection, original, Domain::External)
+            .unwrap_or_else(|| ("CC906C".to_owned(), String::new()));
+        tracing::warn!(
+            held = v.held,
+            known = v.known,
+            "declaration refused: reference data behind"
+        );
+        Submission {
+            answer: Answer::Rejected {
+                message_type,
+                xml,
+                code: "refdata.behind".to_owned(),
             },
             mrn: original.mrn.clone(),
             lrn: original.lrn.clone(),
@@ -1268,6 +1351,7 @@ impl Engine {
 
     /// The departure's reference checks: offices known with their roles, goods allowed.
     fn reference_check(&self, stored: &StoredMovement) -> Option<Rejection> {
+        let reference = self.refdata.current();
         let d = &stored.movement.declaration;
         let refuse = |code, pointer: &str, reason: String| {
             Some(Rejection {
@@ -1309,14 +1393,14 @@ impl Engine {
         }))
         .collect();
         for (office, role, pointer) in checks {
-            if self.reference.office(&office).is_none() {
+            if reference.office(&office).is_none() {
                 return refuse(
                     FunctionalError::CodeList,
                     &pointer,
                     format!("office {office} is not in the reference data"),
                 );
             }
-            if !self.reference.has_role(&office, role) {
+            if !reference.has_role(&office, role) {
                 return refuse(
                     FunctionalError::CodeList,
                     &pointer,
@@ -1325,6 +1409,21 @@ impl Engine {
             }
         }
         let codes = element_texts(&stored.record, "harmonizedSystemSubHeadingCode");
+        for code in &codes {
+            if let Some(g) = reference.restriction(code)
+                && g.condition == reference::Restriction::Prohibited
+            {
+                return refuse(
+                    FunctionalError::Rule,
+                    "/CC015C/Consignment/HouseConsignment/ConsignmentItem/Commodity/CommodityCode/harmonizedSystemSubHeadingCode",
+                    format!(
+                        "goods with HS code {code} are prohibited in CATS transit (restricted goods list, prefix {}, reference data version {})",
+                        g.hs_prefix,
+                        reference.version()
+                    ),
+                );
+            }
+        }
         for prefix in &self.policy.prohibited_hs_prefixes {
             if let Some(code) = codes.iter().find(|c| c.starts_with(prefix.as_str())) {
                 return refuse(
@@ -1379,6 +1478,30 @@ impl Engine {
                 .first()
                 .and_then(|g| g.parse::<Decimal>().ok()),
             value: d.guarantees.iter().map(|g| g.amount).sum(),
+            ..Facts::default()
+        };
+        let reference = self.refdata.current();
+        let facts = Facts {
+            aeo: facts.holder.as_deref().and_then(|h| {
+                if reference.withdrawn_registration(h).is_some() {
+                    Some(false)
+                } else if reference.is_aeo(h, Utc::now().date_naive()) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }),
+            restricted: facts.hs_codes.iter().find_map(|c| {
+                reference.restriction(c).and_then(|g| match g.condition {
+                    reference::Restriction::Prohibited => None,
+                    other => Some(format!(
+                        "restricted goods: HS code {c} ({}, prefix {})",
+                        other.as_str(),
+                        g.hs_prefix
+                    )),
+                })
+            }),
+            ..facts
         };
         let verdict = self.selector.select(&facts);
         store::insert_selection(
@@ -1624,6 +1747,49 @@ impl Engine {
             },
         )
         .await?;
+        if let Message::CA005C(update) = &message {
+            let received = self
+                .refdata
+                .receive(
+                    &mut tx,
+                    update,
+                    &self.outbox,
+                    &self.signer,
+                    self.country,
+                    &fields.message_id,
+                )
+                .await?;
+            let asked = matches!(received, crate::refdata::Received::Gap { .. });
+            self.committed(tx, asked).await?;
+            self.refdata.commit(received);
+            drop(guard);
+            d.ack().await?;
+            return Ok(());
+        }
+        if let Message::CA004C(decision) = &message {
+            // A registration decision: to the national system.
+            store::append_stream(
+                &mut tx,
+                None,
+                "CA004C",
+                None,
+                None,
+                &fields.message_id,
+                "",
+                now.timestamp_millis(),
+                &String::from_utf8_lossy(opened.body),
+            )
+            .await?;
+            tracing::info!(
+                tin = %decision.trader_decision.identification_number,
+                decision = %decision.trader_decision.decision.as_str(),
+                "registration decision received"
+            );
+            self.committed(tx, false).await?;
+            drop(guard);
+            d.ack().await?;
+            return Ok(());
+        }
         let sent = if let Message::CC037C(answer) = &message {
             self.deliver_balance(&mut tx, answer).await?;
             false
@@ -1800,7 +1966,12 @@ impl Engine {
         let zone = |office: &str| -> String {
             CustomsOfficeRef::parse(office)
                 .ok()
-                .and_then(|o| self.reference.office(&o).map(|x| x.time_zone.clone()))
+                .and_then(|o| {
+                    self.refdata
+                        .current()
+                        .office(&o)
+                        .map(|x| x.time_zone.clone())
+                })
                 .unwrap_or_else(|| "UTC".to_owned())
         };
         let offices: Vec<serde_json::Value> = store::office_phases(m)

@@ -208,6 +208,19 @@ async fn post_message(State(state): State<ApiState>, headers: HeaderMap, body: B
     let mut r = match submission.answer {
         Answer::Reply { message_type, xml } => xml_response(StatusCode::OK, &message_type, xml),
         Answer::Accepted => StatusCode::ACCEPTED.into_response(),
+        // A node whose reference data is behind the hub's refuses for a moment: 503.
+        Answer::Rejected {
+            message_type,
+            xml,
+            code,
+        } if code == "refdata.behind" => {
+            let mut r = xml_response(StatusCode::SERVICE_UNAVAILABLE, &message_type, xml);
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("5"),
+            );
+            r
+        }
         Answer::Rejected {
             message_type, xml, ..
         } => xml_response(StatusCode::UNPROCESSABLE_ENTITY, &message_type, xml),

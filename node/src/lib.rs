@@ -21,6 +21,8 @@
 //!
 //! - [`config`]: configuration in two stages, [`start`] and [`run`].
 //! - [`engine`]: the application of messages, actions and deliveries, around the life cycle.
+//! - [`refdata`]: the node's copy of the reference data, CA005C updates, gaps and the CA006C
+//!   that asks for what it lacks; declarations are refused while the node is behind.
 //! - [`selection`]: selection for control (rules, profiles, deterministic sampling).
 //! - [`store`]: the node's tables (movements, messages, history, selections, stream) in the
 //!   transport's database, with their own migrations.
@@ -36,6 +38,7 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod reconcile;
+pub mod refdata;
 pub mod selection;
 pub mod store;
 pub mod time;

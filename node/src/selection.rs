@@ -6,13 +6,18 @@
 //!
 //! 1. a country **profile** from the configuration (office, role, holder, HS code prefix; every
 //!    criterion given must match);
-//! 2. **restricted goods**: an HS code starting with a configured prefix;
+//! 2. **restricted goods**: an HS code starting with a configured prefix, or one the CATS
+//!    restricted goods list (reference data) marks licence required or always inspect;
 //! 3. **declared gross mass** above the configured maximum;
 //! 4. **declared value** (the guarantee amounts to be covered) above the configured maximum;
 //! 5. **route**: an office on the route that is on the configured watch list;
 //! 6. **holder not AEO**, when that rule is switched on;
 //! 7. **random sampling**: SHA-256 of `seed | movement | office | role` read as a fraction of
 //!    2^64, selected when below the rate for the holder (`aeo_rate` for AEOs, `rate` otherwise).
+//!
+//! Who is an AEO: the reference data's AEO register when the holder is on it (in force, or
+//! suspended or revoked: then not an AEO, whatever the configuration says), else the
+//! configured list.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -105,6 +110,13 @@ pub struct Facts {
     pub gross_mass: Option<Decimal>,
     /// The declared value.
     pub value: Decimal,
+    /// What the reference data says of the holder: `Some(true)` an AEO in force, `Some(false)`
+    /// a registration suspended or revoked; `None`: not on its registers, the configured list
+    /// decides.
+    pub aeo: Option<bool>,
+    /// Why the CATS restricted goods list selects the goods (licence required, always
+    /// inspect), when it does.
+    pub restricted: Option<String>,
 }
 
 /// The resolved selection rules.
@@ -195,6 +207,9 @@ impl Selector {
                 ));
             }
         }
+        if let Some(why) = &f.restricted {
+            return selected(why.clone());
+        }
         if let (Some(max), Some(mass)) = (self.max_gross_mass, f.gross_mass)
             && mass > max
         {
@@ -212,7 +227,7 @@ impl Selector {
         {
             return selected(format!("route through watched office {office}"));
         }
-        let aeo = self.is_aeo(f.holder.as_deref());
+        let aeo = f.aeo.unwrap_or_else(|| self.is_aeo(f.holder.as_deref()));
         if self.config.select_non_aeo && !aeo {
             return selected("holder is not an AEO".to_owned());
         }
@@ -289,7 +304,46 @@ mod tests {
             hs_codes: vec!["870323".into()],
             gross_mass: Some(Decimal::new(12505, 1)),
             value: Decimal::new(12505, 1),
+            ..Facts::default()
         }
+    }
+
+    #[test]
+    fn the_reference_data_decides_who_is_an_aeo_and_restricted_goods() {
+        let s = Selector::new(SelectionConfig {
+            select_non_aeo: true,
+            aeo: vec!["KZ123456789012".into()],
+            ..SelectionConfig::default()
+        })
+        .expect("valid");
+        assert!(!s.select(&facts()).selected, "on the configured list");
+        // A registration suspended in the reference data wins over the configured list.
+        let suspended = Facts {
+            aeo: Some(false),
+            ..facts()
+        };
+        let v = s.select(&suspended);
+        assert_eq!(
+            (v.selected, v.reason.as_str()),
+            (true, "holder is not an AEO")
+        );
+        let registered = Facts {
+            holder: Some("GE123456789".into()),
+            aeo: Some(true),
+            ..facts()
+        };
+        assert!(!s.select(&registered).selected);
+        let restricted = Facts {
+            restricted: Some(
+                "restricted goods: HS code 240220 (always-inspect, prefix 2402)".into(),
+            ),
+            ..facts()
+        };
+        let v = s.select(&restricted);
+        assert!(
+            v.selected && v.reason.starts_with("restricted goods"),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -83,6 +83,12 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0001_node.sql"),
     },
     Migration {
+        version: 2,
+        name: "reference_data",
+        sqlite: include_str!("../migrations/sqlite/0002_reference_data.sql"),
+        postgres: include_str!("../migrations/postgres/0002_reference_data.sql"),
+    },
+    Migration {
         version: 3,
         name: "reconciliation",
         sqlite: include_str!("../migrations/sqlite/0003_reconciliation.sql"),

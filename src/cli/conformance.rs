@@ -479,9 +479,13 @@ impl HttpTarget {
             } => {
                 let (link, link_hub, link_hub_running) = if want_link {
                     let running = LinkHub::start(&certs).await?;
+                    let direct_addr = running
+                        .hub
+                        .direct_addr
+                        .ok_or_else(|| anyhow::anyhow!("the kit's hub has no direct link"))?;
                     let link = HubLink::connect(
                         &LinkOptions {
-                            addr: running.hub.direct_addr.to_string(),
+                            addr: direct_addr.to_string(),
                             server_name: "localhost".into(),
                             certs: certs.clone(),
                         },
@@ -493,8 +497,7 @@ impl HttpTarget {
                     environment.push((
                         "hub for the link cases".into(),
                         format!(
-                            "started by the kit: direct link {}, API {api}, the kit playing {}",
-                            running.hub.direct_addr,
+                            "started by the kit: direct link {direct_addr}, API {api}, the kit playing {}",
                             link.countries().join(", ")
                         ),
                     ));

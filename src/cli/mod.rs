@@ -8,4 +8,5 @@ pub mod hub;
 pub mod mrn;
 pub mod node;
 pub mod queues;
+pub mod refs;
 pub mod validate;

@@ -57,7 +57,7 @@ CD_MESSAGES = [
     "CD160C", "CD168C", "CD203C", "CD204C", "CD205C", "CD209C", "CD906C", "CD917C",
 ]
 
-CA_MESSAGES = ["CA001C", "CA002C", "CA003C", "CA004C", "CA005C"]
+CA_MESSAGES = ["CA001C", "CA002C", "CA003C", "CA004C", "CA005C", "CA006C"]
 
 
 def enum(name, values, base="xs:token"):
@@ -250,6 +250,11 @@ ADMIN_SIMPLE = {
     "RestrictionConditionCode": enum("RestrictionConditionCode",
                                      ["prohibited", "licenceRequired", "alwaysInspect"]),
     "ExchangeRateContentType": COMMON_SIMPLE["ExchangeRateContentType"],
+    "TraderStatusCode": enum("TraderStatusCode", ["active", "suspended", "revoked"]),
+    "ReferenceSectionCode": enum("ReferenceSectionCode", [
+        "country", "office", "trader", "insurer", "contract", "restrictedGoods"]),
+    "ReferenceKeyContentType": Simple("ReferenceKeyContentType", "xs:token", [
+        ("pattern", ".{1,70}")]),
 }
 
 ADMIN_COMPLEX = {
@@ -293,9 +298,50 @@ ADMIN_COMPLEX = {
         E("validityStartDate", "ValidityStartDateContentType", "0..1", "D"),
         E("validityEndDate", "ValidityEndDateContentType", "0..1", "D"),
     ],
+    # previousVersionNumber: the version a change applies to (absent: the whole set, which
+    # replaces what the receiver holds).
     "ReferenceDataVersionType": [
         E("versionNumber", "VersionNumberContentType"),
         E("effectiveDateAndTime", "DecisionDateAndTimeContentType"),
+        E("previousVersionNumber", "VersionNumberContentType", "0..1", "D"),
+    ],
+    "CountryDataType": [
+        E("sequenceNumber", "SequenceNumberContentType"),
+        E("countryCode", "CountryContentType", cl="CL008"),
+        E("currency", "CurrencyContentType", cl="CL048"),
+        E("timeZone", "TimeZoneContentType"),
+        E("Name", "OfficeNameType", "1..5"),
+    ],
+    # AEOs, authorised traders and approved insurers as registered.
+    "TraderDataType": [
+        E("sequenceNumber", "SequenceNumberContentType"),
+        E("role", "TraderRoleCode"),
+        E("identificationNumber", "IdentificationNumberContentType04"),
+        E("name", "NameContentType01"),
+        E("country", "CountryContentType", cl="CL008"),
+        E("status", "TraderStatusCode"),
+        E("validityStartDate", "ValidityStartDateContentType", "0..1", "O"),
+        E("validityEndDate", "ValidityEndDateContentType", "0..1", "O"),
+    ],
+    "RegisteredContractType": [
+        E("sequenceNumber", "SequenceNumberContentType"),
+        E("contractIdentifier", "ContractIdentifierContentType"),
+        E("GRN", "GrnContentType"),
+        E("insurerIdentificationNumber", "IdentificationNumberContentType04"),
+        E("Holder", "ContractHolderType", "1..99"),
+        E("policyStartDate", "ValidityStartDateContentType"),
+        E("policyEndDate", "ValidityEndDateContentType"),
+        E("insuredAmount", "GuaranteeAmountContentType"),
+        E("currency", "CurrencyContentType", cl="CL048"),
+        E("status", "ContractStatusCode"),
+    ],
+    "RemovedEntryType": [
+        E("sequenceNumber", "SequenceNumberContentType"),
+        E("section", "ReferenceSectionCode"),
+        E("key", "ReferenceKeyContentType"),
+    ],
+    "ReferenceDataRequestType": [
+        E("versionNumber", "VersionNumberContentType"),
     ],
     "CustomsOfficeDataType": [
         E("sequenceNumber", "SequenceNumberContentType"),
@@ -334,7 +380,12 @@ CA_BODIES = {
         E("CustomsOffice", "CustomsOfficeDataType", "0..9999", "O"),
         E("RestrictedGoods", "RestrictedGoodsType", "0..9999", "O"),
         E("ExchangeRate", "ExchangeRateType", "0..999", "O"),
+        E("Country", "CountryDataType", "0..99", "O"),
+        E("Trader", "TraderDataType", "0..9999", "O"),
+        E("InsuranceContract", "RegisteredContractType", "0..9999", "O"),
+        E("Removed", "RemovedEntryType", "0..9999", "O"),
     ],
+    "CA006C": [E("ReferenceDataRequest", "ReferenceDataRequestType")],
 }
 
 CA_DOCS = {
@@ -343,6 +394,7 @@ CA_DOCS = {
     "CA003C": "Trader registration application (AEO, authorised trader or insurer).",
     "CA004C": "Trader registration decision.",
     "CA005C": "Reference-data update.",
+    "CA006C": "Reference-data request: the version a node holds, to get what it lacks.",
 }
 
 

@@ -39,7 +39,7 @@ MESSAGES = {
              "CC055C", "CC056C", "CC057C", "CC060C", "CC170C", "CC906C", "CC917C", "CC928C"],
     "cats": ["CD001C", "CD006C", "CD010C", "CD018C", "CD050C", "CD094C", "CD095C", "CD118C",
              "CD160C", "CD168C", "CD203C", "CD204C", "CD205C", "CD209C", "CD906C", "CD917C"],
-    "admin": ["CA001C", "CA002C", "CA003C", "CA004C", "CA005C"],
+    "admin": ["CA001C", "CA002C", "CA003C", "CA004C", "CA005C", "CA006C"],
 }
 
 failures = []

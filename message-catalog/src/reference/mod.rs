@@ -56,6 +56,9 @@ use serde::{Deserialize, Serialize};
 use crate::generated::cats::GuaranteeRefusalReasonCode;
 use crate::ids::{CountryCode, CustomsOfficeRef, Grn, Tin};
 
+pub mod files;
+pub mod update;
+
 /// The role an office can play in a movement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,6 +155,148 @@ pub struct Insurer {
     pub name: String,
     /// The country where it is registered.
     pub country: CountryCode,
+    /// Its standing as an approved insurer (active when not given).
+    #[serde(default)]
+    pub status: TraderStatus,
+}
+
+/// The register a trader is on (approved insurers have their own section, [`Insurer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraderRole {
+    /// Authorised economic operator.
+    Aeo,
+    /// Authorised trader (authorised consignor or consignee).
+    AuthorisedTrader,
+}
+
+impl TraderRole {
+    /// Both registers.
+    pub const ALL: [TraderRole; 2] = [TraderRole::Aeo, TraderRole::AuthorisedTrader];
+
+    /// The name used in keys and files (`aeo`, `authorised-trader`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraderRole::Aeo => "aeo",
+            TraderRole::AuthorisedTrader => "authorised-trader",
+        }
+    }
+
+    /// Parses [`TraderRole::as_str`].
+    pub fn parse(s: &str) -> Option<TraderRole> {
+        TraderRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// The standing of a registration.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum TraderStatus {
+    /// In force.
+    #[default]
+    Active,
+    /// Suspended: no treatment as registered until it is reinstated.
+    Suspended,
+    /// Revoked for good.
+    Revoked,
+}
+
+impl TraderStatus {
+    /// `active`, `suspended`, `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraderStatus::Active => "active",
+            TraderStatus::Suspended => "suspended",
+            TraderStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Parses [`TraderStatus::as_str`].
+    pub fn parse(s: &str) -> Option<TraderStatus> {
+        [
+            TraderStatus::Active,
+            TraderStatus::Suspended,
+            TraderStatus::Revoked,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// A registered AEO or authorised trader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trader {
+    /// The register.
+    pub role: TraderRole,
+    /// Its identification number.
+    pub tin: Tin,
+    /// Its name.
+    pub name: String,
+    /// The country where it is established.
+    pub country: CountryCode,
+    /// Its standing.
+    pub status: TraderStatus,
+    /// First day of validity (UTC).
+    pub valid_from: NaiveDate,
+    /// Last day of validity, inclusive; open-ended when absent.
+    #[serde(default)]
+    pub valid_until: Option<NaiveDate>,
+}
+
+impl Trader {
+    /// Whether the registration is active and `day` is within its validity.
+    pub fn in_force(&self, day: NaiveDate) -> bool {
+        self.status == TraderStatus::Active
+            && self.valid_from <= day
+            && self.valid_until.is_none_or(|u| day <= u)
+    }
+}
+
+/// What the CATS restricted goods list says of goods under an HS prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restriction {
+    /// May not move under CATS transit: the declaration is refused.
+    Prohibited,
+    /// Moves only under a licence: always selected for a documentary check.
+    LicenceRequired,
+    /// Always selected for control.
+    AlwaysInspect,
+}
+
+impl Restriction {
+    /// `prohibited`, `licence-required`, `always-inspect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Restriction::Prohibited => "prohibited",
+            Restriction::LicenceRequired => "licence-required",
+            Restriction::AlwaysInspect => "always-inspect",
+        }
+    }
+
+    /// Parses [`Restriction::as_str`].
+    pub fn parse(s: &str) -> Option<Restriction> {
+        [
+            Restriction::Prohibited,
+            Restriction::LicenceRequired,
+            Restriction::AlwaysInspect,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
+
+/// An entry of the CATS restricted goods list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictedGoods {
+    /// HS code prefix, 2 to 10 digits.
+    pub hs_prefix: String,
+    /// The condition.
+    pub condition: Restriction,
 }
 
 /// Whether a contract may be used.
@@ -385,6 +530,51 @@ pub enum ReferenceError {
         /// The other.
         second: String,
     },
+    /// A country that is not a participating country (of a trader or an insurer).
+    #[error(
+        "reference.unknown-country: {what} names country {country}, which is not a participating country"
+    )]
+    UnknownCountry {
+        /// What names it.
+        what: String,
+        /// The country.
+        country: CountryCode,
+    },
+    /// The same trader twice on one register.
+    #[error("reference.duplicate-trader: {tin} is listed twice as {role}")]
+    DuplicateTrader {
+        /// The register (`aeo`, `authorised-trader`).
+        role: &'static str,
+        /// The trader.
+        tin: Tin,
+    },
+    /// A trader registration that is wrong on its own (name, validity).
+    #[error("reference.trader: {tin}: {reason}")]
+    Trader {
+        /// The trader.
+        tin: Tin,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A restricted goods entry whose prefix is not 2 to 10 digits, or listed twice.
+    #[error("reference.restricted-goods: HS prefix {prefix:?}: {reason}")]
+    RestrictedGoods {
+        /// The prefix as written.
+        prefix: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A change removes a key its section does not have.
+    #[error("reference.unknown-key: there is no {section} {key:?} to remove")]
+    UnknownKey {
+        /// The section.
+        section: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// A CA005C whose content cannot be read into the model, or does not follow the set held.
+    #[error("reference.message: {0}")]
+    Message(String),
     /// A contract that is wrong on its own (period, amount, currency, holders, insurer).
     #[error("reference.contract: contract {contract}: {reason}")]
     Contract {
@@ -416,23 +606,44 @@ impl ReferenceError {
             ReferenceError::DuplicateContract(_) => "reference.duplicate-contract",
             ReferenceError::ContractOverlap { .. } => "reference.contract-overlap",
             ReferenceError::Contract { .. } => "reference.contract",
+            ReferenceError::UnknownCountry { .. } => "reference.unknown-country",
+            ReferenceError::DuplicateTrader { .. } => "reference.duplicate-trader",
+            ReferenceError::Trader { .. } => "reference.trader",
+            ReferenceError::RestrictedGoods { .. } => "reference.restricted-goods",
+            ReferenceError::UnknownKey { .. } => "reference.unknown-key",
+            ReferenceError::Message(_) => "reference.message",
             ReferenceError::ExchangeRate { .. } => "reference.exchange-rate",
         }
     }
 }
 
-#[derive(Deserialize)]
+/// A reference data set as written (`pilot.json`, the hub's store, `cats refs`): the sections
+/// as lists, unchecked. [`ReferenceData::from_set`] checks it; [`ReferenceData::to_set`] gives
+/// it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawSet {
-    version: u64,
-    countries: Vec<Country>,
-    offices: Vec<Office>,
+pub struct ReferenceSet {
+    /// The version.
+    pub version: u64,
+    /// Participating countries: the country codes a transit route may name.
+    pub countries: Vec<Country>,
+    /// Customs offices.
+    pub offices: Vec<Office>,
+    /// Approved insurers.
     #[serde(default)]
-    insurers: Vec<Insurer>,
+    pub insurers: Vec<Insurer>,
+    /// Insurance contracts.
     #[serde(default)]
-    insurance_contracts: Vec<InsuranceContract>,
+    pub insurance_contracts: Vec<InsuranceContract>,
+    /// The AEO register and the authorised traders.
     #[serde(default)]
-    exchange_rates: Vec<ExchangeRate>,
+    pub traders: Vec<Trader>,
+    /// The CATS restricted goods list.
+    #[serde(default)]
+    pub restricted_goods: Vec<RestrictedGoods>,
+    /// The exchange rate table.
+    #[serde(default)]
+    pub exchange_rates: Vec<ExchangeRate>,
 }
 
 /// One version of the reference data, indexed for lookups.
@@ -446,6 +657,10 @@ pub struct ReferenceData {
     contracts: BTreeMap<String, InsuranceContract>,
     /// Contract ids per GRN, in order of policy period.
     by_grn: BTreeMap<Grn, Vec<String>>,
+    /// AEOs and authorised traders.
+    traders: BTreeMap<(TraderRole, Tin), Trader>,
+    /// Restricted goods by HS prefix.
+    restricted: BTreeMap<String, RestrictedGoods>,
     /// The rate table: per currency, `(first day, rate)` in order of day.
     rates: BTreeMap<String, BTreeMap<NaiveDate, Decimal>>,
 }
@@ -461,8 +676,30 @@ impl ReferenceData {
 
     /// Reads and checks a set in the JSON shape of `pilot.json`.
     pub fn from_json(bytes: &[u8]) -> Result<ReferenceData, ReferenceError> {
-        let raw: RawSet =
+        let raw: ReferenceSet =
             serde_json::from_slice(bytes).map_err(|e| ReferenceError::Syntax(e.to_string()))?;
+        ReferenceData::from_set(raw)
+    }
+
+    /// The set as lists, in key order (what [`ReferenceData::from_set`] reads back).
+    pub fn to_set(&self) -> ReferenceSet {
+        let mut contracts: Vec<InsuranceContract> = self.contracts.values().cloned().collect();
+        contracts.sort_by(|a, b| a.contract_id.cmp(&b.contract_id));
+        ReferenceSet {
+            version: self.version,
+            countries: self.countries.values().cloned().collect(),
+            offices: self.offices.values().cloned().collect(),
+            insurers: self.insurers.values().cloned().collect(),
+            insurance_contracts: contracts,
+            traders: self.traders.values().cloned().collect(),
+            restricted_goods: self.restricted.values().cloned().collect(),
+            exchange_rates: self.exchange_rates().collect(),
+        }
+    }
+
+    /// Checks a set: no duplicates, offices in their listed country, traders and insurers of
+    /// participating countries, sound contracts, periods and HS prefixes.
+    pub fn from_set(raw: ReferenceSet) -> Result<ReferenceData, ReferenceError> {
         let mut countries = BTreeMap::new();
         for c in raw.countries {
             let code = c.code;
@@ -488,6 +725,12 @@ impl ReferenceData {
         }
         let mut insurers = BTreeMap::new();
         for i in raw.insurers {
+            if !countries.contains_key(&i.country) {
+                return Err(ReferenceError::UnknownCountry {
+                    what: format!("insurer {}", i.tin),
+                    country: i.country,
+                });
+            }
             let tin = i.tin.clone();
             if insurers.insert(tin.clone(), i).is_some() {
                 return Err(ReferenceError::DuplicateInsurer(tin));
@@ -522,6 +765,55 @@ impl ReferenceData {
             }
             *ids = periods.into_iter().map(|(_, id)| id.clone()).collect();
         }
+        let mut traders = BTreeMap::new();
+        for t in raw.traders {
+            if !countries.contains_key(&t.country) {
+                return Err(ReferenceError::UnknownCountry {
+                    what: format!("{} {}", t.role.as_str(), t.tin),
+                    country: t.country,
+                });
+            }
+            if t.name.trim().is_empty() {
+                return Err(ReferenceError::Trader {
+                    tin: t.tin.clone(),
+                    reason: "the name is empty".into(),
+                });
+            }
+            if let Some(until) = t.valid_until
+                && until < t.valid_from
+            {
+                return Err(ReferenceError::Trader {
+                    tin: t.tin.clone(),
+                    reason: format!(
+                        "its validity ends ({until}) before it begins ({})",
+                        t.valid_from
+                    ),
+                });
+            }
+            let key = (t.role, t.tin.clone());
+            if traders.insert(key, t.clone()).is_some() {
+                return Err(ReferenceError::DuplicateTrader {
+                    role: t.role.as_str(),
+                    tin: t.tin,
+                });
+            }
+        }
+        let mut restricted = BTreeMap::new();
+        for g in raw.restricted_goods {
+            let p = &g.hs_prefix;
+            if !(2..=10).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ReferenceError::RestrictedGoods {
+                    prefix: p.clone(),
+                    reason: "not 2 to 10 digits".into(),
+                });
+            }
+            if restricted.insert(p.clone(), g.clone()).is_some() {
+                return Err(ReferenceError::RestrictedGoods {
+                    prefix: g.hs_prefix,
+                    reason: "listed twice".into(),
+                });
+            }
+        }
         let mut rates: BTreeMap<String, BTreeMap<NaiveDate, Decimal>> = BTreeMap::new();
         for r in raw.exchange_rates {
             check_rate(&r)?;
@@ -544,6 +836,8 @@ impl ReferenceData {
             insurers,
             contracts,
             by_grn,
+            traders,
+            restricted,
             rates,
         })
     }
@@ -610,6 +904,47 @@ impl ReferenceData {
     /// The version of this set (a later set has a higher version).
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Every AEO and authorised trader, by register and TIN.
+    pub fn traders(&self) -> impl Iterator<Item = &Trader> {
+        self.traders.values()
+    }
+
+    /// The registration of `tin` on register `role`.
+    pub fn trader(&self, role: TraderRole, tin: &str) -> Option<&Trader> {
+        let tin = Tin::parse(tin).ok()?;
+        self.traders.get(&(role, tin))
+    }
+
+    /// Whether `tin` is an AEO in force on `day` (a suspended or revoked AEO is not).
+    pub fn is_aeo(&self, tin: &str, day: NaiveDate) -> bool {
+        self.trader(TraderRole::Aeo, tin)
+            .is_some_and(|t| t.in_force(day))
+    }
+
+    /// The first registration of `tin` (AEO, then authorised trader) that is suspended or
+    /// revoked: such a holder loses the treatment of its registration, comprehensive
+    /// guarantees included.
+    pub fn withdrawn_registration(&self, tin: &str) -> Option<&Trader> {
+        TraderRole::ALL
+            .into_iter()
+            .filter_map(|r| self.trader(r, tin))
+            .find(|t| t.status != TraderStatus::Active)
+    }
+
+    /// The restricted goods list, by HS prefix.
+    pub fn restricted_goods(&self) -> impl Iterator<Item = &RestrictedGoods> {
+        self.restricted.values()
+    }
+
+    /// The entry of the restricted goods list that applies to `hs_code`: the longest prefix
+    /// it starts with.
+    pub fn restriction(&self, hs_code: &str) -> Option<&RestrictedGoods> {
+        self.restricted
+            .values()
+            .filter(|g| hs_code.starts_with(g.hs_prefix.as_str()))
+            .max_by_key(|g| g.hs_prefix.len())
     }
 
     /// The office with this reference number.
@@ -793,7 +1128,7 @@ mod tests {
     #[test]
     fn pilot_set_matches_design() {
         let r = ReferenceData::pilot();
-        assert_eq!(r.version(), 2);
+        assert_eq!(r.version(), 3);
         assert_eq!(r.offices().count(), 7);
         assert_eq!(r.countries().count(), 3);
         assert_eq!(r.country_of(&office("AZ000201")), Some(CountryCode::AZ));
@@ -1023,7 +1358,8 @@ mod tests {
 
     fn with_contracts(contracts: &str) -> Result<ReferenceData, ReferenceError> {
         let json = format!(
-            r#"{{"version":1,"countries":[],"offices":[],
+            r#"{{"version":1,"countries":[{{"code":"KZ","currency":"KZT","time_zone":"Asia/Almaty",
+            "names":{{"en":"a","ru":"a","kk":"a","az":"a","ka":"a"}}}}],"offices":[],
             "insurers":[{{"tin":"KZ990140000123","name":"i","country":"KZ"}}],
             "insurance_contracts":[{contracts}]}}"#
         );
@@ -1093,6 +1429,64 @@ mod tests {
         for (json, code) in cases {
             let e = with_contracts(&json).expect_err(&json);
             assert_eq!(e.code(), code, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn registers_and_restricted_goods() {
+        let r = ReferenceData::pilot();
+        let today = day("2026-11-21");
+        assert!(r.is_aeo("KZ123456789012", today));
+        assert!(
+            !r.is_aeo("KZ987654321098", today),
+            "an authorised trader, not an AEO"
+        );
+        assert!(
+            !r.is_aeo("KZ123456789012", day("2031-01-01")),
+            "validity ended"
+        );
+        assert!(r.withdrawn_registration("KZ123456789012").is_none());
+        assert_eq!(
+            r.restriction("930190").map(|g| g.condition),
+            Some(Restriction::Prohibited)
+        );
+        assert_eq!(r.restriction("930320"), None);
+        // The set goes back to lists and reads again unchanged.
+        let again = ReferenceData::from_set(r.to_set()).expect("round trip");
+        assert_eq!(again, r);
+        let mut suspended = r.to_set();
+        for t in &mut suspended.traders {
+            if t.tin.as_str() == "KZ123456789012" {
+                t.status = TraderStatus::Suspended;
+            }
+        }
+        let s = ReferenceData::from_set(suspended).expect("valid");
+        assert!(!s.is_aeo("KZ123456789012", today));
+        assert_eq!(
+            s.withdrawn_registration("KZ123456789012").map(|t| t.status),
+            Some(TraderStatus::Suspended)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_registers() {
+        let base = ReferenceData::pilot().to_set();
+        let mut unknown_country = base.clone();
+        unknown_country.traders[0].country = CountryCode::parse("TR").expect("code");
+        let mut twice = base.clone();
+        twice.traders.push(base.traders[0].clone());
+        let mut period = base.clone();
+        period.traders[0].valid_until = Some(day("2025-01-01"));
+        let mut prefix = base.clone();
+        prefix.restricted_goods[0].hs_prefix = "93A".into();
+        for (set, code) in [
+            (unknown_country, "reference.unknown-country"),
+            (twice, "reference.duplicate-trader"),
+            (period, "reference.trader"),
+            (prefix, "reference.restricted-goods"),
+        ] {
+            let e = ReferenceData::from_set(set).expect_err(code);
+            assert_eq!(e.code(), code, "{e}");
         }
     }
 }
