@@ -809,7 +809,10 @@ async fn the_hub_suite_passes_against_a_hub_url_with_a_certs_dir() {
         .await
         .expect("the hub starts");
     let api = format!("http://{}", hub.http_addr);
-    let link = hub.direct_addr.expect("the hub runs the direct link").to_string();
+    let link = hub
+        .direct_addr
+        .expect("the hub runs the direct link")
+        .to_string();
     let junit = dir.path().join("junit.xml");
 
     let args: Vec<String> = [
