@@ -3,9 +3,9 @@
 //!
 //! What the node's API gives back: the movement's history (messages in and out, officers'
 //! actions, the phases) and every message it sent its national system (the stream, with the
-//! XML). What it does not give back is the XML the national system sent it: the national
-//! system keeps its own copies, and [`record`] takes them (`--sent DIR`), matched to the
-//! history by message type, in order. The identifiers are turned into templates (`{{lrn}}`,
+//! XML), and the XML the national system sent it (`GET /api/v1/movements/{mrn}/messages`, or
+//! the national system's own copies with `--sent DIR`), matched to the history by message
+//! type, in order. The identifiers are turned into templates (`{{lrn}}`,
 //! `{{mrn}}`, a fresh message identification, `{{now}}`), so the case can be replayed as often
 //! as needed.
 //!
@@ -74,7 +74,7 @@ pub struct Recording {
 pub enum RecordError {
     /// The history has a message from the national system with no copy given.
     #[error(
-        "the node received {0} from the national system, but the node's API does not give its XML back: pass the national system's copy with --sent DIR"
+        "the node received {0} from the national system, but no copy of it was found (neither from the node's API nor in --sent DIR)"
     )]
     MissingSent(String),
     /// Nothing happened to the movement at this node.

@@ -103,6 +103,7 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
         .route("/api/v1/messages/stream", get(stream))
         .route("/api/v1/movements", get(list_movements))
         .route("/api/v1/movements/{mrn}", get(movement_by_mrn))
+        .route("/api/v1/movements/{mrn}/messages", get(national_messages_of))
         .route("/api/v1/declarations/{lrn}", get(declaration_by_lrn))
         .route("/api/v1/actions", post(action))
         .route("/api/v1/guarantees/{grn}/balance", get(guarantee_balance))
@@ -408,6 +409,37 @@ async fn movement_by_mrn(
         return r.into_response();
     }
     one_movement(&state, Lookup::Mrn(&mrn), "unknown-mrn", &mrn).await
+}
+
+/// The national system's messages for one movement, as the node received them (what
+/// `cats conformance record` replays).
+async fn national_messages_of(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(mrn): Path<String>,
+) -> Response {
+    if let Err(r) = authorise(&state, &headers, None) {
+        return r.into_response();
+    }
+    let found = async {
+        let mut tx = state.engine.store().begin().await?;
+        let Some(m) = store::movement(&mut tx, Lookup::Mrn(&mrn)).await? else {
+            return Ok(None);
+        };
+        let messages = store::national_messages(&mut tx, m.id).await?;
+        tx.commit().await?;
+        Ok::<_, crate::engine::EngineError>(Some(messages))
+    }
+    .await;
+    match found {
+        Ok(Some(messages)) => Json(serde_json::json!({ "mrn": mrn, "messages": messages })).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "unknown-mrn",
+            format!("no movement {mrn} at this node"),
+        ),
+        Err(e) => internal(e),
+    }
 }
 
 async fn declaration_by_lrn(

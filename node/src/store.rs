@@ -481,6 +481,51 @@ pub async fn national_message_seen(
     Ok(found.is_some())
 }
 
+/// A message the national system sent for a movement, as the node received it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NationalMessage {
+    /// Message type (CC015C, CC013C, CC007C ...).
+    pub message_type: String,
+    /// Its message identification.
+    pub message_identification: String,
+    /// Who sent it (the national party).
+    pub party: String,
+    /// When the node received it (Unix ms).
+    pub at: i64,
+    /// The XML exactly as received.
+    pub xml: String,
+}
+
+/// The messages the national system sent for movement `movement_id`, in the order received
+/// (not the signed common-domain messages from the hub, which carry an envelope).
+pub async fn national_messages(
+    tx: &mut Tx<'_>,
+    movement_id: i64,
+) -> Result<Vec<NationalMessage>, StoreError> {
+    let rows = on_tx!(tx, |c| {
+        sqlx::query(
+            "SELECT message_type, message_id, party, at, body FROM node_messages \
+             WHERE movement_id = $1 AND direction = 'in' AND envelope IS NULL ORDER BY id",
+        )
+        .bind(movement_id)
+        .fetch_all(&mut *c)
+        .await?
+    });
+    rows.into_iter()
+        .map(|r| {
+            let body: Vec<u8> = r.try_get("body")?;
+            Ok(NationalMessage {
+                message_type: r.try_get("message_type")?,
+                message_identification: r.try_get("message_id")?,
+                party: r.try_get("party")?,
+                at: r.try_get("at")?,
+                xml: String::from_utf8_lossy(&body).into_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Attaches stored messages without a movement to `movement_id` (a CC015C that started it).
 pub async fn attach_message(
     tx: &mut Tx<'_>,

@@ -940,12 +940,21 @@ async fn refusals(db: Db) {
     let a = kz.get("/api/v1/movements/26KZ000101000001J0").await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["error"]["code"], "unknown-mrn");
+    let a = kz.get("/api/v1/movements/26KZ000101000001J0/messages").await;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.json()["error"]["code"], "unknown-mrn");
 
     // The declaration, then the same declaration again: one movement, code 26.
     let a = kz.post_xml(CC015C).await;
     assert_eq!(a.status, 200, "{}", a.text());
     let stream = wait_stream(&w, KZ, "CC028C").await;
     let mrn = stream[1]["mrn"].as_str().expect("MRN").to_owned();
+    // The national system's messages, as the node received them: the CC015C, byte for byte.
+    let a = kz.get(&format!("/api/v1/movements/{mrn}/messages")).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let messages = a.json()["messages"].clone();
+    assert_eq!(messages[0]["messageType"], "CC015C", "{messages:#}");
+    assert_eq!(messages[0]["xml"].as_str(), Some(CC015C), "{messages:#}");
     let again = CC015C.replace("MSG-LRN-NODE-0001", "MSG-LRN-NODE-0002");
     let a = kz.post_xml(&again).await;
     assert_eq!(a.status, 422, "{}", a.text());

@@ -91,7 +91,8 @@ pub enum Command {
         #[arg(long)]
         country: Option<String>,
         /// The national system's copies of what it sent (XML files; matched by message type
-        /// in file-name order).
+        /// in file-name order). Default: the node's own copies, from
+        /// `GET /api/v1/movements/{mrn}/messages`.
         #[arg(long)]
         sent: Option<PathBuf>,
         /// The CA certificate (PEM) of the node's TLS certificate.
@@ -920,6 +921,31 @@ fn record_case(
                     .collect()
             })
             .unwrap_or_default();
+        // What the national system sent: the node's own copies, unless the caller gave theirs.
+        let sent = if sent_messages.is_empty() {
+            let url = format!("{base}/api/v1/movements/{mrn}/messages");
+            let answer = get_json(&http, &url, Some(token))
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?
+                .with_context(|| format!("the node at {base} has no messages for {mrn}"))?;
+            answer
+                .get("messages")
+                .and_then(|m| m.as_array())
+                .with_context(|| format!("GET {url}: no `messages` array"))?
+                .iter()
+                .map(|m| {
+                    let field = |k: &str| {
+                        m.get(k)
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned)
+                            .with_context(|| format!("GET {url}: a message without `{k}`"))
+                    };
+                    Ok((field("messageType")?, field("xml")?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            sent_messages
+        };
         let mut stream = Vec::new();
         let mut after = 0;
         loop {
@@ -943,7 +969,7 @@ fn record_case(
             history,
             stream,
             phases,
-            sent: sent_messages,
+            sent,
         })
     })?;
     let case = record::record(&recorded)?;
