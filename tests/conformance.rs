@@ -530,11 +530,14 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
     .expect("the cats binary runs");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let with_copies = std::fs::read_to_string(out.join("case.toml")).expect("case.toml");
-    let from_node =
-        std::fs::read_to_string(dir.path().join("recorded-2").join("case.toml")).expect("case.toml");
+    let from_node = std::fs::read_to_string(dir.path().join("recorded-2").join("case.toml"))
+        .expect("case.toml");
     let steps = |t: &str| t.lines().filter(|l| l.starts_with("do =")).count();
     assert_eq!(steps(&with_copies), steps(&from_node), "{from_node}");
-    for f in std::fs::read_dir(&out).expect("the case").filter_map(|e| e.ok()) {
+    for f in std::fs::read_dir(&out)
+        .expect("the case")
+        .filter_map(|e| e.ok())
+    {
         let name = f.file_name();
         if name.to_string_lossy().ends_with(".xml") {
             let ours = std::fs::read_to_string(f.path()).expect("xml");

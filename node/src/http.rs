@@ -103,7 +103,10 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
         .route("/api/v1/messages/stream", get(stream))
         .route("/api/v1/movements", get(list_movements))
         .route("/api/v1/movements/{mrn}", get(movement_by_mrn))
-        .route("/api/v1/movements/{mrn}/messages", get(national_messages_of))
+        .route(
+            "/api/v1/movements/{mrn}/messages",
+            get(national_messages_of),
+        )
         .route("/api/v1/declarations/{lrn}", get(declaration_by_lrn))
         .route("/api/v1/actions", post(action))
         .route("/api/v1/guarantees/{grn}/balance", get(guarantee_balance))
@@ -432,7 +435,9 @@ async fn national_messages_of(
     }
     .await;
     match found {
-        Ok(Some(messages)) => Json(serde_json::json!({ "mrn": mrn, "messages": messages })).into_response(),
+        Ok(Some(messages)) => {
+            Json(serde_json::json!({ "mrn": mrn, "messages": messages })).into_response()
+        }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "unknown-mrn",

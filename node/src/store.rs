@@ -503,27 +503,28 @@ pub async fn national_messages(
     tx: &mut Tx<'_>,
     movement_id: i64,
 ) -> Result<Vec<NationalMessage>, StoreError> {
-    let rows = on_tx!(tx, |c| {
-        sqlx::query(
+    on_tx!(tx, |c| {
+        let rows = sqlx::query(
             "SELECT message_type, message_id, party, at, body FROM node_messages \
              WHERE movement_id = $1 AND direction = 'in' AND envelope IS NULL ORDER BY id",
         )
         .bind(movement_id)
         .fetch_all(&mut *c)
-        .await?
-    });
-    rows.into_iter()
-        .map(|r| {
-            let body: Vec<u8> = r.try_get("body")?;
-            Ok(NationalMessage {
-                message_type: r.try_get("message_type")?,
-                message_identification: r.try_get("message_id")?,
-                party: r.try_get("party")?,
-                at: r.try_get("at")?,
-                xml: String::from_utf8_lossy(&body).into_owned(),
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let body: Vec<u8> = r.try_get("body")?;
+                Ok(NationalMessage {
+                    message_type: r.try_get("message_type")?,
+                    message_identification: r.try_get("message_id")?,
+                    party: r.try_get("party")?,
+                    at: r.try_get("at")?,
+                    xml: String::from_utf8_lossy(&body).into_owned(),
+                })
             })
-        })
-        .collect()
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    })
 }
 
 /// Attaches stored messages without a movement to `movement_id` (a CC015C that started it).

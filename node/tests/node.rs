@@ -940,7 +940,9 @@ async fn refusals(db: Db) {
     let a = kz.get("/api/v1/movements/26KZ000101000001J0").await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["error"]["code"], "unknown-mrn");
-    let a = kz.get("/api/v1/movements/26KZ000101000001J0/messages").await;
+    let a = kz
+        .get("/api/v1/movements/26KZ000101000001J0/messages")
+        .await;
     assert_eq!(a.status, 404);
     assert_eq!(a.json()["error"]["code"], "unknown-mrn");
 
