@@ -85,6 +85,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/messages/stream"),
     ("get", "/api/v1/movements"),
     ("get", "/api/v1/movements/{mrn}"),
+    ("get", "/api/v1/movements/{mrn}/messages"),
     ("get", "/api/v1/declarations/{lrn}"),
     ("post", "/api/v1/actions"),
     ("get", "/api/v1/guarantees/{grn}/balance"),
