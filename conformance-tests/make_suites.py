@@ -248,7 +248,7 @@ def write_off(case, route_no, discrepancies=False):
         case.action(c, action="write-off", office=dep, role="departure", mrn="{{mrn}}")
     case.expect(c, "CC045C", asserts=[eq("/CC045C/TransitOperation/MRN", "{{mrn}}")])
     case.state(c, dep, "departure", "WrittenOff")
-    case.steps.append({"do": "hub", "assert": [eq("#/state", "control_results_sent")] + hub_journal(route)})
+    case.steps.append({"do": "hub", "assert": [eq("#/state", "written_off")] + hub_journal(route)})
     return case
 
 

@@ -61,6 +61,19 @@ pg_isready -h 127.0.0.1 -p 5432
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'test'" postgres | grep -q 1 ||
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" postgres
 export CATS_TEST_POSTGRES=${CATS_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test}
+# Each PostgreSQL test makes its own database, named cats_<suite>_<16 hex digits> (a random
+# suffix, so parallel tests never share one). They are dropped before the run (what an earlier,
+# interrupted run left) and after it. Nothing else matches that pattern.
+drop_test_databases() {
+  local n=0 db
+  for db in $(psql -h 127.0.0.1 -U postgres -tAc \
+    "SELECT datname FROM pg_database WHERE datname ~ '^cats_[a-z_]+_[0-9a-f]{16}$'" postgres); do
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" postgres && n=$((n + 1))
+  done
+  echo "dropped $n test databases"
+}
+drop_test_databases || true
+trap 'drop_test_databases || true' EXIT
 
 # ---------------------------------------------------------------------------------------------
 # 3. Formatting and lints.

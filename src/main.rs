@@ -139,6 +139,10 @@ enum Command {
         /// The hub's operations API.
         #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
         hub: String,
+        /// A credential of the hub's API (an operator's or an administrator's bearer token,
+        /// from `cats hub issue-credential`).
+        #[arg(long, env = "CATS_HUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Refresh every --interval seconds until Ctrl-C.
         #[arg(long)]
         watch: bool,
@@ -152,6 +156,10 @@ enum Command {
         /// The hub's operations API.
         #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
         hub: String,
+        /// A credential of the hub's API (an operator's or an administrator's bearer token,
+        /// from `cats hub issue-credential`).
+        #[arg(long, env = "CATS_HUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(subcommand)]
         command: DeadLettersCommand,
     },
@@ -161,6 +169,10 @@ enum Command {
         /// The hub's API.
         #[arg(long, env = "CATS_HUB_URL", default_value = "http://127.0.0.1:8480")]
         hub: String,
+        /// A credential of the hub's API (an administrator's bearer token to import, an operator's is enough to export,
+        /// from `cats hub issue-credential`).
+        #[arg(long, env = "CATS_HUB_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(subcommand)]
         command: RefsCommand,
     },
@@ -186,9 +198,6 @@ enum RefsCommand {
         /// `csv` or `xml`.
         #[arg(long, value_enum, default_value = "csv")]
         format: cli::refs::Format,
-        /// Who imports (default `$USER`).
-        #[arg(long)]
-        actor: Option<String>,
         /// Why.
         #[arg(long, default_value = "import")]
         reason: String,
@@ -230,22 +239,40 @@ enum HubCommand {
         #[arg(long)]
         database: Option<String>,
     },
-    /// Create a bearer token for the insurer and administrator API and print it (once; the hub
-    /// keeps only its SHA-256).
+    /// Create a bearer token for the hub's API and print it (once; the hub keeps only its
+    /// SHA-256). Its id goes to stderr.
     IssueCredential {
         /// The hub's database (default: store.url of --config).
         #[arg(long)]
         database: Option<String>,
         /// For this approved insurer (its TIN).
-        #[arg(
-            long,
-            conflicts_with = "administrator",
-            required_unless_present = "administrator"
-        )]
+        #[arg(long, group = "holder", required = true)]
         insurer: Option<String>,
         /// For a hub administrator (a name for the audit trail).
-        #[arg(long)]
+        #[arg(long, group = "holder")]
         administrator: Option<String>,
+        /// For a hub operator (a name for the audit trail).
+        #[arg(long, group = "holder")]
+        operator: Option<String>,
+    },
+    /// Revoke a credential by its id, or every credential of one principal; refused from the
+    /// next request on.
+    RevokeCredential {
+        /// The hub's database (default: store.url of --config).
+        #[arg(long)]
+        database: Option<String>,
+        /// The credential's id (16 hex digits, from `cats hub credentials`).
+        #[arg(group = "which", required = true)]
+        id: Option<String>,
+        /// Every live credential of ROLE:NAME (operator:alice, insurer:KZ990140000123).
+        #[arg(long, group = "which")]
+        all_for: Option<String>,
+    },
+    /// List the credentials (id, role, holder, issued, revoked); never a token.
+    Credentials {
+        /// The hub's database (default: store.url of --config).
+        #[arg(long)]
+        database: Option<String>,
     },
 }
 
@@ -256,6 +283,25 @@ enum NodeCommand {
     /// started; the runs are at GET /api/v1/reconciliation.
     Reconcile {
         /// An officer token of the node.
+        #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+    /// Ask another country's node, through the hub, for its state of one MRN (CD094C), and
+    /// wait for the outcome: the answer compared with this node's copy, what differed and
+    /// what was repaired (GET /api/v1/status-requests/{id}).
+    Status {
+        /// The MRN.
+        mrn: String,
+        /// The country to ask (ISO 3166-1 alpha-2, not this node's own).
+        #[arg(long)]
+        country: String,
+        /// Time limit for each answer, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print the request as sent and do not wait for its outcome.
+        #[arg(long)]
+        no_wait: bool,
+        /// A token of the node.
         #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
         token: String,
     },
@@ -281,9 +327,6 @@ enum DeadLettersCommand {
         /// Why (recorded).
         #[arg(long)]
         reason: Option<String>,
-        /// Who (recorded; default $USER).
-        #[arg(long)]
-        operator: Option<String>,
     },
     /// Discard one: kept in the register as discarded, with the audit entry.
     Discard {
@@ -292,9 +335,6 @@ enum DeadLettersCommand {
         /// Why (required, recorded).
         #[arg(long)]
         reason: Option<String>,
-        /// Who (recorded; default $USER).
-        #[arg(long)]
-        operator: Option<String>,
     },
 }
 
@@ -394,12 +434,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 database,
                 insurer,
                 administrator,
+                operator,
             }) => cli::hub::issue_credential(
                 database.as_deref(),
                 config.as_deref(),
                 insurer,
                 administrator,
+                operator,
             ),
+            Some(HubCommand::RevokeCredential {
+                database,
+                id,
+                all_for,
+            }) => cli::hub::revoke_credential(
+                database.as_deref(),
+                config.as_deref(),
+                id.as_deref(),
+                all_for.as_deref(),
+            ),
+            Some(HubCommand::Credentials { database }) => {
+                cli::hub::credentials(database.as_deref(), config.as_deref())
+            }
         },
         Command::Node {
             config,
@@ -414,52 +469,75 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: Some(NodeCommand::Reconcile { token }),
             ..
         } => cli::node::reconcile(config.as_deref(), &token),
+        Command::Node {
+            config,
+            command:
+                Some(NodeCommand::Status {
+                    mrn,
+                    country,
+                    timeout,
+                    no_wait,
+                    token,
+                }),
+            ..
+        } => cli::node::status(
+            config.as_deref(),
+            &cli::node::StatusArgs {
+                mrn,
+                country,
+                timeout,
+                wait: !no_wait,
+            },
+            &token,
+        ),
         Command::Config { hub, node: None } => cli::hub::print_config(hub.as_deref()),
         Command::Config {
             node: Some(node), ..
         } => cli::node::print_config(Some(&node)),
         Command::Queues {
             hub,
+            token,
             watch,
             interval,
-        } => cli::queues::run(&hub, watch, interval),
-        Command::DeadLetters { hub, command } => cli::dead_letters::run(
+        } => cli::queues::run(&hub, token.as_deref(), watch, interval),
+        Command::DeadLetters {
+            hub,
+            token,
+            command,
+        } => cli::dead_letters::run(
             &hub,
+            token.as_deref(),
             match command {
                 DeadLettersCommand::List { state } => cli::dead_letters::Action::List { state },
                 DeadLettersCommand::Show { id } => cli::dead_letters::Action::Show { id },
-                DeadLettersCommand::Replay {
-                    id,
-                    reason,
-                    operator,
-                } => cli::dead_letters::Action::Replay {
-                    id,
-                    reason,
-                    operator,
-                },
-                DeadLettersCommand::Discard {
-                    id,
-                    reason,
-                    operator,
-                } => cli::dead_letters::Action::Discard {
-                    id,
-                    reason,
-                    operator,
-                },
+                DeadLettersCommand::Replay { id, reason } => {
+                    cli::dead_letters::Action::Replay { id, reason }
+                }
+                DeadLettersCommand::Discard { id, reason } => {
+                    cli::dead_letters::Action::Discard { id, reason }
+                }
             },
         ),
-        Command::Refs { hub, command } => match command {
-            RefsCommand::Export { format, dir } => {
-                cli::refs::run(&hub, cli::refs::Action::Export, format, &dir)
-            }
+        Command::Refs {
+            hub,
+            token,
+            command,
+        } => match command {
+            RefsCommand::Export { format, dir } => cli::refs::run(
+                &hub,
+                token.as_deref(),
+                cli::refs::Action::Export,
+                format,
+                &dir,
+            ),
             RefsCommand::Import {
                 format,
-                actor,
                 reason,
                 dir,
             } => cli::refs::run(
                 &hub,
-                cli::refs::Action::Import { actor, reason },
+                token.as_deref(),
+                cli::refs::Action::Import { reason },
                 format,
                 &dir,
             ),

@@ -379,6 +379,89 @@ fn hub_issues_credentials_for_approved_insurers_only() {
 }
 
 #[test]
+fn hub_lists_and_revokes_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("hub.db").display());
+    let issue = |flag: &str, name: &str| {
+        let o = cats(&["hub", "issue-credential", "--database", &db, flag, name]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let id = String::from_utf8_lossy(&o.stderr)
+            .trim()
+            .strip_prefix("credential ")
+            .expect("the id on stderr")
+            .to_owned();
+        (id, stdout(&o).trim().to_owned())
+    };
+    let (alice1, token1) = issue("--operator", "alice");
+    let (alice2, _) = issue("--operator", "alice");
+    let (ops, _) = issue("--administrator", "ops");
+    let o = cats(&["hub", "credentials", "--database", &db]);
+    assert_eq!(o.status.code(), Some(0));
+    let list = stdout(&o);
+    for id in [&alice1, &alice2, &ops] {
+        assert!(list.contains(id.as_str()), "{list}");
+    }
+    assert!(!list.contains(&token1), "a token was listed: {list}");
+    assert!(
+        list.contains("operator") && list.contains("administrator"),
+        "{list}"
+    );
+
+    let o = cats(&["hub", "revoke-credential", "--database", &db, &alice1]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = cats(&["hub", "revoke-credential", "--database", &db, &alice1]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("credential.revoked"));
+    let o = cats(&["hub", "revoke-credential", "--database", &db, "not-an-id"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("credential.bad-request"));
+    let o = cats(&[
+        "hub",
+        "revoke-credential",
+        "--database",
+        &db,
+        "--all-for",
+        "operator:alice",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("1 credential(s) of operator:alice revoked"),
+        "{}",
+        stdout(&o)
+    );
+    let o = cats(&[
+        "hub",
+        "revoke-credential",
+        "--database",
+        &db,
+        "--all-for",
+        "operator:alice",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "nothing left to revoke");
+    let o = cats(&["hub", "credentials", "--database", &db]);
+    let list = stdout(&o);
+    let line = |id: &str| {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line(&alice1).contains("by command-line:"), "{list}");
+    assert!(line(&alice2).contains("by command-line:"), "{list}");
+    assert!(line(&ops).ends_with(" -"), "{list}");
+}
+
+#[test]
 fn hub_config_with_an_unknown_key_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hub.toml");

@@ -562,6 +562,7 @@ async fn a_recorded_movement_becomes_a_case_that_replays() {
         "--hub",
         &format!("http://{}", world.hub_api()),
     ]);
+    journey.env("CATS_HUB_TOKEN", &world.hub_operator_token);
     for n in world.running.iter().filter(|n| n.country != "GE") {
         journey
             .arg("--target")
@@ -825,6 +826,14 @@ async fn the_hub_suite_passes_against_a_hub_url_with_a_certs_dir() {
         .await
         .expect("the hub starts");
     let api = format!("http://{}", hub.http_addr);
+    let token = cats_hub::access::issue(
+        &hub.services.store,
+        cats_hub::access::Role::Operator,
+        "conformance-test",
+    )
+    .await
+    .expect("credential")
+    .token;
     let link = hub
         .direct_addr
         .expect("the hub runs the direct link")
@@ -837,6 +846,8 @@ async fn the_hub_suite_passes_against_a_hub_url_with_a_certs_dir() {
         suites().join("hub").to_str().expect("utf-8"),
         "--hub",
         &api,
+        "--hub-token",
+        &token,
         "--hub-link",
         &link,
         "--hub-certs",
@@ -889,6 +900,8 @@ async fn the_hub_suite_passes_against_a_hub_url_with_a_certs_dir() {
         suites().join("hub").to_str().expect("utf-8"),
         "--hub",
         &api,
+        "--hub-token",
+        &token,
         "--hub-link",
         &link,
         "--hub-certs",

@@ -772,12 +772,14 @@ async fn guarantee_balance_query(transport: TransportKind) {
         Some("100000000.00"),
         "{xml}"
     );
-    // A requester the contract does not cover: refused, no balance.
+    // A requester the contract does not cover: refused by the hub, at once, no balance.
     let (status, xml) = kz
         .guarantee_balance("26KZ0001010000017", "AZ1234567890")
         .await
         .expect("the node answers");
-    assert_eq!(status, 504, "{xml}");
+    assert_eq!(status, 400, "{xml}");
+    assert!(xml.contains("<ncts:CC917C"), "{xml}");
+    assert!(xml.contains("guarantee.holder-not-covered"), "{xml}");
     // A malformed GRN: refused by the node's own checks.
     let (status, xml) = kz
         .guarantee_balance("NOT-A-GRN", "KZ123456789012")

@@ -262,6 +262,127 @@ async fn restored_from_an_older_copy(transport: TransportKind) {
     s.world.stop().await;
 }
 
+async fn count(url: &str, sql: &str) -> i64 {
+    let pool = sqlite(url).await;
+    let n: i64 = sqlx::query_scalar(sql)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    pool.close().await;
+    n
+}
+
+/// GE loses deliveries the hub had journalled (its database is put back to a copy taken
+/// before them) and comes back: the resume its link's connection triggers gets them back, with
+/// no reconciliation run and without waiting for the timer, and the hub re-delivers exactly
+/// the ones GE lacks.
+async fn resumed_on_reconnect(transport: TransportKind) {
+    let Some(mut s) = setup(transport).await else {
+        return;
+    };
+    let ge = CountryCode::parse("GE").expect("GE");
+    load(&s.world, 2, 21).await;
+    let backup = tempfile::tempdir().expect("tempdir");
+    let copy = backup.path().join("ge.db");
+    let ge_url = running(&s.world, "GE").store_url.clone();
+    {
+        let pool = sqlite(&ge_url).await;
+        sqlx::query("VACUUM INTO $1")
+            .bind(copy.display().to_string())
+            .execute(&pool)
+            .await
+            .expect("snapshot");
+        pool.close().await;
+    }
+    let copy_url = format!("sqlite://{}", copy.display());
+    let hub_digests = |world: &World| {
+        let store = world.hub().services.store.clone();
+        async move {
+            cats_hub::reconcile::node_digests(&store, ge, i64::MAX)
+                .await
+                .expect("hub digests")
+        }
+    };
+    let at_copy = hub_digests(&s.world).await;
+    let mut seed = 22;
+    while hub_digests(&s.world).await == at_copy {
+        load(&s.world, 2, seed).await;
+        seed += 1;
+    }
+    // Whatever is still on its way to GE arrives before the copy is put back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let runs_in_copy = count(&copy_url, "SELECT COUNT(*) FROM node_reconcile_runs").await;
+    let inbox_in_copy = count(&copy_url, "SELECT COUNT(*) FROM transport_inbox").await;
+    let resent_before = hub_totals(&s.world, "GE").await.entries_resent;
+
+    let node = s
+        .world
+        .running
+        .iter_mut()
+        .find(|n| n.country == "GE")
+        .expect("GE");
+    node.stop().await;
+    let path = ge_url.trim_start_matches("sqlite://").to_owned();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    std::fs::copy(&copy, &path).expect("restore the copy");
+    node.restart().await.expect("GE restarts on the old copy");
+    if let Some(handle) = s.world.nodes.0.get_mut("GE") {
+        handle.stream = demo::client::Stream::follow(&handle.client, 0);
+    }
+
+    // No reconciliation is started: only the resume of the new connection.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = differences(&s.world, "GE").await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GE did not get back what it lost on reconnecting: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let metrics = engine(&s.world, "GE").metrics();
+    assert!(
+        metrics.value("cats_node_reconciliation_total", "what=\"resumes\"") >= 1,
+        "the connection did not resume"
+    );
+    assert_eq!(
+        count(&ge_url, "SELECT COUNT(*) FROM node_reconcile_runs").await,
+        runs_in_copy,
+        "a reconciliation ran: the resume alone must do"
+    );
+    // Exactly what GE lacked: every re-delivered entry was new to GE's inbox.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resent = hub_totals(&s.world, "GE").await.entries_resent - resent_before;
+        let applied = count(&ge_url, "SELECT COUNT(*) FROM transport_inbox").await - inbox_in_copy;
+        if resent == applied && resent > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub re-delivered {resent} entries; GE applied {applied} it lacked"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    nothing_twice(&s.world, "GE").await;
+    // The hub's answer confirmed every delivery the resume named (the re-delivered ones wait
+    // for the next resume or reconciliation).
+    assert_eq!(
+        count(
+            &ge_url,
+            "SELECT COUNT(*) FROM node_resume_pending WHERE request_id IS NOT NULL"
+        )
+        .await,
+        0
+    );
+    s.world.stop().await;
+}
+
 async fn cut_off_under_load(transport: TransportKind) {
     let Some(mut s) = setup(transport).await else {
         return;
@@ -366,6 +487,16 @@ async fn corrupted_by_hand(transport: TransportKind) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_restored_from_an_older_copy() {
     restored_from_an_older_copy(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_resumed_on_reconnect() {
+    resumed_on_reconnect(TransportKind::Direct).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amqp_resumed_on_reconnect() {
+    resumed_on_reconnect(TransportKind::Amqp).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,13 +9,15 @@
 //!   node GE receives and acks. Latency: from the node's send to GE's receipt.
 //!
 //! (h) runs once per journal size (`CATS_BENCH_JOURNAL`, default `10000,1000000`): a fresh
-//! PostgreSQL database whose journal and duplicate index are pre-filled by bulk SQL (small
-//! envelopes; hashes that chain into a valid head, so appends continue the chain, but the
-//! pre-filled part is not a verifiable chain), to show whether throughput stays flat as the
-//! journal grows.
+//! PostgreSQL database whose journal, duplicate index and recipient index are pre-filled by
+//! bulk SQL (small envelopes; hashes that chain into a valid head, so appends continue the
+//! chain, but the pre-filled part is not a verifiable chain), to show whether throughput stays
+//! flat as the journal grows.
 //!
 //! Run: `cargo bench -p cats-hub --bench hub`. `CATS_BENCH_MESSAGES` (default 5000),
-//! `CATS_BENCH_LANES` (the hub's `[messages] lanes`, default 16), `CATS_TEST_POSTGRES`.
+//! `CATS_BENCH_LANES` (the hub's `[messages] lanes`, the batch bound, default 128),
+//! `CATS_TEST_POSTGRES`;
+//! `RUST_LOG=cats_hub::pipeline=debug` logs the time of each phase of every batch (stderr).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -85,7 +87,8 @@ async fn fresh_database(tag: &str) -> String {
     format!("{}/{name}", &base[..i])
 }
 
-/// Pre-fills the journal and the duplicate index with `entries` rows, in batches.
+/// Pre-fills the journal, the duplicate index and the recipient index with `entries` rows, in
+/// batches.
 async fn prefill(url: &str, entries: i64) {
     let store = HubStore::connect(url).await.expect("migrates");
     store.close().await;
@@ -121,6 +124,15 @@ async fn prefill(url: &str, entries: i64) {
         .execute(&mut db)
         .await
         .expect("duplicate index pre-fill");
+        sqlx::query(
+            "INSERT INTO hub_journal_recipients (recipient, sequence) \
+             SELECT 'node:GE', g FROM generate_series($1::bigint, $2::bigint) g",
+        )
+        .bind(from)
+        .bind(to)
+        .execute(&mut db)
+        .await
+        .expect("recipient index pre-fill");
         from = to + 1;
     }
     sqlx::query("ANALYZE")
@@ -259,12 +271,19 @@ fn main() {
     let lanes: usize = std::env::var("CATS_BENCH_LANES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16);
+        .unwrap_or(128);
     let journals: Vec<i64> = std::env::var("CATS_BENCH_JOURNAL")
         .unwrap_or_else(|_| "10000,1000000".into())
         .split(',')
         .filter_map(|v| v.trim().parse().ok())
         .collect();
+    if std::env::var_os("RUST_LOG").is_some() {
+        // `RUST_LOG=cats_hub::pipeline=debug` prints the time of each phase of every batch.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let certs = certs_dir();
     start_broker(&certs);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -170,11 +170,11 @@ fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(body).map_err(|e| ClientError::Body(e.to_string()))
 }
 
-/// What an operator sends with a replay or a discard.
+/// What an operator sends with a replay or a discard (who asks is the credential of the
+/// request's bearer token, recorded in the audit entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settlement {
-    /// Who asks (recorded in the audit entry).
-    pub operator: String,
     /// Why (recorded in the audit entry; required for a discard).
     #[serde(default)]
     pub reason: String,
@@ -185,6 +185,8 @@ pub struct Settlement {
 pub struct HubClient {
     base: HttpBase,
     timeout: Duration,
+    /// `Bearer <token>`, sent with every request.
+    authorization: Option<String>,
 }
 
 impl HubClient {
@@ -193,13 +195,27 @@ impl HubClient {
         Ok(HubClient {
             base: HttpBase::parse(url)?,
             timeout: Duration::from_secs(30),
+            authorization: None,
         })
+    }
+
+    /// The same client sending `Authorization: Bearer <token>` (an operator's or an
+    /// administrator's credential; see `cats hub issue-credential`).
+    pub fn with_token(mut self, token: &str) -> HubClient {
+        self.authorization = Some(format!("Bearer {}", token.trim()));
+        self
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let (status, body) = self
             .base
-            .request("GET", path, None, None, self.timeout)
+            .request(
+                "GET",
+                path,
+                self.authorization.as_deref(),
+                None,
+                self.timeout,
+            )
             .await?;
         check(status, &body)?;
         json(&body)
@@ -213,7 +229,13 @@ impl HubClient {
         let body = serde_json::to_vec(payload).map_err(|e| ClientError::Body(e.to_string()))?;
         let (status, body) = self
             .base
-            .request("POST", path, None, Some(body), self.timeout)
+            .request(
+                "POST",
+                path,
+                self.authorization.as_deref(),
+                Some(body),
+                self.timeout,
+            )
             .await?;
         check(status, &body)?;
         json(&body)

@@ -246,8 +246,8 @@ pub struct RawMessages {
     /// Reference data JSON file (shape of `message-catalog/src/reference/pilot.json`); empty
     /// for the embedded pilot set.
     pub reference_data: PathBuf,
-    /// Deliveries processed at once, in lanes by MRN (each movement's messages in order);
-    /// 1: one at a time.
+    /// Deliveries processed as one batch (checks side by side, one journal transaction; each
+    /// movement's messages in order); 1: one at a time.
     pub lanes: usize,
 }
 
@@ -257,7 +257,7 @@ impl Default for RawMessages {
             freshness_seconds: 300,
             max_bytes: Limits::default().max_bytes,
             reference_data: PathBuf::new(),
-            lanes: 1,
+            lanes: 64,
         }
     }
 }
@@ -773,13 +773,19 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         reference: Arc::new(services.reference.clone()),
         answer: Some((services.clone(), operations.clone())),
     };
+    let guard_store = store.clone();
     let app = router(ApiState {
         store,
         metrics,
         operations: operations.clone(),
     })
     .merge(crate::refdata::routes(services.clone()))
-    .merge(crate::insurer::routes(insurer_api));
+    .merge(crate::insurer::routes(insurer_api))
+    .merge(crate::access::routes(guard_store.clone()))
+    .layer(axum::middleware::from_fn_with_state(
+        guard_store,
+        crate::access::guard,
+    ));
     let mut http_shutdown = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)

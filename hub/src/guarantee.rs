@@ -36,6 +36,15 @@
 //! nothing; a CD204C / CD209C naming a GRN the movement never asked for is refused by
 //! [`check`] with a CD906C (code 14, `guarantee.not-reserved`) before anything is journalled.
 //!
+//! **A contract suspended or ended.** The administrator suspends, reinstates or terminates a
+//! contract ([`crate::insurer::change_contract`]); the new status is a reference-data version,
+//! and [`register_in`] writes the same terms into `hub_guarantee_contracts` in that version's
+//! transaction. From then on a new CD203C naming the contract is refused (`suspended`, or
+//! `expired` for a terminated contract). Reservations already held stay held: the movements
+//! were released under the guarantee, so the insurer stays liable for them until they are
+//! written off or cancelled, and a CD209C / CD204C releases them as usual (the amount in use
+//! goes down, and a reinstated contract has that amount available again).
+//!
 //! [`routes`]: `GET /api/v1/guarantees` (every contract with insured amount, in use, available)
 //! and `GET /api/v1/guarantees/{grn}` (the contract in force today and each movement with its
 //! amount and status). Amounts are decimals, in JSON as strings.
@@ -274,22 +283,31 @@ fn decimal(text: &str) -> Result<Decimal, StoreError> {
 pub async fn register(store: &HubStore, reference: &ReferenceData) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     for c in reference.contracts() {
-        let terms = serde_json::to_string(c).map_err(|e| corrupt("contract terms", e))?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query(
-                "INSERT INTO hub_guarantee_contracts (contract_id, grn, terms, in_use, updated_at) \
-                 VALUES ($1, $2, $3, '0', $4) \
-                 ON CONFLICT (contract_id) DO UPDATE SET grn = $2, terms = $3, updated_at = $4",
-            )
-            .bind(&c.contract_id)
-            .bind(c.grn.as_str())
-            .bind(&terms)
-            .bind(now_millis())
-            .execute(&mut *conn)
-            .await?;
-        });
+        register_in(&mut tx, c).await?;
     }
     tx.commit().await
+}
+
+/// Records `c` in the ledger inside `tx`: a new row with nothing in use, or the terms of the
+/// existing row replaced (its amount in use kept). A reference-data change that writes a
+/// contract (approval, suspension, reinstatement, termination) calls this in its own
+/// transaction, so the ledger never reads older terms than the version in force.
+pub async fn register_in(tx: &mut HubTx<'_>, c: &InsuranceContract) -> Result<(), StoreError> {
+    let terms = serde_json::to_string(c).map_err(|e| corrupt("contract terms", e))?;
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO hub_guarantee_contracts (contract_id, grn, terms, in_use, updated_at) \
+             VALUES ($1, $2, $3, '0', $4) \
+             ON CONFLICT (contract_id) DO UPDATE SET grn = $2, terms = $3, updated_at = $4",
+        )
+        .bind(&c.contract_id)
+        .bind(c.grn.as_str())
+        .bind(&terms)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+    });
+    Ok(())
 }
 
 /// Takes the contract's ledger row (creating it when missing) and returns the amount in use.
@@ -950,7 +968,7 @@ async fn balance(
         let Ok(grn) = Grn::parse(&r.grn) else {
             continue;
         };
-        let contracts = contracts_for(tx, &services.reference, &grn).await?;
+        let contracts = contracts_for(tx, &crate::refdata::current(services), &grn).await?;
         let Some(c) = contracts
             .iter()
             .find(|c| c.covers_day(day))

@@ -10,9 +10,12 @@
 //! - `GET /api/v1/queues`: queues and nodes ([`crate::operations::QueuesReport`]);
 //! - `GET /api/v1/dead-letters?state=dead|replayed|discarded|all&limit=N`: the register;
 //! - `GET /api/v1/dead-letters/{id}`: one letter with its reason, envelope, bytes and audit;
-//! - `POST /api/v1/dead-letters/{id}/replay` and `.../discard`, body
-//!   `{"operator": "who", "reason": "why"}` (reason required for a discard): settle it, with an
-//!   audit entry ([`crate::dead_letters`]).
+//! - `POST /api/v1/dead-letters/{id}/replay` and `.../discard`, body `{"reason": "why"}`
+//!   (required for a discard): settle it, with an audit entry ([`crate::dead_letters`]) naming
+//!   the caller's credential (`operator:NAME` or `administrator:NAME`).
+//!
+//! Every route but `/healthz`, `/readyz` and `/metrics` needs a bearer token; the guard and the
+//! roles are in [`crate::access`].
 //!
 //! Errors are JSON `{"code": "<stable code>", "error": "<message>"}`.
 
@@ -20,11 +23,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use crate::access::Caller;
 use crate::client::Settlement;
 use crate::dead_letters::DeadLetterError;
 use crate::metrics::Metrics;
@@ -237,13 +241,13 @@ async fn dead_letter(State(s): State<ApiState>, Path(id): Path<String>) -> Respo
 fn settlement(
     body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Settlement, String> {
-    body.map(|Json(b)| b).map_err(|e| {
-        format!("expected a JSON body {{\"operator\": \"who\", \"reason\": \"why\"}}: {e}")
-    })
+    body.map(|Json(b)| b)
+        .map_err(|e| format!("expected a JSON body {{\"reason\": \"why\"}}: {e}"))
 }
 
 async fn replay(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -254,7 +258,7 @@ async fn replay(
     match s
         .operations
         .dead_letters()
-        .replay(id, &body.operator, &body.reason)
+        .replay(id, &caller.actor(), &body.reason)
         .await
     {
         Ok(done) => Json(done).into_response(),
@@ -264,6 +268,7 @@ async fn replay(
 
 async fn discard(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<Settlement>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
@@ -274,7 +279,7 @@ async fn discard(
     match s
         .operations
         .dead_letters()
-        .discard(id, &body.operator, &body.reason)
+        .discard(id, &caller.actor(), &body.reason)
         .await
     {
         Ok(done) => Json(done).into_response(),

@@ -13,10 +13,18 @@
 //! recorded: a contract id already used, a GRN whose contracts' periods overlap the new one
 //! (reference data, approved or pending submissions), a zero or negative amount, a currency
 //! that is not a CATS currency (code list CATS002), an insurer that is not approved, a period
-//! that ends before it begins, no holder. An administrator approves (the contract is registered
-//! in the ledger, `hub_guarantee_contracts`, and reservations may use it from then on) or
-//! refuses with a reason; either decision is audited and gives the CA002C status notification
-//! ([`ca002c`]).
+//! that ends before it begins, no holder; a suspended or revoked insurer may not submit. An
+//! administrator approves (the contract becomes reference data: a new version, audited and sent
+//! to every node as a CA005C, and registered in the ledger, `hub_guarantee_contracts`, in the
+//! same transaction; reservations may use it from then on) or refuses with a reason; either
+//! decision is audited and gives the CA002C status notification ([`ca002c`]).
+//!
+//! **Suspension, reinstatement, termination** ([`change_contract`]): an administrator suspends
+//! an active contract, reinstates a suspended one, or terminates either (status `expired`, for
+//! good); the insurer may terminate its own. Each step is a reference-data version (audited,
+//! distributed) and a `contract:ID` row of `hub_guarantee_audit`. New reservations on a
+//! suspended or terminated contract are refused (CD205C `suspended` / `expired`); reservations
+//! already held stay held until written off or cancelled (see [`crate::guarantee`]).
 //!
 //! **Enquiries and liabilities** ([`sweep`], run every minute by the hub with the clock passed
 //! in): a reservation not released by its limit date (reserved + [`LedgerPolicy::transit_days`])
@@ -40,6 +48,10 @@
 //! - `GET /api/v1/insurance-contracts/submissions` (insurer: its own; administrator: all);
 //! - `POST /api/v1/insurance-contracts/submissions/{id}/approve|refuse` (administrator), body
 //!   `{"reason": "…"}` (required to refuse);
+//! - `POST /api/v1/insurance-contracts/{contract_id}/suspend|reinstate|terminate`
+//!   (administrator; an insurer may terminate its own contract), body `{"reason": "…"}`
+//!   (required to suspend or terminate): 200 with the contract as it now stands and the
+//!   reference-data version ([`change_contract`]);
 //! - `GET /api/v1/insurer/contracts[/{contract_id}]`: per contract the insured amount, in use,
 //!   available, each movement (MRN, amounts, currencies, rate, state, times), enquiries,
 //!   liabilities and notifications;
@@ -51,7 +63,7 @@ use std::str::FromStr;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
@@ -60,10 +72,12 @@ use message_catalog::codec::encode;
 use message_catalog::codelists::CodeLists;
 use message_catalog::generated::admin;
 use message_catalog::ids::{Grn, Tin};
-use message_catalog::reference::{ContractStatus, InsuranceContract, ReferenceData};
+use message_catalog::reference::update::Change;
+use message_catalog::reference::{ContractStatus, InsuranceContract, ReferenceData, TraderStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::access::{AccessError, Role};
 use crate::guarantee::{self, LedgerPolicy, MovementUse};
 use crate::routing::HUB_ADDRESS;
 use crate::store::{HubStore, HubTx, StoreError, now_millis, on_pool, on_tx};
@@ -122,6 +136,14 @@ pub enum InsurerError {
     /// A liability step that the process does not allow.
     #[error("liability.illegal-transition: {0}")]
     IllegalTransition(String),
+    /// A contract status step that the contract's status does not allow (suspending a
+    /// suspended contract, reinstating an active or terminated one, terminating a terminated
+    /// one).
+    #[error("contract.illegal-transition: {0}")]
+    ContractTransition(String),
+    /// The reference-data version could not be made (nothing was written).
+    #[error(transparent)]
+    Refdata(#[from] crate::refdata::RefdataError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -137,6 +159,8 @@ impl InsurerError {
             InsurerError::Invalid { code, .. } | InsurerError::NotFound { code, .. } => code,
             InsurerError::Decided(..) => "submission.decided",
             InsurerError::IllegalTransition(_) => "liability.illegal-transition",
+            InsurerError::ContractTransition(_) => "contract.illegal-transition",
+            InsurerError::Refdata(e) => e.code(),
             InsurerError::Store(e) => e.code(),
         }
     }
@@ -149,7 +173,10 @@ impl InsurerError {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             InsurerError::NotFound { .. } => StatusCode::NOT_FOUND,
-            InsurerError::Decided(..) | InsurerError::IllegalTransition(_) => StatusCode::CONFLICT,
+            InsurerError::Decided(..)
+            | InsurerError::IllegalTransition(_)
+            | InsurerError::ContractTransition(_) => StatusCode::CONFLICT,
+            InsurerError::Refdata(e) => e.status(),
             InsurerError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -190,15 +217,8 @@ fn millis(ms: i64) -> DateTime<Utc> {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-fn token_hash(token: &str) -> String {
-    hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        token.as_bytes(),
-    ))
-}
-
 // ---------------------------------------------------------------------------------------------
-// Credentials.
+// Credentials (made, looked up and revoked by [`crate::access`]).
 
 /// Creates a bearer token for `principal` and records its SHA-256; returns the token (shown
 /// once). An insurer must be an approved insurer of `reference`.
@@ -218,56 +238,33 @@ pub async fn issue_credential(
                     format!("{tin} is not an approved insurer"),
                 ));
             }
-            ("insurer", tin.clone())
+            (Role::Insurer, tin)
         }
-        Principal::Administrator(name) => ("administrator", name.clone()),
+        Principal::Administrator(name) => (Role::Administrator, name),
     };
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| corrupt("token", "no randomness"))?;
-    let token = hex::encode(b);
-    on_pool!(store, |p| {
-        sqlx::query(
-            "INSERT INTO hub_api_credentials (token_sha256, role, subject, created_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(token_hash(&token))
-        .bind(role)
-        .bind(&subject)
-        .bind(now_millis())
-        .execute(p)
-        .await
-        .map_err(StoreError::from)?;
-    });
-    Ok(token)
+    match crate::access::issue(store, role, subject).await {
+        Ok(issued) => Ok(issued.token),
+        Err(AccessError::Store(e)) => Err(e.into()),
+        Err(e) => Err(InsurerError::BadRequest(e.to_string())),
+    }
 }
 
-/// The principal of a request's bearer token.
+/// The principal of a request's bearer token: an insurer or an administrator; an operator's
+/// token is refused here (403), a missing, unknown or revoked one with 401.
 pub async fn authenticate(
     store: &HubStore,
     headers: &HeaderMap,
 ) -> Result<Principal, InsurerError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| InsurerError::Unauthenticated("no bearer token".into()))?;
-    let row: Option<(String, String)> = on_pool!(store, |p| {
-        sqlx::query_as("SELECT role, subject FROM hub_api_credentials WHERE token_sha256 = $1")
-            .bind(token_hash(token))
-            .fetch_optional(p)
-            .await
-            .map_err(StoreError::from)?
-    });
-    match row {
-        Some((role, subject)) if role == "insurer" => Ok(Principal::Insurer(subject)),
-        Some((role, subject)) if role == "administrator" => Ok(Principal::Administrator(subject)),
-        Some((role, _)) => Err(corrupt("credential role", role).into()),
-        None => Err(InsurerError::Unauthenticated("unknown token".into())),
+    match crate::access::authenticate(store, headers).await {
+        Ok(c) => match c.role {
+            Role::Insurer => Ok(Principal::Insurer(c.subject)),
+            Role::Administrator => Ok(Principal::Administrator(c.subject)),
+            Role::Operator => Err(InsurerError::Forbidden(
+                "an operator's credential does not open the insurer API".into(),
+            )),
+        },
+        Err(AccessError::Store(e)) => Err(e.into()),
+        Err(e) => Err(InsurerError::Unauthenticated(e.to_string())),
     }
 }
 
@@ -444,6 +441,18 @@ pub fn contract_of(
                 format!("{insurer} is not an approved insurer"),
             )
         })?;
+    if let Some(i) = reference
+        .insurer(&insurer_tin)
+        .filter(|i| i.status != TraderStatus::Active)
+    {
+        return Err(invalid(
+            "contract.insurer",
+            format!(
+                "insurer {insurer} is {} and may not submit contracts",
+                i.status.as_str()
+            ),
+        ));
+    }
     if s.holders.is_empty() {
         return Err(invalid("contract.holders", "the contract covers no holder"));
     }
@@ -739,7 +748,7 @@ pub async fn apply_ca001c(
     };
     let refused = match submit_in(
         tx,
-        &services.reference,
+        &crate::refdata::current(services),
         &c.insurer_identification_number,
         &submission,
         &channel,
@@ -884,10 +893,12 @@ pub async fn answer_node(
 }
 
 /// An administrator approves (`approve`) or refuses a submission. Approval checks the ledger
-/// again and registers the contract; a refusal needs a reason.
+/// and the insurer's standing (suspended or revoked since it submitted: `contract.insurer`)
+/// again and makes the contract reference data: a new version holding it, audited and sent to
+/// every node as a CA005C ([`crate::refdata::change_in`], in the decision's transaction, which
+/// also registers it in the ledger). A refusal needs a reason.
 pub async fn decide(
-    store: &HubStore,
-    reference: &ReferenceData,
+    services: &crate::pipeline::HubServices,
     principal: &Principal,
     id: i64,
     approve: bool,
@@ -900,6 +911,7 @@ pub async fn decide(
             "a refusal needs a reason: {\"reason\": \"…\"}".into(),
         ));
     }
+    let store = &services.store;
     let mut tx = store.begin().await?;
     let Some(before) = submission_in(&mut tx, id).await? else {
         return Err(InsurerError::NotFound {
@@ -912,26 +924,44 @@ pub async fn decide(
     }
     let c = before.contract;
     lock_grn(&mut tx, &c.grn).await?;
+    let actor = principal.actor();
+    let mut data = None;
     let status = if approve {
-        check_against_ledger(&mut tx, reference, &c, Some(id)).await?;
-        let terms = serde_json::to_string(&c).map_err(|e| corrupt("contract terms", e))?;
-        on_tx!(&mut tx, |conn| {
-            sqlx::query(
-                "INSERT INTO hub_guarantee_contracts (contract_id, grn, terms, in_use, updated_at) \
-                 VALUES ($1, $2, $3, '0', $4)",
-            )
-            .bind(&c.contract_id)
-            .bind(c.grn.as_str())
-            .bind(&terms)
-            .bind(now_millis())
-            .execute(&mut *conn)
-            .await?;
-        });
+        let reference = crate::refdata::current(services);
+        match reference.insurer(&c.insurer).map(|i| i.status) {
+            Some(TraderStatus::Active) => {}
+            standing => {
+                return Err(invalid(
+                    "contract.insurer",
+                    format!(
+                        "insurer {} is {} and its contracts may not be approved",
+                        c.insurer,
+                        standing.map_or("not an approved insurer", TraderStatus::as_str)
+                    ),
+                ));
+            }
+        }
+        check_against_ledger(&mut tx, &reference, &c, Some(id)).await?;
+        let change = Change {
+            insurance_contracts: vec![c.clone()],
+            ..Change::default()
+        };
+        let why = format!(
+            "submission {id}: contract {} (GRN {}) approved",
+            c.contract_id, c.grn
+        );
+        let (made, d) =
+            crate::refdata::change_in(&mut tx, services, &actor, &why, &change, Utc::now()).await?;
+        tracing::info!(
+            version = made.version,
+            contract = c.contract_id,
+            "contract is reference data"
+        );
+        data = Some(d);
         "approved"
     } else {
         "refused"
     };
-    let actor = principal.actor();
     on_tx!(&mut tx, |conn| {
         sqlx::query(
             "UPDATE hub_contract_submissions SET status = $2, reason = $3, decided_by = $4, \
@@ -950,6 +980,9 @@ pub async fn decide(
         .await?
         .ok_or_else(|| corrupt("submission", "vanished"))?;
     tx.commit().await?;
+    if let Some(d) = data {
+        crate::refdata::committed(services, d).await?;
+    }
     tracing::info!(
         submission = id,
         contract = c.contract_id,
@@ -958,6 +991,165 @@ pub async fn decide(
         "contract decided"
     );
     Ok(view)
+}
+
+/// A step in a registered contract's standing ([`change_contract`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractAction {
+    /// Active → suspended (administrator; reason required).
+    Suspend,
+    /// Suspended → active (administrator).
+    Reinstate,
+    /// Active or suspended → expired, for good (administrator, or the contract's own insurer;
+    /// reason required).
+    Terminate,
+}
+
+impl ContractAction {
+    /// `suspend`, `reinstate`, `terminate`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractAction::Suspend => "suspend",
+            ContractAction::Reinstate => "reinstate",
+            ContractAction::Terminate => "terminate",
+        }
+    }
+
+    /// Parses [`ContractAction::as_str`].
+    pub fn parse(s: &str) -> Option<ContractAction> {
+        [
+            ContractAction::Suspend,
+            ContractAction::Reinstate,
+            ContractAction::Terminate,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// The status it leads to from `from`, or `None` when the step is not allowed.
+    pub fn next(self, from: ContractStatus) -> Option<ContractStatus> {
+        match (self, from) {
+            (ContractAction::Suspend, ContractStatus::Active) => Some(ContractStatus::Suspended),
+            (ContractAction::Reinstate, ContractStatus::Suspended) => Some(ContractStatus::Active),
+            (ContractAction::Terminate, ContractStatus::Active | ContractStatus::Suspended) => {
+                Some(ContractStatus::Expired)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What [`change_contract`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContractStep {
+    /// The contract as it now stands.
+    pub contract: InsuranceContract,
+    /// Its status before.
+    pub previous_status: ContractStatus,
+    /// The reference-data version that holds the step.
+    pub version: u64,
+    /// The nodes the version goes to.
+    pub sent_to: Vec<String>,
+}
+
+/// Suspends, reinstates or terminates the registered contract `contract_id` (see
+/// [`ContractAction`]): a new reference-data version with the contract's new status, audited
+/// (`hub_refdata_audit`, and `contract:ID` in `hub_guarantee_audit`), written into the ledger
+/// and sent to every node, in one transaction. Refused with nothing changed: not an
+/// administrator (`insurer.forbidden`; an insurer may terminate its own contract), an unknown
+/// contract or another insurer's (`contract.not-found`), a missing reason
+/// (`contract.bad-request`), a step its status does not allow (`contract.illegal-transition`).
+pub async fn change_contract(
+    services: &crate::pipeline::HubServices,
+    principal: &Principal,
+    contract_id: &str,
+    action: ContractAction,
+    reason: Option<&str>,
+) -> Result<ContractStep, InsurerError> {
+    if action != ContractAction::Terminate {
+        administrator(principal)?;
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let not_found = || InsurerError::NotFound {
+        code: "contract.not-found",
+        what: format!("contract {contract_id}"),
+    };
+    let mut tx = services.store.begin().await?;
+    let held = crate::refdata::latest_in(&mut tx, services).await?;
+    let Some(before) = held
+        .insurance_contracts
+        .iter()
+        .find(|c| c.contract_id == contract_id)
+        .cloned()
+    else {
+        return Err(not_found());
+    };
+    if let Principal::Insurer(tin) = principal
+        && before.insurer.as_str() != tin
+    {
+        return Err(not_found());
+    }
+    if action != ContractAction::Reinstate && reason.is_none() {
+        return Err(InsurerError::BadRequest(format!(
+            "a reason is required to {} a contract: {{\"reason\": \"…\"}}",
+            action.as_str()
+        )));
+    }
+    lock_grn(&mut tx, &before.grn).await?;
+    let Some(status) = action.next(before.status) else {
+        return Err(InsurerError::ContractTransition(format!(
+            "contract {contract_id} is {}: it cannot {}",
+            status_word(before.status),
+            action.as_str()
+        )));
+    };
+    let after = InsuranceContract {
+        status,
+        ..before.clone()
+    };
+    let actor = principal.actor();
+    let why = format!(
+        "contract {contract_id}: {}{}",
+        action.as_str(),
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    let change = Change {
+        insurance_contracts: vec![after.clone()],
+        ..Change::default()
+    };
+    let (made, data) =
+        crate::refdata::change_in(&mut tx, services, &actor, &why, &change, Utc::now()).await?;
+    audit(
+        &mut tx,
+        &format!("contract:{contract_id}"),
+        action.as_str(),
+        &actor,
+        reason,
+    )
+    .await?;
+    tx.commit().await?;
+    crate::refdata::committed(services, data).await?;
+    tracing::info!(
+        contract = contract_id,
+        action = action.as_str(),
+        version = made.version,
+        actor,
+        "contract status changed"
+    );
+    Ok(ContractStep {
+        contract: after,
+        previous_status: before.status,
+        version: made.version,
+        sent_to: made.sent_to,
+    })
+}
+
+fn status_word(s: ContractStatus) -> &'static str {
+    match s {
+        ContractStatus::Active => "active",
+        ContractStatus::Suspended => "suspended",
+        ContractStatus::Expired => "expired (terminated)",
+    }
 }
 
 /// Submissions: the insurer's own, or all for an administrator.
@@ -1560,7 +1752,55 @@ pub struct InsurerApi {
     )>,
 }
 
+impl InsurerApi {
+    /// The reference data in force: the hub's master copy once the API is wired to the hub's
+    /// services (registrations and contract steps change it while the hub runs), else the set
+    /// given.
+    pub fn reference(&self) -> std::sync::Arc<ReferenceData> {
+        match &self.answer {
+            Some((services, _)) => crate::refdata::current(services),
+            None => self.reference.clone(),
+        }
+    }
+
+    fn services(&self) -> Result<&crate::pipeline::HubServices, InsurerError> {
+        self.answer
+            .as_ref()
+            .map(|(s, _)| s.as_ref())
+            .ok_or_else(|| {
+                StoreError::Corrupt(
+                    "the insurer API is not wired to the hub's reference data".into(),
+                )
+                .into()
+            })
+    }
+}
+
 type Answer = Result<Response, InsurerError>;
+
+async fn contract_step_handler(
+    State(api): State<InsurerApi>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Option<Json<Decision>>,
+) -> Answer {
+    let principal = who(&api, &headers).await?;
+    let Some(action) = ContractAction::parse(&action) else {
+        return Err(InsurerError::BadRequest(format!(
+            "{action:?}: suspend, reinstate or terminate"
+        )));
+    };
+    let Json(d) = body.unwrap_or_default();
+    let step = change_contract(
+        api.services()?,
+        &principal,
+        &id,
+        action,
+        d.reason.as_deref(),
+    )
+    .await?;
+    Ok(Json(step).into_response())
+}
 
 async fn who(api: &InsurerApi, headers: &HeaderMap) -> Result<Principal, InsurerError> {
     authenticate(&api.store, headers).await
@@ -1578,7 +1818,7 @@ async fn submit_handler(
         ));
     };
     let Json(s) = body.map_err(|e| InsurerError::BadRequest(e.body_text()))?;
-    let view = submit(&api.store, &api.reference, tin, &s, &Channel::Api).await?;
+    let view = submit(&api.store, &api.reference(), tin, &s, &Channel::Api).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -1622,8 +1862,7 @@ async fn decide_handler(
     let id = submission_id(&id)?;
     let Json(d) = body.unwrap_or_default();
     let view = decide(
-        &api.store,
-        &api.reference,
+        api.services()?,
         &principal,
         id,
         approve,
@@ -1712,6 +1951,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: InsurerApi) -> Router<S> {
             "/api/v1/insurance-contracts/submissions/{id}/{action}",
             post(decide_handler),
         )
+        .route(
+            "/api/v1/insurance-contracts/{id}/{action}",
+            post(contract_step_handler),
+        )
         .route("/api/v1/insurer/contracts", get(contracts_handler))
         .route("/api/v1/insurer/contracts/{id}", get(contract_handler))
         .route("/api/v1/liabilities/{id}/{action}", post(liability_handler))
@@ -1725,6 +1968,29 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: InsurerApi) -> Router<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contract_steps() {
+        use ContractAction::*;
+        use ContractStatus::*;
+        let allowed = [
+            (Suspend, Active, Suspended),
+            (Reinstate, Suspended, Active),
+            (Terminate, Active, Expired),
+            (Terminate, Suspended, Expired),
+        ];
+        for action in [Suspend, Reinstate, Terminate] {
+            assert_eq!(ContractAction::parse(action.as_str()), Some(action));
+            for from in [Active, Suspended, Expired] {
+                let want = allowed
+                    .iter()
+                    .find(|(a, f, _)| *a == action && *f == from)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(action.next(from), want, "{action:?} from {from:?}");
+            }
+        }
+        assert_eq!(ContractAction::parse("cancel"), None);
+    }
 
     #[test]
     fn liability_process() {

@@ -198,60 +198,131 @@ pub async fn journalled(
 
 /// Appends `entry` inside `tx` (see the module documentation for serialisation).
 pub async fn append(tx: &mut HubTx<'_>, entry: NewEntry) -> Result<Entry, StoreError> {
+    append_all(tx, vec![entry])
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("append returned no entry".into()))
+}
+
+/// Rows per multi-row `INSERT`: 17 journal columns × 500 stays under SQLite's 32,766 bound
+/// parameters.
+const ROWS_PER_INSERT: usize = 500;
+
+/// Appends `entries` inside `tx`, in order, as consecutive sequences that continue the chain:
+/// one [`lock`], one read of the head, and multi-row inserts of the entries and of their
+/// recipients into the recipient index (`hub_journal_recipients`, which reconciliation reads).
+pub async fn append_all(
+    tx: &mut HubTx<'_>,
+    entries: Vec<NewEntry>,
+) -> Result<Vec<Entry>, StoreError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
     lock(tx).await?;
-    let head: Option<(i64, Vec<u8>)> = on_tx!(tx, |c| {
+    let head: Option<(i64, Vec<u8>)> = on_tx!(&mut *tx, |c| {
         sqlx::query_as(
             "SELECT sequence, entry_hash FROM hub_journal ORDER BY sequence DESC LIMIT 1",
         )
         .fetch_optional(&mut *c)
         .await?
     });
-    let (sequence, prev_hash) = match head {
-        None => (1, [0u8; 32]),
+    let (mut sequence, mut prev_hash) = match head {
+        None => (0, [0u8; 32]),
         Some((seq, hash)) => (
-            seq + 1,
+            seq,
             hash.try_into()
                 .map_err(|_| StoreError::Corrupt(format!("entry {seq}: hash is not 32 bytes")))?,
         ),
     };
-    let hash = entry_hash(sequence, &entry, &prev_hash);
-    let (code, reason) = match &entry.status {
-        Status::Rejected { code, reason } => (Some(code.clone()), Some(reason.clone())),
-        _ => (None, None),
-    };
-    on_tx!(tx, |c| {
-        sqlx::query(
-            "INSERT INTO hub_journal (sequence, message_id, message_type, sender, recipients, mrn, \
-             correlation_id, prepared_at, recorded_at, body_sha256, envelope, signer, status, \
-             error_code, error_reason, prev_hash, entry_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(sequence)
-        .bind(&entry.message_id)
-        .bind(&entry.message_type)
-        .bind(&entry.sender)
-        .bind(entry.recipients.join(","))
-        .bind(&entry.mrn)
-        .bind(&entry.correlation_id)
-        .bind(entry.prepared_at.map(|t| t.timestamp_millis()))
-        .bind(entry.recorded_at.timestamp_millis())
-        .bind(entry.body_sha256.as_slice())
-        .bind(entry.envelope.as_slice())
-        .bind(&entry.signer)
-        .bind(entry.status.as_str())
-        .bind(code)
-        .bind(reason)
-        .bind(prev_hash.as_slice())
-        .bind(hash.as_slice())
-        .execute(&mut *c)
-        .await?;
-    });
-    Ok(Entry {
-        sequence,
-        entry,
-        prev_hash,
-        hash,
-    })
+    let mut appended = Vec::with_capacity(entries.len());
+    for entry in entries {
+        sequence += 1;
+        let hash = entry_hash(sequence, &entry, &prev_hash);
+        appended.push(Entry {
+            sequence,
+            entry,
+            prev_hash,
+            hash,
+        });
+        prev_hash = hash;
+    }
+    for rows in appended.chunks(ROWS_PER_INSERT) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_journal (sequence, message_id, message_type, sender, recipients, \
+                 mrn, correlation_id, prepared_at, recorded_at, body_sha256, envelope, signer, \
+                 status, error_code, error_reason, prev_hash, entry_hash) ",
+            );
+            q.push_values(rows, |mut b, e| {
+                let (code, reason) = match &e.entry.status {
+                    Status::Rejected { code, reason } => {
+                        (Some(code.as_str()), Some(reason.as_str()))
+                    }
+                    _ => (None, None),
+                };
+                b.push_bind(e.sequence)
+                    .push_bind(e.entry.message_id.as_str())
+                    .push_bind(e.entry.message_type.as_str())
+                    .push_bind(e.entry.sender.as_str())
+                    .push_bind(e.entry.recipients.join(","))
+                    .push_bind(e.entry.mrn.as_deref())
+                    .push_bind(e.entry.correlation_id.as_deref())
+                    .push_bind(e.entry.prepared_at.map(|t| t.timestamp_millis()))
+                    .push_bind(e.entry.recorded_at.timestamp_millis())
+                    .push_bind(e.entry.body_sha256.as_slice())
+                    .push_bind(e.entry.envelope.as_slice())
+                    .push_bind(e.entry.signer.as_deref())
+                    .push_bind(e.entry.status.as_str())
+                    .push_bind(code)
+                    .push_bind(reason)
+                    .push_bind(e.prev_hash.as_slice())
+                    .push_bind(e.hash.as_slice());
+            });
+            q.build().execute(&mut *c).await?;
+        });
+    }
+    let mut index: Vec<(&str, i64)> = appended
+        .iter()
+        .flat_map(|e| e.entry.recipients.iter().map(|r| (r.as_str(), e.sequence)))
+        .collect();
+    index.sort_unstable();
+    index.dedup();
+    for rows in index.chunks(ROWS_PER_INSERT) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_journal_recipients (recipient, sequence) ",
+            );
+            q.push_values(rows, |mut b, (recipient, sequence)| {
+                b.push_bind(*recipient).push_bind(*sequence);
+            });
+            q.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(appended)
+}
+
+/// The senders' message identifications among `keys` (sender, message identification) that
+/// are journalled already (any body), read inside `tx`; call it after [`lock`] to decide with
+/// no other hub process in between.
+pub async fn journalled_any(
+    tx: &mut HubTx<'_>,
+    keys: &[(&str, &str)],
+) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+    let mut found = std::collections::HashSet::new();
+    for rows in keys.chunks(ROWS_PER_INSERT) {
+        let hits: Vec<(String, String)> = on_tx!(&mut *tx, |c| {
+            // A join from the list (not `IN`) so that both databases look each pair up in
+            // the primary key instead of scanning the index.
+            let mut q = sqlx::QueryBuilder::new("SELECT DISTINCT s.sender, s.message_id FROM (");
+            q.push_values(rows, |mut b, (sender, id)| {
+                b.push_bind(*sender).push_bind(*id);
+            });
+            q.push(") k JOIN hub_seen s ON s.sender = k.column1 AND s.message_id = k.column2");
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
+        found.extend(hits);
+    }
+    Ok(found)
 }
 
 const COLUMNS: &str = "sequence, message_id, message_type, sender, recipients, mrn, correlation_id, \

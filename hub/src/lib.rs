@@ -31,11 +31,14 @@
 //!   discard with an audit entry.
 //! - [`reconcile`]: reconciliation with the nodes (resume by sequence, digest comparison,
 //!   repair by re-delivery) and `/api/v1/reconciliation`.
+//! - [`access`]: who may use the HTTP API: bearer-token credentials (administrator, operator,
+//!   insurer), revocation, and the guard in front of every route but the probes.
 //! - [`client`]: a small HTTP client for the hub's API (`cats queues`, `cats dead-letters`)
 //!   and RabbitMQ's management API.
 //! - [`config`]: configuration in two stages (raw TOML + environment, then resolved), and
 //!   [`run`] / [`verify_journal`], the entry points of `cats hub`.
 
+pub mod access;
 pub mod client;
 pub mod config;
 pub mod dead_letters;

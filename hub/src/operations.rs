@@ -52,8 +52,49 @@ pub struct QueueStatus {
     /// Messages per second out (delivered and acknowledged).
     pub rate_out: Option<f64>,
     /// Dead letters not yet replayed or discarded (`None`: kept elsewhere, e.g. by the node on
-    /// the direct link).
+    /// the direct link, or counted on `cats.hub.in` for the other partitions of the hub's
+    /// inbound queue, which share its dead-letter queue).
     pub dead_letters: Option<i64>,
+    /// The partition of the hub's inbound queue this queue holds (`cats.hub.in` is 0,
+    /// `cats.hub.in.1` is 1, …); `None` for the other queues and on the direct link.
+    #[serde(default)]
+    pub partition: Option<u16>,
+    /// For a partition: whether this hub process consumes it at once (`preferred_partitions`)
+    /// rather than standing by on it.
+    #[serde(default)]
+    pub preferred: Option<bool>,
+    /// For a partition: whether this hub process's consumer is the partition's single active
+    /// consumer. Known from the management API only; `None` with passive declares.
+    #[serde(default)]
+    pub active_here: Option<bool>,
+    /// For a partition: the connection name of its active consumer (`cats-hub-<pid>-…`, see
+    /// `AmqpTransport::connection_name`), from the management API; `None` when no consumer is
+    /// active or it is not known.
+    #[serde(default)]
+    pub active_consumer: Option<String>,
+}
+
+impl QueueStatus {
+    /// A queue with nothing known of partitions.
+    fn plain(
+        name: String,
+        depth: Option<i64>,
+        consumers: Option<i64>,
+        dead_letters: Option<i64>,
+    ) -> QueueStatus {
+        QueueStatus {
+            name,
+            depth,
+            consumers,
+            rate_in: None,
+            rate_out: None,
+            dead_letters,
+            partition: None,
+            preferred: None,
+            active_here: None,
+            active_consumer: None,
+        }
+    }
 }
 
 /// One node.
@@ -349,9 +390,14 @@ impl Operations {
         let (source, mut queues, mut nodes, totals) = match &self.transport {
             HubTransport::Direct { hub } => self.direct(hub, &dead, sampled_at).await?,
             HubTransport::Amqp {
-                config, management, ..
+                link,
+                config,
+                management,
             } => match management {
-                Some(api) => self.management(api, config, &dead).await?,
+                Some(api) => {
+                    self.management(api, config, link.connection_name(), &dead)
+                        .await?
+                }
                 None => self.passive(&mut state, config, &dead).await?,
             },
         };
@@ -479,14 +525,12 @@ impl Operations {
         let countries =
             self.countries_and(tables.keys().filter_map(|c| CountryCode::parse(c).ok()));
         let counters = self.metrics.counters();
-        let mut queues = vec![QueueStatus {
-            name: HUB_INBOUND.into(),
-            depth: None,
-            consumers: Some(1),
-            rate_in: None,
-            rate_out: None,
-            dead_letters: Some(dead.get(HUB_INBOUND).copied().unwrap_or(0)),
-        }];
+        let mut queues = vec![QueueStatus::plain(
+            HUB_INBOUND.into(),
+            None,
+            Some(1),
+            Some(dead.get(HUB_INBOUND).copied().unwrap_or(0)),
+        )];
         let mut totals = BTreeMap::from([(
             HUB_INBOUND.to_owned(),
             Totals {
@@ -499,14 +543,12 @@ impl Operations {
             let t = tables.get(country.as_str()).copied().unwrap_or_default();
             let name = node_queue(country);
             let is_connected = connected.contains(&country);
-            queues.push(QueueStatus {
-                name: name.clone(),
-                depth: Some(t.depth),
-                consumers: Some(i64::from(is_connected)),
-                rate_in: None,
-                rate_out: None,
-                dead_letters: None,
-            });
+            queues.push(QueueStatus::plain(
+                name.clone(),
+                Some(t.depth),
+                Some(i64::from(is_connected)),
+                None,
+            ));
             totals.insert(
                 name,
                 Totals {
@@ -537,10 +579,8 @@ impl Operations {
         let mut queues = Vec::new();
         let mut nodes = Vec::new();
         let mut totals = BTreeMap::new();
-        let mut names = vec![HUB_INBOUND.to_owned()];
-        names.extend(self.countries.iter().map(|c| node_queue(*c)));
         let mut broker_down = false;
-        for name in names {
+        for (name, partition) in self.amqp_queues(config) {
             // Once the broker cannot be reached, the other queues are not tried in this sample
             // (each attempt would wait for the connect timeout).
             let declared = if broker_down {
@@ -549,7 +589,9 @@ impl Operations {
                 declare(state, config, &name).await
             };
             broker_down = broker_down || state.channel.is_none();
-            let dlq = if broker_down {
+            // The partitions after the first share `cats.hub.in.dlq` (counted on `cats.hub.in`).
+            let has_dlq = partition.is_none_or(|p| p == 0);
+            let dlq = if broker_down || !has_dlq {
                 Err("the broker is not reachable".to_owned())
             } else {
                 declare(state, config, &topology::dead_letter_queue(&name)).await
@@ -561,15 +603,21 @@ impl Operations {
                     (None, None)
                 }
             };
-            let dead_letters =
-                dead.get(&name).copied().unwrap_or(0) + dlq.map(|(d, _)| d).unwrap_or(0);
-            let (came_in, went_out) = if name == HUB_INBOUND {
-                let out = f(counters.processed);
-                (depth.map(|d| out + f(d)), Some(out))
-            } else {
-                let country = name.strip_prefix("cats.node.").unwrap_or_default();
-                let sent = f(counters.sent_to.get(country).copied().unwrap_or(0));
-                (Some(sent), depth.map(|d| sent - f(d)))
+            let dead_letters = has_dlq
+                .then(|| dead.get(&name).copied().unwrap_or(0) + dlq.map(|(d, _)| d).unwrap_or(0));
+            let (came_in, went_out) = match partition {
+                // One inbound queue: what this hub processed plus the queue's growth came in.
+                Some(_) if config.partitions <= 1 => {
+                    let out = f(counters.processed);
+                    (depth.map(|d| out + f(d)), Some(out))
+                }
+                // Several: this hub's counters do not say which partition a message came from.
+                Some(_) => (None, None),
+                None => {
+                    let country = name.strip_prefix("cats.node.").unwrap_or_default();
+                    let sent = f(counters.sent_to.get(country).copied().unwrap_or(0));
+                    (Some(sent), depth.map(|d| sent - f(d)))
+                }
             };
             totals.insert(name.clone(), Totals { came_in, went_out });
             if let Some(country) = name.strip_prefix("cats.node.") {
@@ -581,22 +629,30 @@ impl Operations {
                     oldest_undelivered_age_seconds: None,
                 });
             }
-            queues.push(QueueStatus {
-                name,
-                depth,
-                consumers,
-                rate_in: None,
-                rate_out: None,
-                dead_letters: Some(dead_letters),
-            });
+            let mut status = QueueStatus::plain(name, depth, consumers, dead_letters);
+            if let Some(p) = partition {
+                status.partition = Some(p);
+                status.preferred = Some(preferred(config, p));
+            }
+            queues.push(status);
         }
         Ok(("passive-declare", queues, nodes, totals))
+    }
+
+    /// The queues an AMQP report covers: every partition of the hub's inbound queue (with its
+    /// number), then each node's queue.
+    fn amqp_queues(&self, config: &AmqpConfig) -> Vec<(String, Option<u16>)> {
+        (0..config.partitions.max(1))
+            .map(|p| (topology::hub_partition_queue(p), Some(p)))
+            .chain(self.countries.iter().map(|c| (node_queue(*c), None)))
+            .collect()
     }
 
     async fn management(
         &self,
         api: &ManagementApi,
         config: &AmqpConfig,
+        me: &str,
         dead: &BTreeMap<String, i64>,
     ) -> Result<Sampled, OperationsError> {
         let vhost = escape_path(&config.vhost);
@@ -620,6 +676,7 @@ impl Operations {
                     .collect()
             })
             .unwrap_or_default();
+        let active = active_consumers(&api.get(&format!("/api/consumers/{vhost}")).await?);
         let int = |q: Option<&serde_json::Value>, k: &str| q?.get(k)?.as_i64();
         let stat = |q: Option<&serde_json::Value>, k: &str| {
             Some(
@@ -630,24 +687,32 @@ impl Operations {
                     .unwrap_or(0.0),
             )
         };
-        let mut names = vec![HUB_INBOUND.to_owned()];
-        names.extend(self.countries.iter().map(|c| node_queue(*c)));
         let mut queues = Vec::new();
         let mut nodes = Vec::new();
-        for name in names {
+        for (name, partition) in self.amqp_queues(config) {
             let q = by_name.get(&name);
             let dlq = by_name.get(&topology::dead_letter_queue(&name));
             let depth = int(q, "messages");
-            queues.push(QueueStatus {
-                name: name.clone(),
+            // The partitions after the first share `cats.hub.in.dlq` (counted on `cats.hub.in`).
+            let has_dlq = partition.is_none_or(|p| p == 0);
+            let mut status = QueueStatus::plain(
+                name.clone(),
                 depth,
-                consumers: int(q, "consumers"),
-                rate_in: stat(q, "publish_details"),
-                rate_out: stat(q, "deliver_get_details"),
-                dead_letters: Some(
-                    dead.get(&name).copied().unwrap_or(0) + int(dlq, "messages").unwrap_or(0),
-                ),
-            });
+                int(q, "consumers"),
+                has_dlq.then(|| {
+                    dead.get(&name).copied().unwrap_or(0) + int(dlq, "messages").unwrap_or(0)
+                }),
+            );
+            status.rate_in = stat(q, "publish_details");
+            status.rate_out = stat(q, "deliver_get_details");
+            if let Some(p) = partition {
+                let holder = active.get(&name);
+                status.partition = Some(p);
+                status.preferred = Some(preferred(config, p));
+                status.active_here = Some(holder.is_some_and(|tag| consumer_of(tag, me)));
+                status.active_consumer = holder.map(|tag| connection_of(tag, &name));
+            }
+            queues.push(status);
             if let Some(country) = name.strip_prefix("cats.node.") {
                 let user = CountryCode::parse(country)
                     .map(|c| topology::user_name(cats_transport::contract::PeerIdentity::Node(c)))
@@ -663,6 +728,52 @@ impl Operations {
         }
         Ok(("management-api", queues, nodes, BTreeMap::new()))
     }
+}
+
+/// Whether this hub process consumes partition `p` at once.
+fn preferred(config: &AmqpConfig, p: u16) -> bool {
+    config.preferred_partitions.is_empty() || config.preferred_partitions.contains(&p)
+}
+
+/// The management API's `GET /api/consumers/{vhost}`: per queue, the tag of its active
+/// consumer. A consumer of a single-active-consumer queue is `active` only while it is the one
+/// the broker delivers to; on other queues every consumer is active (the first one is kept).
+fn active_consumers(listed: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut active = BTreeMap::new();
+    for c in listed.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let is_active = c
+            .get("active")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true);
+        let queue = c
+            .get("queue")
+            .and_then(|q| q.get("name"))
+            .and_then(serde_json::Value::as_str);
+        let tag = c.get("consumer_tag").and_then(serde_json::Value::as_str);
+        if let (true, Some(queue), Some(tag)) = (is_active, queue, tag) {
+            active
+                .entry(queue.to_owned())
+                .or_insert_with(|| tag.to_owned());
+        }
+    }
+    active
+}
+
+/// Whether consumer `tag` belongs to the transport whose connections are named `connection`
+/// (its tags are `<connection>-<generation>-<queue>`).
+fn consumer_of(tag: &str, connection: &str) -> bool {
+    tag.strip_prefix(connection)
+        .is_some_and(|rest| rest.starts_with('-'))
+}
+
+/// The connection name in consumer `tag` of `queue` (`<connection>-<generation>-<queue>`); the
+/// whole tag when it has another shape.
+fn connection_of(tag: &str, queue: &str) -> String {
+    tag.strip_suffix(queue)
+        .and_then(|t| t.strip_suffix('-'))
+        .and_then(|t| t.rsplit_once('-'))
+        .filter(|(_, generation)| generation.bytes().all(|b| b.is_ascii_digit()))
+        .map_or_else(|| tag.to_owned(), |(connection, _)| connection.to_owned())
 }
 
 type Sampled = (
@@ -749,6 +860,40 @@ mod tests {
     fn vhosts_are_escaped_in_paths() {
         assert_eq!(escape_path("cats"), "cats");
         assert_eq!(escape_path("/"), "%2F");
+    }
+
+    #[test]
+    fn the_active_consumer_of_each_queue_and_whose_it_is() {
+        let listed = serde_json::json!([
+            {"queue": {"name": "cats.hub.in.1"}, "consumer_tag": "cats-hub-41-1-9a0b-1-cats.hub.in.1",
+             "active": false, "activity_status": "waiting"},
+            {"queue": {"name": "cats.hub.in.1"}, "consumer_tag": "cats-hub-7-1-0c1d-3-cats.hub.in.1",
+             "active": true, "activity_status": "single_active"},
+            {"queue": {"name": "cats.node.KZ"}, "consumer_tag": "cats-node-kz-9-1-0001-1-cats.node.KZ"},
+            {"queue": {"name": "cats.hub.in.2"}, "consumer_tag": "x", "active": false}
+        ]);
+        let active = active_consumers(&listed);
+        assert_eq!(
+            active.get("cats.hub.in.1").map(String::as_str),
+            Some("cats-hub-7-1-0c1d-3-cats.hub.in.1")
+        );
+        assert!(active.contains_key("cats.node.KZ"), "no `active`: active");
+        assert!(
+            !active.contains_key("cats.hub.in.2"),
+            "only a waiting consumer"
+        );
+        let tag = &active["cats.hub.in.1"];
+        assert!(consumer_of(tag, "cats-hub-7-1-0c1d"));
+        assert!(
+            !consumer_of(tag, "cats-hub-7-1-0c1"),
+            "a prefix of another name"
+        );
+        assert!(!consumer_of(tag, "cats-hub-41-1-9a0b"));
+        assert_eq!(connection_of(tag, "cats.hub.in.1"), "cats-hub-7-1-0c1d");
+        assert_eq!(
+            connection_of("amq.ctag-abc", "cats.hub.in.1"),
+            "amq.ctag-abc"
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@
 //! sent to the transport sender's node; then the delivery is acknowledged, so a bad message
 //! never blocks the queue. Store or transport failures are returned as [`PipelineError`]
 //! without acknowledging: the delivery comes again and step 2 finishes the job.
+//!
+//! The hub runs the pipeline on batches ([`Pipeline::run_lanes`], [`Pipeline::process_batch`]):
+//! the checks of a batch's deliveries run side by side on the cores, and each run of clean
+//! messages is journalled in one transaction with one commit, with the same effect as
+//! processing them one by one in order.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -152,6 +157,64 @@ struct Seen {
     body_sha256: [u8; 32],
 }
 
+impl Seen {
+    /// What the envelope header `h` of a delivery from `from` says, with the body's hash.
+    fn of_header(from: &PeerIdentity, h: &EnvelopeHeaderFields, body: &[u8]) -> Seen {
+        Seen {
+            from: from.urn(),
+            from_country: from.country(),
+            message_id: h.message_id.clone(),
+            message_type: h.message_type.clone(),
+            recipient: match h.recipient {
+                PeerIdentity::Hub => Recipient::Hub,
+                PeerIdentity::Node(c) => Recipient::Node(c),
+            },
+            mrn: h.mrn.clone(),
+            correlation_id: h.correlation_id.clone(),
+            prepared_at: Some(h.prepared_at),
+            body_sha256: sha256(body),
+        }
+    }
+}
+
+/// A delivery that passed every check that needs no store (steps 1 and 3 to 5), is a plain
+/// transit message to route (not a ledger message, a request to the hub or a reconciliation
+/// message), and so is journalled together with the other clean deliveries of its batch.
+#[derive(Debug)]
+struct Clean {
+    seen: Seen,
+    sender: CountryCode,
+    signer: String,
+    message: message_catalog::Message,
+    facts: routing::Facts,
+}
+
+/// Steps 1 and 3 to 5 for one delivery, with no I/O (run on the blocking pool). `None` when
+/// anything is not plain: [`Pipeline::process`] then takes the delivery alone and gives the
+/// exact answer (NACK, dead letter, duplicate, ledger, reconciliation).
+fn screen(s: &HubServices, from: &PeerIdentity, wire: &[u8], now: DateTime<Utc>) -> Option<Clean> {
+    let parsed = Envelope::parse(wire).ok()?;
+    let sender = from.country()?;
+    let seen = Seen::of_header(from, &parsed.header.fields, parsed.body);
+    let opened = s.verifier.open(wire, from, now).ok()?;
+    if message_catalog::lifecycle::reconcile::is_control(&seen.message_type) {
+        return None;
+    }
+    let message = rules::validate(opened.body, &s.limits, Level::Rules).ok()?;
+    if crate::refdata::is_node_request(&message) || guarantee::is_ledger_message(&message) {
+        return None;
+    }
+    let (problems, facts) = consistency(s, &seen, &message, sender);
+    let facts = facts.filter(|_| problems.is_empty())?;
+    Some(Clean {
+        seen,
+        sender,
+        signer: opened.signer.urn(),
+        message,
+        facts,
+    })
+}
+
 fn country_label(c: Option<CountryCode>) -> String {
     c.map(|c| c.to_string()).unwrap_or_else(|| "-".into())
 }
@@ -233,13 +296,9 @@ impl<T: Transport> Pipeline<T> {
         }
     }
 
-    /// Like [`Pipeline::run`], with up to `lanes` deliveries processed at once. A delivery goes
-    /// to the lane of its partition key (the MRN; else its message identification), and each
-    /// lane processes its deliveries one at a time in the order they arrived: the messages of
-    /// one movement keep their order, different movements are processed side by side (the
-    /// journal append itself stays serialised, see [`journal::lock`]). One lane is [`run`].
-    ///
-    /// [`run`]: Pipeline::run
+    /// Like [`Pipeline::run`], in batches of up to `lanes` deliveries: after waiting for one
+    /// delivery it takes those already received (the transport's prefetch bounds them), then
+    /// [`Pipeline::process_batch`]. One lane is a batch of one delivery at a time.
     pub async fn run_lanes(
         self: Arc<Self>,
         lanes: usize,
@@ -247,55 +306,315 @@ impl<T: Transport> Pipeline<T> {
     ) where
         T: Send + Sync + 'static,
     {
-        if lanes <= 1 {
-            return self.run(shutdown).await;
-        }
-        let mut senders = Vec::with_capacity(lanes);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..lanes {
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<Delivery>(16);
-            senders.push(tx);
-            let pipeline = self.clone();
-            tasks.spawn(async move {
-                while let Some(delivery) = rx.recv().await {
-                    if let Err(e) = pipeline.process(delivery).await {
-                        tracing::warn!(code = e.code(), error = %e, "delivery left owed");
-                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    }
-                }
-            });
-        }
+        use futures::FutureExt;
+        let bound = lanes.max(1);
         loop {
-            let delivery = tokio::select! {
-                _ = shutdown.wait() => break,
+            let first = tokio::select! {
+                _ = shutdown.wait() => return,
                 d = self.transport.receive() => d,
             };
-            match delivery {
-                Ok(d) => {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::hash::DefaultHasher::new();
-                    d.partition_key
-                        .as_deref()
-                        .unwrap_or(&d.message_id)
-                        .hash(&mut h);
-                    let lane = usize::try_from(h.finish() % lanes as u64).unwrap_or(0);
-                    let Some(sender) = senders.get(lane) else {
-                        break;
-                    };
-                    if sender.send(d).await.is_err() {
-                        break;
-                    }
-                }
-                Err(TransportError::Closed) => break,
+            let mut batch = match first {
+                Ok(d) => vec![d],
+                Err(TransportError::Closed) => return,
                 Err(e) => {
                     tracing::warn!(code = e.code(), error = %e, "receive failed");
                     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let mut closed = false;
+            while batch.len() < bound {
+                // Both transports' `receive` only wait on a channel: a future dropped before it
+                // is ready takes nothing.
+                match self.transport.receive().now_or_never() {
+                    Some(Ok(d)) => batch.push(d),
+                    Some(Err(TransportError::Closed)) => {
+                        closed = true;
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!(code = e.code(), error = %e, "receive failed");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if let Err(e) = self.process_batch(batch).await {
+                tracing::warn!(code = e.code(), error = %e, "batch left owed");
+                // The deliveries come again at once: do not spin on a store or link that is
+                // down.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            if closed {
+                return;
+            }
+        }
+    }
+
+    /// Processes `batch` (deliveries in the order received) and settles each delivery, with
+    /// the effect of [`Pipeline::process`] on each in turn:
+    ///
+    /// 1. the checks that need no store (envelope, signature, decode, rules, route) run side
+    ///    by side on the blocking pool, one chunk of the batch per core;
+    /// 2. in batch order, runs of clean deliveries (see [`Clean`]) are journalled together: one
+    ///    transaction, one take of the journal lock, the duplicate check for the whole run,
+    ///    one multi-row append that continues the chain, the duplicate index, dispatch marks,
+    ///    ledger and registry, one commit; then the envelopes are forwarded (each movement's in
+    ///    order, movements side by side), the dispatch marks closed and the deliveries acked;
+    /// 3. any other delivery (refused, unreadable, a duplicate, a ledger message, a request
+    ///    to the hub, reconciliation) ends the run before it and is processed alone, in its
+    ///    place, by [`Pipeline::process`]; so does a second delivery with the identification of
+    ///    one in the same run.
+    ///
+    /// Nothing is acknowledged before its commit. On the first error the rest of the batch is
+    /// dropped unsettled: the transport delivers it again, in order, and the redelivery check
+    /// (step 2 of the module documentation) finishes what was committed.
+    pub async fn process_batch(&self, batch: Vec<Delivery>) -> Result<(), PipelineError> {
+        let started = Instant::now();
+        let now = Utc::now();
+        let size = batch.len();
+        let (screened, cpu) = self.screen_all(&batch, now).await;
+        tracing::debug!(
+            size,
+            clean = screened.iter().filter(|c| c.is_some()).count(),
+            checks_ms = started.elapsed().as_secs_f64() * 1e3,
+            checks_cpu_ms = cpu.as_secs_f64() * 1e3,
+            "batch checked"
+        );
+        let mut run: Vec<(Delivery, Clean)> = Vec::new();
+        let mut ids = std::collections::HashSet::new();
+        for (delivery, clean) in batch.into_iter().zip(screened) {
+            match clean {
+                Some(c) if ids.insert((c.seen.from.clone(), c.seen.message_id.clone())) => {
+                    run.push((delivery, c));
+                }
+                other => {
+                    self.settle_clean(std::mem::take(&mut run), now, started)
+                        .await?;
+                    ids.clear();
+                    match other {
+                        Some(c) => {
+                            ids.insert((c.seen.from.clone(), c.seen.message_id.clone()));
+                            run.push((delivery, c));
+                        }
+                        None => {
+                            self.process(delivery).await?;
+                        }
+                    }
                 }
             }
         }
-        // The lanes finish what they hold (or fail on a closed transport: it stays owed).
-        drop(senders);
-        while tasks.join_next().await.is_some() {}
+        self.settle_clean(run, now, started).await
+    }
+
+    /// [`screen`] for each delivery of `batch`, in order, spread over the cores; with the
+    /// CPU time the checks took, summed over the cores.
+    async fn screen_all(
+        &self,
+        batch: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> (Vec<Option<Clean>>, std::time::Duration) {
+        let work: Vec<(PeerIdentity, Bytes)> =
+            batch.iter().map(|d| (d.from, d.bytes.clone())).collect();
+        if work.len() <= 1 {
+            let started = Instant::now();
+            let screened = work
+                .iter()
+                .map(|(from, wire)| screen(&self.services, from, wire, now))
+                .collect();
+            return (screened, started.elapsed());
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_task = work.len().div_ceil(cores.min(work.len()));
+        let mut tasks = Vec::new();
+        let mut rest = work;
+        while !rest.is_empty() {
+            let tail = rest.split_off(per_task.min(rest.len()));
+            let chunk = std::mem::replace(&mut rest, tail);
+            let services = self.services.clone();
+            let len = chunk.len();
+            let task = tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let screened = chunk
+                    .iter()
+                    .map(|(from, wire)| screen(&services, from, wire, now))
+                    .collect::<Vec<_>>();
+                (screened, started.elapsed())
+            });
+            tasks.push((len, task));
+        }
+        let mut screened = Vec::with_capacity(batch.len());
+        let mut cpu = std::time::Duration::ZERO;
+        for (len, task) in tasks {
+            match task.await {
+                Ok((chunk, took)) => {
+                    screened.extend(chunk);
+                    cpu += took;
+                }
+                // A check that panicked: process those deliveries alone.
+                Err(e) => {
+                    tracing::warn!(error = %e, "checks of a batch chunk failed");
+                    screened.extend(std::iter::repeat_with(|| None).take(len));
+                }
+            }
+        }
+        (screened, cpu)
+    }
+
+    /// Journals, routes and acknowledges a run of clean deliveries (step 2 of
+    /// [`Pipeline::process_batch`]).
+    async fn settle_clean(
+        &self,
+        run: Vec<(Delivery, Clean)>,
+        now: DateTime<Utc>,
+        started: Instant,
+    ) -> Result<(), PipelineError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let s = &self.services;
+        let t0 = Instant::now();
+        let mut tx = s.store.begin().await?;
+        // Under the journal lock, no other hub process journals in between: the duplicate
+        // check (same sender and identification, any body) holds until the commit.
+        journal::lock(&mut tx).await?;
+        let keys: Vec<(&str, &str)> = run
+            .iter()
+            .map(|(_, c)| (c.seen.from.as_str(), c.seen.message_id.as_str()))
+            .collect();
+        let taken = journal::journalled_any(&mut tx, &keys).await?;
+        if !taken.is_empty() {
+            // A redelivery or another body under a known identification: each delivery of
+            // the run alone, in order, gets its exact answer.
+            drop(tx);
+            for (delivery, _) in run {
+                self.process(delivery).await?;
+            }
+            return Ok(());
+        }
+        for (_, c) in &run {
+            s.metrics
+                .message_in(&c.seen.message_type, c.sender.as_str());
+        }
+        let entries = run
+            .iter()
+            .map(|(d, c)| NewEntry {
+                message_id: c.seen.message_id.clone(),
+                message_type: c.seen.message_type.clone(),
+                sender: c.seen.from.clone(),
+                recipients: vec![c.seen.recipient.to_string()],
+                mrn: c.seen.mrn.clone(),
+                correlation_id: c.seen.correlation_id.clone(),
+                prepared_at: c.seen.prepared_at,
+                recorded_at: now,
+                body_sha256: c.seen.body_sha256,
+                envelope: d.bytes.to_vec(),
+                signer: Some(c.signer.clone()),
+                status: Status::Accepted,
+            })
+            .collect();
+        let t1 = Instant::now();
+        let entries = journal::append_all(&mut tx, entries).await?;
+        mark_seen_all(
+            &mut tx,
+            run.iter()
+                .zip(&entries)
+                .map(|((_, c), e)| (&c.seen, e.sequence)),
+        )
+        .await?;
+        let t2 = Instant::now();
+        let mut ledgers = Vec::with_capacity(run.len());
+        for ((_, c), entry) in run.iter().zip(&entries) {
+            let recipients = BTreeSet::from([c.seen.recipient]);
+            ledgers.push(guarantee::apply(&mut tx, s, &c.message, entry, c.sender, now).await?);
+            registry::record(&mut tx, &c.facts, entry).await?;
+            registry::fold(&mut tx, &c.facts, &c.message, c.sender, &recipients, entry).await?;
+        }
+        open_dispatch_all(
+            &mut tx,
+            entries
+                .iter()
+                .zip(&ledgers)
+                .map(|(e, l)| (e.sequence, l.reply.as_ref().map(|r| r.sequence))),
+        )
+        .await?;
+        let t3 = Instant::now();
+        tx.commit().await?;
+        let t4 = Instant::now();
+        for l in &ledgers {
+            s.metrics.guarantee.count(l);
+        }
+
+        // Route: each movement's envelopes (and ledger answers) in journal order, movements
+        // side by side.
+        let mut movements: Vec<Vec<(Bytes, Recipient, Seen)>> = Vec::new();
+        let mut movement_of = std::collections::HashMap::new();
+        for (((d, c), _), l) in run.iter().zip(&entries).zip(&ledgers) {
+            let key = c
+                .seen
+                .mrn
+                .clone()
+                .unwrap_or_else(|| c.seen.message_id.clone());
+            let at = *movement_of.entry(key).or_insert_with(|| {
+                movements.push(Vec::new());
+                movements.len() - 1
+            });
+            let Some(jobs) = movements.get_mut(at) else {
+                continue;
+            };
+            jobs.push((d.bytes.clone(), c.seen.recipient, c.seen.clone()));
+            if let Some(r) = &l.reply {
+                let answer = Seen {
+                    message_id: r.message_id.clone(),
+                    message_type: r.message_type.clone(),
+                    ..c.seen.clone()
+                };
+                jobs.push((
+                    Bytes::from(r.envelope.clone()),
+                    Recipient::Node(r.recipient),
+                    answer,
+                ));
+            }
+        }
+        futures::future::try_join_all(movements.into_iter().map(|jobs| async move {
+            for (wire, to, seen) in jobs {
+                self.forward(&wire, &BTreeSet::from([to]), &seen).await?;
+            }
+            Ok::<(), PipelineError>(())
+        }))
+        .await?;
+        let t5 = Instant::now();
+        let first = entries.first().map_or(0, |e| e.sequence);
+        let last = entries.last().map_or(0, |e| e.sequence);
+        self.close_dispatch_range(first, last).await?;
+        let t6 = Instant::now();
+
+        // Acknowledge.
+        futures::future::try_join_all(run.into_iter().map(|(d, _)| d.ack())).await?;
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        tracing::debug!(
+            size = entries.len(),
+            lock_and_duplicates_ms = ms(t0, t1),
+            append_ms = ms(t1, t2),
+            ledger_and_registry_ms = ms(t2, t3),
+            commit_ms = ms(t3, t4),
+            forward_ms = ms(t4, t5),
+            dispatch_mark_ms = ms(t5, t6),
+            ack_ms = ms(t6, Instant::now()),
+            "batch settled"
+        );
+        let elapsed = started.elapsed().as_secs_f64();
+        for e in &entries {
+            s.metrics.observe_latency(elapsed);
+            tracing::info!(
+                sequence = e.sequence,
+                id = %e.entry.message_id,
+                mrn = e.entry.mrn.as_deref().unwrap_or("-"),
+                recipients = ?e.entry.recipients,
+                "accepted"
+            );
+        }
+        Ok(())
     }
 
     /// Processes one delivery (see the module documentation) and settles it.
@@ -364,20 +683,7 @@ impl<T: Transport> Pipeline<T> {
         if let Some(m) = &h.mrn {
             span.record("mrn", m.as_str());
         }
-        let seen = Seen {
-            from: from.urn(),
-            from_country,
-            message_id: h.message_id.clone(),
-            message_type: h.message_type.clone(),
-            recipient: match h.recipient {
-                PeerIdentity::Hub => Recipient::Hub,
-                PeerIdentity::Node(c) => Recipient::Node(c),
-            },
-            mrn: h.mrn.clone(),
-            correlation_id: h.correlation_id.clone(),
-            prepared_at: Some(h.prepared_at),
-            body_sha256: sha256(parsed.body),
-        };
+        let seen = Seen::of_header(&from, h, parsed.body);
         s.metrics
             .message_in(&seen.message_type, &country_label(from_country));
 
@@ -449,62 +755,7 @@ impl<T: Transport> Pipeline<T> {
 
         // 5. Header/body consistency and reference checks.
         let root = message.message_type();
-        let mut problems = Vec::new();
-        if root != seen.message_type {
-            problems.push(one_problem(
-                &format!("/{root}/messageType"),
-                ErrorCode::RULE,
-                "hub.header-type",
-                format!(
-                    "the envelope says {} but the body is {root}",
-                    seen.message_type
-                ),
-            ));
-        }
-        if message.message_identification() != Some(seen.message_id.as_str()) {
-            problems.push(one_problem(
-                &format!("/{root}/messageIdentification"),
-                ErrorCode::RULE,
-                "hub.header-id",
-                "the body's messageIdentification is not the envelope's".into(),
-            ));
-        }
-        let facts = routing::facts(&message);
-        match &facts {
-            None => problems.push(one_problem(
-                &format!("/{root}"),
-                ErrorCode::RULE,
-                "hub.not-routable",
-                format!("{root} is not a message a node sends to the hub"),
-            )),
-            Some(f) => {
-                // The signed header names the final recipient; it must be one the route
-                // allows, and it is the only one the envelope goes to.
-                let allowed = routing::recipients(f);
-                if !allowed.contains(&seen.recipient) {
-                    let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
-                    problems.push(one_problem(
-                        &format!("/{root}/messageRecipient"),
-                        ErrorCode::RULE,
-                        "hub.recipient",
-                        format!(
-                            "addressed to {}, but this {root} goes to [{}]",
-                            seen.recipient,
-                            list.join(", ")
-                        ),
-                    ));
-                }
-                if f.mrn != seen.mrn {
-                    problems.push(one_problem(
-                        &format!("/{root}/TransitOperation/MRN"),
-                        ErrorCode::RULE,
-                        "hub.header-mrn",
-                        "the body's MRN is not the envelope's".into(),
-                    ));
-                }
-                problems.extend(routing::check(f, sender, &crate::refdata::current(s)));
-            }
-        }
+        let (mut problems, facts) = consistency(s, &seen, &message, sender);
         if problems.is_empty() && guarantee::is_ledger_message(&message) {
             problems.extend(guarantee::check(&s.store, &message).await?);
         }
@@ -795,6 +1046,23 @@ impl<T: Transport> Pipeline<T> {
         tx.commit().await
     }
 
+    /// Marks the entries `first..=last` (one batch, consecutive under the journal lock) as
+    /// dispatched.
+    async fn close_dispatch_range(&self, first: i64, last: i64) -> Result<(), StoreError> {
+        let mut tx = self.services.store.begin().await?;
+        on_tx!(&mut tx, |c| {
+            sqlx::query(
+                "UPDATE hub_dispatch SET dispatched_at = $3 WHERE sequence >= $1 AND sequence <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(now_millis())
+            .execute(&mut *c)
+            .await?;
+        });
+        tx.commit().await
+    }
+
     /// A redelivery: finish what the first processing may not have, then acknowledge.
     async fn duplicate(
         &self,
@@ -1026,6 +1294,75 @@ impl<T: Transport> Pipeline<T> {
     }
 }
 
+/// Step 5: whether the envelope header agrees with the body, the recipient is one the route
+/// allows, and the route passes the reference checks; the routing facts when the message is
+/// routable.
+fn consistency(
+    s: &HubServices,
+    seen: &Seen,
+    message: &message_catalog::Message,
+    sender: CountryCode,
+) -> (Vec<Problem>, Option<routing::Facts>) {
+    let root = message.message_type();
+    let mut problems = Vec::new();
+    if root != seen.message_type {
+        problems.push(one_problem(
+            &format!("/{root}/messageType"),
+            ErrorCode::RULE,
+            "hub.header-type",
+            format!(
+                "the envelope says {} but the body is {root}",
+                seen.message_type
+            ),
+        ));
+    }
+    if message.message_identification() != Some(seen.message_id.as_str()) {
+        problems.push(one_problem(
+            &format!("/{root}/messageIdentification"),
+            ErrorCode::RULE,
+            "hub.header-id",
+            "the body's messageIdentification is not the envelope's".into(),
+        ));
+    }
+    let facts = routing::facts(message);
+    match &facts {
+        None => problems.push(one_problem(
+            &format!("/{root}"),
+            ErrorCode::RULE,
+            "hub.not-routable",
+            format!("{root} is not a message a node sends to the hub"),
+        )),
+        Some(f) => {
+            // The signed header names the final recipient; it must be one the route
+            // allows, and it is the only one the envelope goes to.
+            let allowed = routing::recipients(f);
+            if !allowed.contains(&seen.recipient) {
+                let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+                problems.push(one_problem(
+                    &format!("/{root}/messageRecipient"),
+                    ErrorCode::RULE,
+                    "hub.recipient",
+                    format!(
+                        "addressed to {}, but this {root} goes to [{}]",
+                        seen.recipient,
+                        list.join(", ")
+                    ),
+                ));
+            }
+            if f.mrn != seen.mrn {
+                problems.push(one_problem(
+                    &format!("/{root}/TransitOperation/MRN"),
+                    ErrorCode::RULE,
+                    "hub.header-mrn",
+                    "the body's MRN is not the envelope's".into(),
+                ));
+            }
+            problems.extend(routing::check(f, sender, &crate::refdata::current(s)));
+        }
+    }
+    (problems, facts)
+}
+
 async fn mark_seen(tx: &mut HubTx<'_>, seen: &Seen, sequence: i64) -> Result<(), StoreError> {
     on_tx!(tx, |c| {
         sqlx::query(
@@ -1038,6 +1375,51 @@ async fn mark_seen(tx: &mut HubTx<'_>, seen: &Seen, sequence: i64) -> Result<(),
         .execute(&mut *c)
         .await?;
     });
+    Ok(())
+}
+
+/// [`mark_seen`] for each `(seen, sequence)`, in one statement.
+async fn mark_seen_all<'a>(
+    tx: &mut HubTx<'_>,
+    rows: impl Iterator<Item = (&'a Seen, i64)>,
+) -> Result<(), StoreError> {
+    let rows: Vec<(&Seen, i64)> = rows.collect();
+    for chunk in rows.chunks(1000) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_seen (sender, message_id, body_sha256, sequence) ",
+            );
+            q.push_values(chunk, |mut b, (seen, sequence)| {
+                b.push_bind(seen.from.as_str())
+                    .push_bind(seen.message_id.as_str())
+                    .push_bind(seen.body_sha256.as_slice())
+                    .push_bind(*sequence);
+            });
+            q.build().execute(&mut *c).await?;
+        });
+    }
+    Ok(())
+}
+
+/// [`open_dispatch`] for each `(sequence, nack_sequence)`, in one statement.
+async fn open_dispatch_all(
+    tx: &mut HubTx<'_>,
+    rows: impl Iterator<Item = (i64, Option<i64>)>,
+) -> Result<(), StoreError> {
+    let rows: Vec<(i64, Option<i64>)> = rows.collect();
+    for chunk in rows.chunks(1000) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_dispatch (sequence, nack_sequence, dispatched_at) ",
+            );
+            q.push_values(chunk, |mut b, (sequence, nack)| {
+                b.push_bind(*sequence)
+                    .push_bind(*nack)
+                    .push_bind(None::<i64>);
+            });
+            q.build().execute(&mut *c).await?;
+        });
+    }
     Ok(())
 }
 

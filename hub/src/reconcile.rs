@@ -14,6 +14,13 @@
 //! 3. **repairs**: on the node's `CATS-RECONCILE-REPAIR`, re-delivers every entry of the named
 //!    movements for that node. The node's inbox turns the ones it holds into duplicates.
 //!
+//! A node also sends, each time its link to the hub comes up, a `CATS-RECONCILE-RESUME`: its
+//! resume point and the fingerprints of the deliveries it applied since the hub last confirmed
+//! one. The hub re-delivers every entry for the node after the resume point that is not among
+//! them (what the node lost: a purged queue, a database restored from a copy), then answers
+//! with a `CATS-RECONCILE-DIFFERENCES` without buckets whose `through` (the journal head) is
+//! the node's new resume point.
+//!
 //! Control messages are not journalled (they are not transit messages); what each run found
 //! and repaired, and the bytes exchanged, are kept per node in `hub_reconciliation` for
 //! `GET /api/v1/reconciliation`, `/metrics` and `cats queues`.
@@ -27,8 +34,8 @@ use cats_trust::{EnvelopeHeaderFields, PeerIdentity};
 use chrono::Utc;
 use message_catalog::ids::CountryCode;
 use message_catalog::lifecycle::reconcile::{
-    self as rc, Buckets, DIFFERENCES_TYPE, Differences, REPAIR_TYPE, REQUEST_TYPE, RepairRequest,
-    Request,
+    self as rc, Buckets, DIFFERENCES_TYPE, Differences, REPAIR_TYPE, REQUEST_TYPE, RESUME_TYPE,
+    RepairRequest, Request, Resume,
 };
 use serde::Serialize;
 
@@ -36,16 +43,26 @@ use crate::pipeline::{HubServices, Outcome, PipelineError};
 use crate::store::{HubStore, StoreError, now_millis, on_pool, on_tx};
 
 /// One journal entry owed to a node, as re-delivered.
-struct Owed {
-    sequence: i64,
-    message_id: String,
-    mrn: Option<String>,
-    envelope: Vec<u8>,
+#[derive(Debug, Clone)]
+pub struct Owed {
+    /// Its journal sequence.
+    pub sequence: i64,
+    /// The envelope's sender (`urn:cats:node:KZ`, `urn:cats:hub`).
+    pub sender: String,
+    /// The message identification.
+    pub message_id: String,
+    /// The MRN, when there is one.
+    pub mrn: Option<String>,
+    /// The exact envelope bytes, as forwarded.
+    pub envelope: Vec<u8>,
 }
 
-/// The `recipients` pattern of a node (the column joins `node:XX` with commas).
-fn recipient_pattern(country: CountryCode) -> String {
-    format!("%,node:{country},%")
+/// A row of [`Owed`]: sequence, sender, message identification, MRN, envelope.
+type OwedRow = (i64, String, String, Option<String>, Vec<u8>);
+
+/// A node's key in the journal's recipient index (`hub_journal_recipients`): `node:XX`.
+fn recipient_key(country: CountryCode) -> String {
+    crate::routing::Recipient::Node(country).to_string()
 }
 
 /// Every journal entry forwarded to `country` with a sequence in `(after, through]`.
@@ -55,22 +72,24 @@ async fn owed_after(
     after: i64,
     through: i64,
 ) -> Result<Vec<Owed>, StoreError> {
-    let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = on_pool!(store, |p| {
+    let rows: Vec<OwedRow> = on_pool!(store, |p| {
         sqlx::query_as(
-            "SELECT sequence, message_id, mrn, envelope FROM hub_journal \
-             WHERE sequence > $1 AND sequence <= $2 AND status IN ('accepted', 'emitted') \
-             AND (',' || recipients || ',') LIKE $3 ORDER BY sequence",
+            "SELECT j.sequence, j.sender, j.message_id, j.mrn, j.envelope \
+             FROM hub_journal_recipients r JOIN hub_journal j ON j.sequence = r.sequence \
+             WHERE r.recipient = $3 AND r.sequence > $1 AND r.sequence <= $2 \
+             AND j.status IN ('accepted', 'emitted') ORDER BY r.sequence",
         )
         .bind(after)
         .bind(through)
-        .bind(recipient_pattern(country))
+        .bind(recipient_key(country))
         .fetch_all(p)
         .await?
     });
     Ok(rows
         .into_iter()
-        .map(|(sequence, message_id, mrn, envelope)| Owed {
+        .map(|(sequence, sender, message_id, mrn, envelope)| Owed {
             sequence,
+            sender,
             message_id,
             mrn,
             envelope,
@@ -84,21 +103,22 @@ async fn owed_of_mrn(
     country: CountryCode,
     mrn: &str,
 ) -> Result<Vec<Owed>, StoreError> {
-    let rows: Vec<(i64, String, Option<String>, Vec<u8>)> = on_pool!(store, |p| {
+    let rows: Vec<OwedRow> = on_pool!(store, |p| {
         sqlx::query_as(
-            "SELECT sequence, message_id, mrn, envelope FROM hub_journal \
-             WHERE mrn = $1 AND status IN ('accepted', 'emitted') \
-             AND (',' || recipients || ',') LIKE $2 ORDER BY sequence",
+            "SELECT j.sequence, j.sender, j.message_id, j.mrn, j.envelope FROM hub_journal j \
+             JOIN hub_journal_recipients r ON r.sequence = j.sequence AND r.recipient = $2 \
+             WHERE j.mrn = $1 AND j.status IN ('accepted', 'emitted') ORDER BY j.sequence",
         )
         .bind(mrn)
-        .bind(recipient_pattern(country))
+        .bind(recipient_key(country))
         .fetch_all(p)
         .await?
     });
     Ok(rows
         .into_iter()
-        .map(|(sequence, message_id, mrn, envelope)| Owed {
+        .map(|(sequence, sender, message_id, mrn, envelope)| Owed {
             sequence,
+            sender,
             message_id,
             mrn,
             envelope,
@@ -115,12 +135,13 @@ pub async fn node_digests(
 ) -> Result<Vec<(String, [u8; rc::DIGEST_LEN])>, StoreError> {
     let rows: Vec<(String, String)> = on_pool!(store, |p| {
         sqlx::query_as(
-            "SELECT mrn, message_id FROM hub_journal \
-             WHERE sequence <= $1 AND mrn IS NOT NULL AND status IN ('accepted', 'emitted') \
-             AND (',' || recipients || ',') LIKE $2",
+            "SELECT j.mrn, j.message_id \
+             FROM hub_journal_recipients r JOIN hub_journal j ON j.sequence = r.sequence \
+             WHERE r.recipient = $2 AND r.sequence <= $1 AND j.mrn IS NOT NULL \
+             AND j.status IN ('accepted', 'emitted') ORDER BY r.sequence",
         )
         .bind(through)
-        .bind(recipient_pattern(country))
+        .bind(recipient_key(country))
         .fetch_all(p)
         .await?
     });
@@ -135,6 +156,56 @@ pub async fn node_digests(
             (mrn, d)
         })
         .collect())
+}
+
+/// The hub's side of a comparison (step 2 of the module documentation): the buckets of
+/// `country`'s movements at journal sequence `through` that differ from the node's `buckets`,
+/// with the fingerprint of every hub movement in them. `resumed` is reported as is.
+pub async fn differences(
+    store: &HubStore,
+    country: CountryCode,
+    buckets: &[[u8; rc::BUCKET_HASH_LEN]],
+    through: i64,
+    resumed: u32,
+) -> Result<Differences, StoreError> {
+    let count = buckets.len() as u32;
+    let mine = Buckets::new(count, node_digests(store, country, through).await?);
+    let differing = mine.differing(buckets);
+    Ok(Differences {
+        through,
+        bucket_count: count,
+        resumed,
+        buckets: differing
+            .iter()
+            .map(|b| (*b, mine.fingerprints(*b)))
+            .collect(),
+    })
+}
+
+/// The repair (step 3): the MRNs of `country`'s movements named by `fingerprints` (as of
+/// journal sequence `through`), and every journal entry of each forwarded to the node, in
+/// journal order per movement. A fingerprint that names no movement any more (its entries
+/// changed since the differences) is skipped: the next comparison finds it again.
+pub async fn repair_entries(
+    store: &HubStore,
+    country: CountryCode,
+    fingerprints: &[[u8; rc::FINGERPRINT_LEN]],
+    through: i64,
+) -> Result<Vec<(String, Vec<Owed>)>, StoreError> {
+    let wanted: std::collections::BTreeSet<[u8; rc::FINGERPRINT_LEN]> =
+        fingerprints.iter().copied().collect();
+    let mrns: Vec<String> = node_digests(store, country, through)
+        .await?
+        .into_iter()
+        .filter(|(m, d)| wanted.contains(&rc::fingerprint(m, d)))
+        .map(|(m, _)| m)
+        .collect();
+    let mut out = Vec::with_capacity(mrns.len());
+    for mrn in mrns {
+        let owed = owed_of_mrn(store, country, &mrn).await?;
+        out.push((mrn, owed));
+    }
+    Ok(out)
 }
 
 /// What one exchange did, added to the node's totals.
@@ -220,6 +291,39 @@ async fn resend<T: Transport>(
     Ok(bytes)
 }
 
+/// Signs and sends `diff` to `country` as the answer to `request`; returns the bytes sent.
+async fn answer<T: Transport>(
+    transport: &T,
+    services: &HubServices,
+    country: CountryCode,
+    request: &str,
+    diff: &Differences,
+) -> Result<i64, PipelineError> {
+    let fields = EnvelopeHeaderFields {
+        message_id: control_id(),
+        message_type: DIFFERENCES_TYPE.to_owned(),
+        sender: PeerIdentity::Hub,
+        recipient: PeerIdentity::Node(country),
+        correlation_id: Some(request.to_owned()),
+        mrn: None,
+        prepared_at: Utc::now(),
+    };
+    let sealed = services
+        .signer
+        .seal(&fields, &diff.encode())
+        .map_err(|e| PipelineError::Nack(e.to_string()))?;
+    let len = sealed.len() as i64;
+    transport
+        .send(Outbound {
+            message_id: fields.message_id,
+            destination: Destination::Node(country),
+            partition_key: None,
+            bytes: Bytes::from(sealed),
+        })
+        .await?;
+    Ok(len)
+}
+
 /// Handles one reconciliation control message from `country` (already verified by the
 /// pipeline: signature, signer, sender = transport identity), then acknowledges it. A body that
 /// does not decode is dead-lettered with its code.
@@ -243,54 +347,64 @@ pub async fn handle<T: Transport>(
             let owed = owed_after(store, country, req.resume_after, through).await?;
             let mut bytes_out = resend(transport, services, country, &owed).await?;
             let count = req.buckets.len() as u32;
-            let mine = Buckets::new(count, node_digests(store, country, through).await?);
-            let differing = mine.differing(&req.buckets);
-            let diff = Differences {
-                through,
-                bucket_count: count,
-                resumed: owed.len() as u32,
-                buckets: differing
-                    .iter()
-                    .map(|b| (*b, mine.fingerprints(*b)))
-                    .collect(),
-            };
-            let answer = diff.encode();
-            let fields = EnvelopeHeaderFields {
-                message_id: control_id(),
-                message_type: DIFFERENCES_TYPE.to_owned(),
-                sender: PeerIdentity::Hub,
-                recipient: PeerIdentity::Node(country),
-                correlation_id: Some(message_id.to_owned()),
-                mrn: None,
-                prepared_at: Utc::now(),
-            };
-            let sealed = services
-                .signer
-                .seal(&fields, &answer)
-                .map_err(|e| PipelineError::Nack(e.to_string()))?;
-            transport
-                .send(Outbound {
-                    message_id: fields.message_id.clone(),
-                    destination: Destination::Node(country),
-                    partition_key: None,
-                    bytes: Bytes::from(sealed.clone()),
-                })
-                .await?;
-            bytes_out += sealed.len() as i64;
+            let diff =
+                differences(store, country, &req.buckets, through, owed.len() as u32).await?;
+            let differing = diff.buckets.len();
+            bytes_out += answer(transport, services, country, message_id, &diff).await?;
             tracing::info!(
                 %country,
                 resume_after = req.resume_after,
                 through,
                 resumed = owed.len(),
                 buckets = count,
-                differing = differing.len(),
+                differing,
                 "reconciliation: differences sent"
             );
             Tally {
                 run: true,
                 through: Some(through),
-                differing_buckets: Some(differing.len() as i64),
+                differing_buckets: Some(differing as i64),
                 resent: owed.len() as i64,
+                bytes_in: delivery.bytes.len() as i64,
+                bytes_out,
+                ..Tally::default()
+            }
+        }
+        RESUME_TYPE => {
+            let req = match Resume::decode(body) {
+                Ok(r) => r,
+                Err(e) => return refuse(delivery, country, message_type, e).await,
+            };
+            let through = crate::journal::size(store).await?;
+            let held: std::collections::BTreeSet<[u8; rc::FINGERPRINT_LEN]> =
+                req.applied.iter().copied().collect();
+            let missing: Vec<Owed> = owed_after(store, country, req.resume_after, through)
+                .await?
+                .into_iter()
+                .filter(|e| !held.contains(&rc::delivery_fingerprint(&e.sender, &e.message_id)))
+                .collect();
+            // The node holds every entry up to the first one it misses.
+            let contiguous = missing.first().map_or(through, |e| e.sequence - 1);
+            let mut bytes_out = resend(transport, services, country, &missing).await?;
+            let diff = Differences {
+                through,
+                bucket_count: rc::bucket_count(0),
+                resumed: missing.len() as u32,
+                buckets: BTreeMap::new(),
+            };
+            bytes_out += answer(transport, services, country, message_id, &diff).await?;
+            tracing::info!(
+                %country,
+                resume_after = req.resume_after,
+                applied = req.applied.len(),
+                contiguous,
+                through,
+                resent = missing.len(),
+                "reconciliation: resumed"
+            );
+            Tally {
+                through: Some(through),
+                resent: missing.len() as i64,
                 bytes_in: delivery.bytes.len() as i64,
                 bytes_out,
                 ..Tally::default()
@@ -309,21 +423,15 @@ pub async fn handle<T: Transport>(
             // The fingerprints name the hub's movements as the differences described them;
             // one whose entries changed since is found again by the next comparison.
             let through = crate::journal::size(store).await?;
-            let wanted: std::collections::BTreeSet<[u8; rc::FINGERPRINT_LEN]> =
-                req.fingerprints.iter().copied().collect();
-            let mrns: Vec<String> = node_digests(store, country, through)
-                .await?
-                .into_iter()
-                .filter(|(m, d)| wanted.contains(&rc::fingerprint(m, d)))
-                .map(|(m, _)| m)
-                .collect();
-            for mrn in &mrns {
-                let owed = owed_of_mrn(store, country, mrn).await?;
+            let repairs = repair_entries(store, country, &req.fingerprints, through).await?;
+            let mut mrns = Vec::with_capacity(repairs.len());
+            for (mrn, owed) in repairs {
                 if !owed.is_empty() {
                     tally.repaired += 1;
                 }
                 tally.resent += owed.len() as i64;
                 tally.bytes_out += resend(transport, services, country, &owed).await?;
+                mrns.push(mrn);
             }
             tracing::warn!(
                 %country,

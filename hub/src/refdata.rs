@@ -5,7 +5,12 @@
 //! JSON of a [`ReferenceSet`], who made it, when and why) and every record it changed is an
 //! audit row (`hub_refdata_audit`: section, key, old and new value). The first start seeds the
 //! store from the configured set (the pilot set by default). [`current`] is the version in
-//! force; the pipeline's reference checks and the guarantee ledger read it.
+//! force; the pipeline's reference checks and the guarantee ledger read it. The exchange-rate
+//! table is not a keyed section, but a change to it alone is a change like any other: one
+//! audit row (section `exchange-rate`, key `CURRENCY:valid_from`) per entry added, changed or
+//! removed, and the table travels whole in the CA005C. A version that writes a contract also
+//! writes its terms into the ledger's row in the same transaction
+//! ([`crate::guarantee::register_in`]).
 //!
 //! **Changes** ([`make_change`]): a [`Change`] is applied to the latest version and checked
 //! ([`ReferenceSet::apply`]: unknown key, unknown country, overlapping contracts … are refused
@@ -24,13 +29,13 @@
 //! **Registrations** are in [`crate::registrations`]; an approval, suspension or revocation is
 //! a change like any other, distributed the same way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,9 +47,11 @@ use message_catalog::Message;
 use message_catalog::codec::encode;
 use message_catalog::ids::CountryCode;
 use message_catalog::reference::update::{
-    AuditEntry, Change, Update, UpdateHeader, update_message,
+    AuditEntry, Change, Section, Update, UpdateHeader, update_message,
 };
-use message_catalog::reference::{GuaranteeRefusal, ReferenceData, ReferenceError, ReferenceSet};
+use message_catalog::reference::{
+    ExchangeRate, GuaranteeRefusal, ReferenceData, ReferenceError, ReferenceSet,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::dead_letters::Replay;
@@ -124,6 +131,18 @@ fn set_live(store: &HubStore, data: ReferenceData) {
     }
 }
 
+/// The latest version of the master copy as `tx` sees it (the configured set before the
+/// master copy is open).
+pub async fn latest_in(
+    tx: &mut HubTx<'_>,
+    services: &HubServices,
+) -> Result<ReferenceSet, StoreError> {
+    Ok(match latest(tx).await? {
+        Some(s) => s,
+        None => current(services).to_set(),
+    })
+}
+
 async fn latest(tx: &mut HubTx<'_>) -> Result<Option<ReferenceSet>, StoreError> {
     let row: Option<String> = on_tx!(tx, |c| {
         sqlx::query_scalar(
@@ -136,6 +155,10 @@ async fn latest(tx: &mut HubTx<'_>) -> Result<Option<ReferenceSet>, StoreError> 
         .transpose()
 }
 
+/// Arbitrary constant for `pg_advisory_xact_lock` around seeding the reference data
+/// (`"CATSREFD"`).
+const PG_SEED_LOCK: i64 = 0x4341_5453_5245_4644;
+
 /// Opens the master copy: seeds it with `seed` when the store has no version yet, and puts the
 /// latest version in force. Returns it.
 pub async fn open(
@@ -143,6 +166,15 @@ pub async fn open(
     seed: &ReferenceData,
 ) -> Result<Arc<ReferenceData>, RefdataError> {
     let mut tx = store.begin().await?;
+    // Two hub processes starting together on one empty PostgreSQL database would both find no
+    // version and both insert version 1: the second waits here and then finds the first's.
+    if let HubTx::Postgres(t) = &mut tx {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_SEED_LOCK)
+            .execute(&mut **t)
+            .await
+            .map_err(StoreError::from)?;
+    }
     let set = match latest(&mut tx).await? {
         Some(s) => s,
         None => {
@@ -228,6 +260,73 @@ async fn insert_audit(
             .bind(at)
             .bind(actor)
             .bind(e.section.as_str())
+            .bind(&e.key)
+            .bind(old)
+            .bind(new)
+            .execute(&mut *c)
+            .await?;
+        });
+    }
+    Ok(())
+}
+
+/// The section name of the exchange-rate rows in `hub_refdata_audit`.
+pub const RATE_SECTION: &str = "exchange-rate";
+
+/// One entry of the rate table added, changed or removed, keyed `CURRENCY:valid_from`.
+#[derive(Debug, Clone, PartialEq)]
+struct RateAudit {
+    key: String,
+    old: Option<serde_json::Value>,
+    new: Option<serde_json::Value>,
+}
+
+/// The entries of the rate table that differ between `old` and `new` (the table is not a keyed
+/// section of the set, so [`ReferenceSet::audit`] does not list them).
+fn rate_audit(old: &[ExchangeRate], new: &[ExchangeRate]) -> Vec<RateAudit> {
+    let keyed = |list: &[ExchangeRate]| -> BTreeMap<String, serde_json::Value> {
+        list.iter()
+            .map(|r| {
+                (
+                    format!("{}:{}", r.currency, r.valid_from),
+                    serde_json::to_value(r).unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (keyed(old), keyed(new));
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| RateAudit {
+            key: k.clone(),
+            old: a.get(k).cloned(),
+            new: b.get(k).cloned(),
+        })
+        .collect()
+}
+
+async fn insert_rate_audit(
+    tx: &mut HubTx<'_>,
+    version: u64,
+    actor: &str,
+    entries: &[RateAudit],
+    at: i64,
+) -> Result<(), StoreError> {
+    let version = i64::try_from(version).map_err(|e| corrupt("version", e))?;
+    for e in entries {
+        let old = e.old.as_ref().map(|v| v.to_string());
+        let new = e.new.as_ref().map(|v| v.to_string());
+        on_tx!(tx, |c| {
+            sqlx::query(
+                "INSERT INTO hub_refdata_audit \
+                 (version, recorded_at, actor, section, record_key, old_value, new_value) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(version)
+            .bind(at)
+            .bind(actor)
+            .bind(RATE_SECTION)
             .bind(&e.key)
             .bind(old)
             .bind(new)
@@ -390,7 +489,8 @@ pub async fn change_in(
     let next = held.apply(change, held.version + 1)?;
     let data = ReferenceData::from_set(next.clone())?;
     let audit = held.audit(&next)?;
-    if audit.is_empty() {
+    let rates = rate_audit(&held.exchange_rates, &next.exchange_rates);
+    if audit.is_empty() && rates.is_empty() {
         return Err(RefdataError::BadRequest(
             "the change writes what the reference data already holds".into(),
         ));
@@ -398,6 +498,13 @@ pub async fn change_in(
     let at = now.timestamp_millis();
     insert_version(tx, &next, actor, reason, at).await?;
     insert_audit(tx, next.version, actor, &audit, at).await?;
+    insert_rate_audit(tx, next.version, actor, &rates, at).await?;
+    // The ledger reads a contract's terms from its own row: written in this transaction.
+    for e in audit.iter().filter(|e| e.section == Section::Contract) {
+        if let Some(c) = data.contract(&e.key) {
+            crate::guarantee::register_in(tx, c).await?;
+        }
+    }
     let update = Update {
         version: next.version,
         previous: Some(held.version),
@@ -701,7 +808,9 @@ async fn changes(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRequest {
-    /// Who makes it.
+    /// Who makes it: the administrator of the request's credential (`administrator:NAME`),
+    /// never the body.
+    #[serde(skip_deserializing, default)]
     pub actor: String,
     /// Why.
     #[serde(default)]
@@ -712,10 +821,14 @@ pub struct ChangeRequest {
 
 async fn post_change(
     State(s): State<Arc<HubServices>>,
+    Extension(caller): Extension<crate::access::Caller>,
     body: Result<Json<ChangeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let req = match body {
-        Ok(Json(r)) => r,
+        Ok(Json(mut r)) => {
+            r.actor = caller.actor();
+            r
+        }
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -740,4 +853,50 @@ pub fn routes(services: Arc<HubServices>) -> Router {
         .route("/api/v1/refs/changes", get(changes).post(post_change))
         .with_state(services.clone())
         .merge(crate::registrations::routes(services))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(currency: &str, rate: &str, from: &str) -> ExchangeRate {
+        ExchangeRate {
+            currency: currency.into(),
+            rate: rate.parse().expect("rate"),
+            valid_from: from.parse().expect("day"),
+        }
+    }
+
+    #[test]
+    fn rate_audit_lists_each_entry_added_changed_or_removed() {
+        let old = [
+            rate("USD", "1", "2026-01-01"),
+            rate("KZT", "480.50", "2026-01-01"),
+            rate("EUR", "0.92", "2026-01-01"),
+        ];
+        let new = [
+            rate("USD", "1", "2026-01-01"),
+            rate("KZT", "480.50", "2026-01-01"),
+            rate("KZT", "500.00", "2026-11-20"),
+            rate("EUR", "0.93", "2026-01-01"),
+        ];
+        let rows: Vec<(String, bool, bool)> = rate_audit(&old, &new)
+            .into_iter()
+            .map(|r| (r.key, r.old.is_some(), r.new.is_some()))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("EUR:2026-01-01".to_owned(), true, true),
+                ("KZT:2026-11-20".to_owned(), false, true),
+            ]
+        );
+        assert!(rate_audit(&old, &old).is_empty());
+        let removed = rate_audit(&new, &old);
+        assert!(
+            removed
+                .iter()
+                .any(|r| r.key == "KZT:2026-11-20" && r.new.is_none())
+        );
+    }
 }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -398,7 +398,9 @@ impl Action {
 pub struct Decision {
     /// What.
     pub action: Action,
-    /// Who.
+    /// Who: over the API, the administrator of the request's credential (`administrator:NAME`),
+    /// never the body.
+    #[serde(skip_deserializing, default)]
     pub actor: String,
     /// Why (required to refuse, suspend or revoke).
     #[serde(default)]
@@ -703,6 +705,7 @@ async fn list_handler(State(s): State<Arc<HubServices>>) -> Response {
 
 async fn apply_handler(
     State(s): State<Arc<HubServices>>,
+    Extension(caller): Extension<crate::access::Caller>,
     body: Result<Json<Application>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let app = match body {
@@ -715,7 +718,8 @@ async fn apply_handler(
     };
     let result = async {
         let mut tx = s.store.begin().await?;
-        let r = apply_in(&mut tx, &s, &app, "api", None, Utc::now()).await?;
+        let source = format!("api:{}", caller.actor());
+        let r = apply_in(&mut tx, &s, &app, &source, None, Utc::now()).await?;
         tx.commit().await?;
         Ok::<_, RegistrationError>(r)
     }
@@ -744,11 +748,15 @@ async fn one_handler(State(s): State<Arc<HubServices>>, Path(id): Path<i64>) -> 
 
 async fn decide_handler(
     State(s): State<Arc<HubServices>>,
+    Extension(caller): Extension<crate::access::Caller>,
     Path(id): Path<i64>,
     body: Result<Json<Decision>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let d = match body {
-        Ok(Json(d)) => d,
+        Ok(Json(mut d)) => {
+            d.actor = caller.actor();
+            d
+        }
         Err(e) => {
             return error(&RegistrationError::Invalid(format!(
                 "the body is not a decision: {e}"

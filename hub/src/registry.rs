@@ -11,10 +11,11 @@
 //! | CD168C exit, CD118C entry | `in_transit` |
 //! | CD006C arrival advice | `arrived` |
 //! | CD018C control results | `control_results_sent` |
+//! | CD209C guarantee write-off (departure wrote the movement off) | `written_off` |
 //! | CD010C cancellation | `cancelled` |
 //!
-//! Other messages (guarantee, status request and response, NACKs) are in the history but do
-//! not change the state. A state never moves backwards (a late AAR does not undo an arrival).
+//! Other messages (the other guarantee messages, status request and response, NACKs) are in the
+//! history but do not change the state. A state never moves backwards (a late AAR does not undo an arrival).
 //!
 //! **Per node, the life cycle.** [`fold`] applies `message_catalog::lifecycle::apply` for each
 //! message the hub forwards, at the receiving node's office in its role (destination for an
@@ -38,7 +39,8 @@ fn state_of(message_type: &str) -> Option<(&'static str, u8)> {
         "CD168C" | "CD118C" => ("in_transit", 2),
         "CD006C" => ("arrived", 3),
         "CD018C" => ("control_results_sent", 4),
-        "CD010C" => ("cancelled", 5),
+        "CD209C" => ("written_off", 5),
+        "CD010C" => ("cancelled", 6),
         _ => return None,
     })
 }
@@ -49,7 +51,8 @@ fn rank(state: &str) -> u8 {
         "in_transit" => 2,
         "arrived" => 3,
         "control_results_sent" => 4,
-        "cancelled" => 5,
+        "written_off" => 5,
+        "cancelled" => 6,
         _ => 0,
     }
 }

@@ -168,6 +168,18 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_reconciliation.sql"),
         postgres: include_str!("../migrations/postgres/0007_reconciliation.sql"),
     },
+    Migration {
+        version: 8,
+        name: "journal_recipients",
+        sqlite: include_str!("../migrations/sqlite/0008_journal_recipients.sql"),
+        postgres: include_str!("../migrations/postgres/0008_journal_recipients.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "credential_revocation",
+        sqlite: include_str!("../migrations/sqlite/0009_credential_revocation.sql"),
+        postgres: include_str!("../migrations/postgres/0009_credential_revocation.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSHUBM"`).

@@ -31,8 +31,10 @@ use message_catalog::Message;
 use message_catalog::codec::{Limits, decode};
 use message_catalog::generated::cats::{Flag, GuaranteeRefusalReasonCode as Why};
 use message_catalog::ids::{CustomsOfficeRef, Grn, Mrn, ProcedureLetter};
+use message_catalog::reference::update::{Update, read_update};
 use message_catalog::reference::{GuaranteeRefusal, ReferenceData};
 use rust_decimal::Decimal;
+use serde_json::json;
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -178,6 +180,10 @@ struct Node {
     link: DirectNode,
     signer: Signer,
     verifier: Verifier,
+    /// The reference-data updates (CA005C) the hub sent this node, in order: [`World::next`]
+    /// sets them aside, so that a contract approved or suspended does not stand in the way of
+    /// the answer a test waits for.
+    updates: std::sync::Mutex<Vec<Message>>,
 }
 
 struct World {
@@ -247,6 +253,7 @@ async fn connect_nodes(
                 signer: Signer::load(&s.cert, &s.key).expect("signer loads"),
                 verifier: Verifier::new(trust, Duration::from_secs(300))
                     .with_local_identity(PeerIdentity::Node(c)),
+                updates: std::sync::Mutex::new(Vec::new()),
             }),
         );
     }
@@ -356,12 +363,50 @@ impl World {
         self.next_within(node, Duration::from_secs(15)).await
     }
 
-    /// [`World::next`], waiting up to `wait`.
+    /// [`World::next`], waiting up to `wait`. A CA005C (reference data) is verified, set aside
+    /// in the node's `updates` and acknowledged; the next message after it is returned.
     async fn next_within(&self, node: CountryCode, wait: Duration) -> Message {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let m = self
+                .next_any(node, deadline)
+                .await
+                .expect("a delivery arrives");
+            if !self.set_aside(node, &m) {
+                return m;
+            }
+        }
+    }
+
+    /// Sets a CA005C aside in `node`'s updates; whether it was one.
+    fn set_aside(&self, node: CountryCode, m: &Message) -> bool {
+        if !matches!(m, Message::CA005C(_)) {
+            return false;
+        }
+        self.nodes[&node]
+            .updates
+            .lock()
+            .expect("updates lock")
+            .push(m.clone());
+        true
+    }
+
+    /// The reference-data updates `node` received so far.
+    fn updates(&self, node: CountryCode) -> Vec<Message> {
+        self.nodes[&node]
+            .updates
+            .lock()
+            .expect("updates lock")
+            .clone()
+    }
+
+    /// The next message delivered to `node` before `deadline` (`None`: nothing came), verified,
+    /// decoded and acknowledged.
+    async fn next_any(&self, node: CountryCode, deadline: tokio::time::Instant) -> Option<Message> {
         let n = &self.nodes[&node];
-        let d = tokio::time::timeout(wait, n.link.receive())
+        let d = tokio::time::timeout_at(deadline, n.link.receive())
             .await
-            .expect("a delivery arrives")
+            .ok()?
             .expect("receive");
         assert_eq!(d.from, PeerIdentity::Hub);
         let wire = d.bytes.clone();
@@ -384,16 +429,18 @@ impl World {
         )
         .expect("CD205C passes the rules");
         d.ack().await.expect("ack");
-        message
+        Some(message)
     }
 
+    /// Nothing but reference-data updates reaches `node` within 700 ms.
     async fn nothing_for(&self, node: CountryCode) {
-        let got =
-            tokio::time::timeout(Duration::from_millis(700), self.nodes[&node].link.receive())
-                .await;
-        if let Ok(d) = got {
-            let what = d.map(|d| (d.message_id.clone(), d.redelivered));
-            panic!("{node} received something it should not have: {what:?}");
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+        while let Some(m) = self.next_any(node, deadline).await {
+            assert!(
+                self.set_aside(node, &m),
+                "{node} received something it should not have: {}",
+                m.message_type()
+            );
         }
     }
 
@@ -430,8 +477,17 @@ impl World {
         answers(&m)
     }
 
+    /// `GET path` with a fresh operator's credential.
     async fn http_get(&self, path: &str) -> (u16, String) {
-        self.http("GET", path, None, None).await
+        let token = cats_hub::access::issue(
+            &self.hub.services.store,
+            cats_hub::access::Role::Operator,
+            "guarantee-test",
+        )
+        .await
+        .expect("credential")
+        .token;
+        self.http("GET", path, Some(&token), None).await
     }
 
     /// An HTTP request to the hub's API, with a bearer token and a JSON body when given.
@@ -1454,7 +1510,7 @@ async fn currencies_and_insurers(db: Db) {
     // The insurer's view: its own contracts only, each movement with amounts and rate.
     let (status, body) = w.http("GET", "/api/v1/insurer/contracts", None, None).await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(json(&body)["code"], "insurer.unauthenticated");
+    assert_eq!(json(&body)["code"], "auth.missing-token");
     let (status, _) = w
         .http(
             "GET",
@@ -2269,4 +2325,503 @@ async fn sqlite_balance_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_balance_query() {
     balance_query(Db::Postgres).await;
+}
+
+/// The version of the hub's reference data in force (`GET /api/v1/refs`).
+async fn refs_version(w: &World) -> u64 {
+    let (status, body) = w.http_get("/api/v1/refs").await;
+    assert_eq!(status, 200, "{body}");
+    json(&body)["version"].as_u64().expect("version")
+}
+
+/// The audited record changes of the versions after `since` (`GET /api/v1/refs/changes`), as
+/// `(section, key, new status or rate)`.
+async fn refs_changes(w: &World, since: u64) -> Vec<(String, String, serde_json::Value)> {
+    let (status, body) = w
+        .http_get(&format!("/api/v1/refs/changes?since={since}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    json(&body)["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            let new = &c["new"];
+            (
+                c["section"].as_str().expect("section").to_owned(),
+                c["key"].as_str().expect("key").to_owned(),
+                new.get("status")
+                    .or_else(|| new.get("rate"))
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect()
+}
+
+/// Takes what each node receives (only reference-data updates are allowed) until it has
+/// received version `version`, and returns, per node, the updates received so far, read.
+async fn updates_everywhere(w: &World, version: u64) -> BTreeMap<CountryCode, Vec<Update>> {
+    let mut out = BTreeMap::new();
+    for c in COUNTRIES {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let read: Vec<Update> = w
+                .updates(c)
+                .iter()
+                .map(|m| match m {
+                    Message::CA005C(u) => read_update(u).expect("a CA005C the node can read"),
+                    other => panic!("not a CA005C: {}", other.message_type()),
+                })
+                .collect();
+            if read.last().is_some_and(|u| u.version >= version) {
+                out.insert(c, read);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{c} never received version {version}"
+            );
+            w.nothing_for(c).await;
+        }
+    }
+    out
+}
+
+/// An approved contract is a reference-data version sent to every node; an administrator
+/// suspends, reinstates and terminates it, and its insurer may terminate it too. Each step is a
+/// version (audited, sent to every node) and a `contract:ID` audit row; the ledger refuses new
+/// reservations on a suspended (`suspended`) or terminated (`expired`) contract, while a
+/// reservation already held is released as usual. Bad steps are refused with their own code
+/// and change nothing.
+async fn contract_lifecycle(db: Db) {
+    use cats_hub::insurer::{self, Principal};
+    let Some(w) = world(db).await else { return };
+    let kz = CountryCode::KZ;
+    let store = w.hub.services.store.clone();
+    let reference = ReferenceData::pilot();
+    let issue = |p: Principal| {
+        let (store, reference) = (store.clone(), reference.clone());
+        async move { insurer::issue_credential(&store, &reference, &p).await }
+    };
+    let kz_token = issue(Principal::Insurer(KZ_INSURER.into()))
+        .await
+        .expect("KZ insurer");
+    let az_token = issue(Principal::Insurer(AZ_INSURER.into()))
+        .await
+        .expect("AZ insurer");
+    let admin = issue(Principal::Administrator("ops".into()))
+        .await
+        .expect("admin");
+
+    // Approval makes the contract reference data.
+    let v0 = refs_version(&w).await;
+    let grn = new_grn(40);
+    let id = "KZ-CG-2026-0401";
+    let (status, body) = w
+        .http(
+            "POST",
+            "/api/v1/insurance-contracts",
+            Some(&kz_token),
+            Some(&contract_json(
+                id,
+                &grn,
+                "2026-01-01",
+                "2030-12-31",
+                "1000.00",
+                "USD",
+            )),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let submission = json(&body)["submission_id"].as_i64().expect("id");
+    assert_eq!(
+        refs_version(&w).await,
+        v0,
+        "a submission is not reference data"
+    );
+    let (status, body) = w
+        .http(
+            "POST",
+            &format!("/api/v1/insurance-contracts/submissions/{submission}/approve"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let v1 = refs_version(&w).await;
+    assert_eq!(v1, v0 + 1);
+    let (_, body) = w.http_get("/api/v1/refs").await;
+    let held = json(&body)["data"]["insurance_contracts"]
+        .as_array()
+        .expect("contracts")
+        .iter()
+        .find(|c| c["contract_id"] == id)
+        .cloned()
+        .expect("the approved contract is in the reference data");
+    assert_eq!(
+        (&held["grn"], &held["status"]),
+        (&json!(grn), &json!("active"))
+    );
+    assert_eq!(
+        refs_changes(&w, v0).await,
+        vec![("contract".to_owned(), id.to_owned(), json!("active"))]
+    );
+    let every = updates_everywhere(&w, v1).await;
+    for c in COUNTRIES {
+        let u = every[&c].last().expect("the node received the new version");
+        assert_eq!((u.version, u.previous), (v1, Some(v0)), "{c}");
+        assert_eq!(
+            u.change
+                .insurance_contracts
+                .iter()
+                .map(|c| c.contract_id.as_str())
+                .collect::<Vec<_>>(),
+            vec![id],
+            "{c}"
+        );
+    }
+    let m1 = mrn("KZ", 1001);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-LC-1",
+            &m1,
+            SMALL_HOLDER,
+            &[(grn.as_str(), "100.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![accepted(&grn, "100.00")]);
+
+    // Bad steps: each refused with its code, nothing changed.
+    let step = |who: String,
+                action: &'static str,
+                contract: &'static str,
+                reason: Option<&'static str>| {
+        let w = &w;
+        async move {
+            let body = reason.map(|r| json!({ "reason": r }));
+            let (status, body) = w
+                .http(
+                    "POST",
+                    &format!("/api/v1/insurance-contracts/{contract}/{action}"),
+                    Some(&who),
+                    body.as_ref(),
+                )
+                .await;
+            (status, json(&body))
+        }
+    };
+    for (who, action, contract, reason, want) in [
+        (
+            &kz_token,
+            "suspend",
+            id,
+            Some("late premium"),
+            (403, "insurer.forbidden"),
+        ),
+        (
+            &admin,
+            "suspend",
+            "KZ-CG-2026-9999",
+            Some("late premium"),
+            (404, "contract.not-found"),
+        ),
+        (&admin, "suspend", id, None, (422, "contract.bad-request")),
+        (
+            &admin,
+            "reinstate",
+            id,
+            None,
+            (409, "contract.illegal-transition"),
+        ),
+        (
+            &admin,
+            "cancel",
+            id,
+            Some("no"),
+            (422, "contract.bad-request"),
+        ),
+    ] {
+        let (status, body) = step(who.clone(), action, contract, reason).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (want.0, Some(want.1)),
+            "{action}: {body}"
+        );
+    }
+    assert_eq!(refs_version(&w).await, v1, "refused steps make no version");
+
+    // Suspended: no new reservation; the one held is released as usual.
+    let (status, body) = step(admin.clone(), "suspend", id, Some("premium unpaid")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (
+            &body["contract"]["status"],
+            &body["previous_status"],
+            &body["version"]
+        ),
+        (&json!("suspended"), &json!("active"), &json!(v1 + 1))
+    );
+    let (status, body) = step(admin.clone(), "suspend", id, Some("again")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("contract.illegal-transition")),
+        "{body}"
+    );
+    assert_eq!(refs_version(&w).await, v1 + 1);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-LC-2",
+            &mrn("KZ", 1002),
+            SMALL_HOLDER,
+            &[(grn.as_str(), "10.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![refused(&grn, Some(Why::Suspended), Some("USD"))]);
+    assert_eq!(w.in_use(&grn).await, dec("100.00"));
+    let body = release_message("CD209C", "KZ-LC-W1", "KZ", &m1, &[grn.as_str()]);
+    w.send(kz, "KZ-LC-W1", "CD209C", &m1, &body).await;
+    let mut waited = 0;
+    while w.in_use(&grn).await != Decimal::ZERO {
+        waited += 1;
+        assert!(
+            waited < 100,
+            "the credit of a suspended contract's reservation is applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Reinstated: reservations again.
+    let (status, body) = step(admin.clone(), "reinstate", id, None).await;
+    assert_eq!(
+        (status, &body["contract"]["status"]),
+        (200, &json!("active")),
+        "{body}"
+    );
+    let m3 = mrn("KZ", 1003);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-LC-3",
+            &m3,
+            SMALL_HOLDER,
+            &[(grn.as_str(), "200.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![accepted(&grn, "200.00")]);
+
+    // Terminated by its own insurer (another insurer does not see it; a reason is required).
+    for (who, action, reason, want) in [
+        (
+            &az_token,
+            "terminate",
+            Some("not mine"),
+            (404, "contract.not-found"),
+        ),
+        (&kz_token, "terminate", None, (422, "contract.bad-request")),
+        (&kz_token, "reinstate", None, (403, "insurer.forbidden")),
+    ] {
+        let (status, body) = step(who.clone(), action, id, reason).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (want.0, Some(want.1)),
+            "{action}: {body}"
+        );
+    }
+    let (status, body) = step(kz_token.clone(), "terminate", id, Some("holder left CATS")).await;
+    assert_eq!(
+        (status, &body["contract"]["status"]),
+        (200, &json!("expired")),
+        "{body}"
+    );
+    for action in ["reinstate", "suspend", "terminate"] {
+        let (status, body) = step(admin.clone(), action, id, Some("after the end")).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (409, Some("contract.illegal-transition")),
+            "{action}: {body}"
+        );
+    }
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-LC-4",
+            &mrn("KZ", 1004),
+            SMALL_HOLDER,
+            &[(grn.as_str(), "10.00", "USD")],
+        )
+        .await;
+    assert_eq!(got, vec![refused(&grn, Some(Why::Expired), Some("USD"))]);
+    assert_eq!(
+        w.in_use(&grn).await,
+        dec("200.00"),
+        "the held reservation stays"
+    );
+    let body = release_message("CD209C", "KZ-LC-W3", "KZ", &m3, &[grn.as_str()]);
+    w.send(kz, "KZ-LC-W3", "CD209C", &m3, &body).await;
+    let mut waited = 0;
+    while w.in_use(&grn).await != Decimal::ZERO {
+        waited += 1;
+        assert!(
+            waited < 100,
+            "the credit of a terminated contract's reservation is applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Audited twice: the reference data's versions and the contract's own trail.
+    let v4 = refs_version(&w).await;
+    assert_eq!(v4, v1 + 3);
+    assert_eq!(
+        refs_changes(&w, v1).await,
+        vec![
+            ("contract".to_owned(), id.to_owned(), json!("suspended")),
+            ("contract".to_owned(), id.to_owned(), json!("active")),
+            ("contract".to_owned(), id.to_owned(), json!("expired")),
+        ]
+    );
+    let trail: Vec<(String, String, Option<String>)> =
+        insurer::audit_trail(&store, &format!("contract:{id}"))
+            .await
+            .expect("trail")
+            .into_iter()
+            .map(|e| (e.action, e.actor, e.detail))
+            .collect();
+    assert_eq!(
+        trail,
+        vec![
+            (
+                "suspend".into(),
+                "administrator:ops".into(),
+                Some("premium unpaid".into())
+            ),
+            ("reinstate".into(), "administrator:ops".into(), None),
+            (
+                "terminate".into(),
+                format!("insurer:{KZ_INSURER}"),
+                Some("holder left CATS".into())
+            ),
+        ]
+    );
+    // Every node received every version, in order.
+    let every = updates_everywhere(&w, v4).await;
+    for c in COUNTRIES {
+        let statuses: Vec<(u64, String)> = every[&c]
+            .iter()
+            .flat_map(|u| {
+                u.change
+                    .insurance_contracts
+                    .iter()
+                    .filter(|k| k.contract_id == id)
+                    .map(move |k| (u.version, format!("{:?}", k.status)))
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                (v1, "Active".to_owned()),
+                (v1 + 1, "Suspended".to_owned()),
+                (v1 + 2, "Active".to_owned()),
+                (v1 + 3, "Expired".to_owned()),
+            ],
+            "{c}"
+        );
+    }
+
+    // The exchange rates alone: a version, audited, sent, and used by the next reservation.
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    let mut rates: Vec<serde_json::Value> = reference
+        .exchange_rates()
+        .map(|r| serde_json::to_value(r).expect("rate"))
+        .collect();
+    rates.push(json!({ "currency": "KZT", "rate": "500.00", "valid_from": yesterday }));
+    let rate_change = json!({ "reason": "KZT rate of the day",
+                              "change": { "exchange_rates": rates } });
+    let (status, body) = w
+        .http(
+            "POST",
+            "/api/v1/refs/changes",
+            Some(&admin),
+            Some(&rate_change),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(refs_version(&w).await, v4 + 1);
+    assert_eq!(
+        refs_changes(&w, v4).await,
+        vec![(
+            "exchange-rate".to_owned(),
+            format!("KZT:{yesterday}"),
+            json!("500.00")
+        )]
+    );
+    let (status, body) = w
+        .http(
+            "POST",
+            "/api/v1/refs/changes",
+            Some(&admin),
+            Some(&rate_change),
+        )
+        .await;
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("refdata.bad-request")),
+        "the same table again changes nothing: {body}"
+    );
+    assert_eq!(refs_version(&w).await, v4 + 1);
+    let m5 = mrn("KZ", 1005);
+    let got = w
+        .use_guarantee(
+            kz,
+            "KZ-LC-5",
+            &m5,
+            BIG_HOLDER,
+            &[(BIG, "1000000.00", "KZT")],
+        )
+        .await;
+    assert_eq!(
+        got,
+        vec![Answer {
+            rate: Some(dec("0.002")),
+            ..accepted(BIG, "2000.00")
+        }]
+    );
+    let mine = view_of(&w, &kz_token).await;
+    let used = mine["KZ-CG-2026-0001"]["movements"]
+        .as_array()
+        .expect("movements")
+        .iter()
+        .find(|m| m["mrn"] == m5.as_str())
+        .cloned()
+        .expect("the KZT movement");
+    assert_eq!(
+        dec(used["exchange_rate"].as_str().expect("rate recorded")),
+        dec("0.002")
+    );
+    assert_eq!(used["amount"], "2000.00");
+    let every = updates_everywhere(&w, v4 + 1).await;
+    for c in COUNTRIES {
+        let u = every[&c].last().expect("an update");
+        assert_eq!(u.version, v4 + 1, "{c}");
+        assert!(
+            u.change.exchange_rates.iter().any(|r| r.currency == "KZT"
+                && r.rate == dec("500.00")
+                && r.valid_from == yesterday),
+            "{c}: {:?}",
+            u.change.exchange_rates
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_contract_lifecycle() {
+    contract_lifecycle(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_contract_lifecycle() {
+    contract_lifecycle(Db::Postgres).await;
 }

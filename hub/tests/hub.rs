@@ -261,12 +261,41 @@ impl World {
             .expect("journal size")
     }
 
+    /// A fresh credential for `role` at the hub.
+    async fn token(&self, role: cats_hub::access::Role) -> String {
+        cats_hub::access::issue(&self.hub.services.store, role, "hub-test")
+            .await
+            .expect("credential")
+            .token
+    }
+
+    /// `GET path` as an operator.
     async fn http_get(&self, path: &str) -> (u16, String) {
+        let token = self.token(cats_hub::access::Role::Operator).await;
+        self.http("GET", path, Some(&token), "").await
+    }
+
+    /// One request with an optional bearer token and a JSON body (empty for none).
+    async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
         let mut s = tokio::net::TcpStream::connect(self.hub.http_addr)
             .await
             .expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         s.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n{auth}\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         )
         .await
         .expect("write");
@@ -568,6 +597,203 @@ async fn postgres_three_nodes_through_the_hub() {
     scenario(Db::Postgres).await;
 }
 
+// ------------------------------------------------ who may use the API
+
+/// 401 without a token, with an unknown one and with a revoked one; 403 for the wrong role;
+/// a representative route of each group; the probes stay open.
+async fn api_access(db: Db) {
+    use cats_hub::access::Role;
+    let Some(w) = world(db).await else {
+        return;
+    };
+    let operator = w.token(Role::Operator).await;
+    let admin = w.token(Role::Administrator).await;
+    let insurer = cats_hub::insurer::issue_credential(
+        &w.hub.services.store,
+        &message_catalog::reference::ReferenceData::pilot(),
+        &cats_hub::insurer::Principal::Insurer("KZ990140000123".into()),
+    )
+    .await
+    .expect("insurer credential");
+    let code = |json: &str| -> String {
+        serde_json::from_str::<serde_json::Value>(json).expect("JSON error")["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    for open in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(w.http("GET", open, None, "").await.0, 200, "{open}");
+    }
+    // (method, path, body, who may, who may not)
+    let change = r#"{"reason":"t","change":{"restricted_goods":[{"hs_prefix":"8709","condition":"always-inspect"}]}}"#;
+    let groups: [(&str, &str, &str, &str, &str); 6] = [
+        ("GET", "/api/v1/movements", "", &operator, &insurer),
+        ("GET", "/api/v1/refs", "", &operator, &insurer),
+        (
+            "POST",
+            "/api/v1/dead-letters/999999/discard",
+            r#"{"reason":"x"}"#,
+            &operator,
+            &insurer,
+        ),
+        ("POST", "/api/v1/refs/changes", change, &admin, &operator),
+        (
+            "POST",
+            "/api/v1/registrations/999999/decision",
+            r#"{"action":"approve"}"#,
+            &admin,
+            &operator,
+        ),
+        ("GET", "/api/v1/insurer/contracts", "", &insurer, &operator),
+    ];
+    for (method, path, body, may, may_not) in groups {
+        let (status, json) = w.http(method, path, None, body).await;
+        assert_eq!(
+            (status, code(&json)),
+            (401, "auth.missing-token".into()),
+            "{path}"
+        );
+        let (status, json) = w.http(method, path, Some("0badc0de"), body).await;
+        assert_eq!(
+            (status, code(&json)),
+            (401, "auth.unknown-token".into()),
+            "{path}"
+        );
+        let (status, json) = w.http(method, path, Some(may_not), body).await;
+        assert_eq!(
+            (status, code(&json)),
+            (403, "auth.forbidden".into()),
+            "{path}: {json}"
+        );
+        let (status, json) = w.http(method, path, Some(may), body).await;
+        assert!(
+            status != 401 && status != 403,
+            "{method} {path} refused its role: {status} {json}"
+        );
+    }
+    // The change went through as the administrator of the token, not a name in the body.
+    let (status, json) = w
+        .http("GET", "/api/v1/refs/changes?since=0", Some(&operator), "")
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(
+        json.contains("\"actor\":\"administrator:hub-test\""),
+        "{json}"
+    );
+    let (status, json) = w
+        .http(
+            "POST",
+            "/api/v1/refs/changes",
+            Some(&admin),
+            &change.replace("{\"reason\"", "{\"actor\":\"mallory\",\"reason\""),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "a body that names its own actor is refused: {json}"
+    );
+
+    // Revocation: listed without tokens, effective at once, by id or for a principal.
+    let (status, json) = w.http("GET", "/api/v1/credentials", Some(&admin), "").await;
+    assert_eq!(status, 200, "{json}");
+    assert!(
+        !json.contains(&operator) && !json.contains(&admin),
+        "a token was shown: {json}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let id = cats_hub::access::token_hash(&operator)[..16].to_owned();
+    assert!(
+        listed["credentials"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|c| c["id"] == id.as_str()),
+        "{json}"
+    );
+    let (status, json) = w
+        .http(
+            "POST",
+            &format!("/api/v1/credentials/{id}/revoke"),
+            Some(&operator),
+            "",
+        )
+        .await;
+    assert_eq!((status, code(&json)), (403, "auth.forbidden".into()));
+    let (status, json) = w
+        .http(
+            "POST",
+            &format!("/api/v1/credentials/{id}/revoke"),
+            Some(&admin),
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(
+        json.contains("\"revoked_by\":\"administrator:hub-test\""),
+        "{json}"
+    );
+    let (status, json) = w
+        .http("GET", "/api/v1/movements", Some(&operator), "")
+        .await;
+    assert_eq!(
+        (status, code(&json)),
+        (401, "auth.revoked-token".into()),
+        "{json}"
+    );
+    let (status, json) = w
+        .http(
+            "POST",
+            &format!("/api/v1/credentials/{id}/revoke"),
+            Some(&admin),
+            "",
+        )
+        .await;
+    assert_eq!((status, code(&json)), (409, "credential.revoked".into()));
+    let (status, json) = w
+        .http(
+            "POST",
+            "/api/v1/credentials/ffffffffffffffff/revoke",
+            Some(&admin),
+            "",
+        )
+        .await;
+    assert_eq!((status, code(&json)), (404, "credential.not-found".into()));
+    let (status, json) = w
+        .http(
+            "POST",
+            "/api/v1/credentials/revoke-all",
+            Some(&admin),
+            r#"{"principal":"insurer:KZ990140000123"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json.contains("\"revoked\":1"), "{json}");
+    let (status, json) = w
+        .http("GET", "/api/v1/insurer/contracts", Some(&insurer), "")
+        .await;
+    assert_eq!(
+        (status, code(&json)),
+        (401, "auth.revoked-token".into()),
+        "{json}"
+    );
+    // The administrator's own token still works.
+    assert_eq!(
+        w.http("GET", "/api/v1/queues", Some(&admin), "").await.0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_api_needs_the_right_credential() {
+    api_access(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_api_needs_the_right_credential() {
+    api_access(Db::Postgres).await;
+}
+
 // ------------------------------------------------ redelivery after a crash, unreadable envelopes
 
 /// A transport whose next `send` can be made to fail (the link dropped after the journal
@@ -824,4 +1050,209 @@ async fn sqlite_two_writers_keep_one_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_writers_keep_one_chain() {
     two_writers(Db::Postgres).await;
+}
+
+// ------------------------------------------------ a batch: one transaction, each answer exact
+
+/// A batch with clean messages of three movements, a redelivery of the first inside the batch,
+/// an unreadable envelope between them and another body under a known identification: the
+/// clean ones are journalled in batch order, the others get the answer they get alone, the
+/// recipient index holds every entry forwarded to GE, and the chain verifies. Then the same
+/// batch again after a forward that fails once: nothing is journalled twice, each envelope is
+/// forwarded once more at most, and every delivery is settled.
+async fn batch(db: Db) {
+    use cats_hub::pipeline::{HubServices, Pipeline};
+    use message_catalog::ids::{CustomsOfficeRef, Mrn, ProcedureLetter};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = DevPki::init(
+        &dir.path().join("pki"),
+        &[CountryCode::KZ, CountryCode::GE],
+        false,
+    )
+    .expect("dev PKI");
+    let Some(url) = database_url(db, dir.path()).await else {
+        return;
+    };
+    let store = cats_hub::store::HubStore::connect(&url)
+        .await
+        .expect("store");
+    let trust = TrustStore::load(&files.ca.cert, Some(&files.allow_list)).expect("trust");
+    let services = std::sync::Arc::new(HubServices {
+        store: store.clone(),
+        verifier: Verifier::new(trust, Duration::from_secs(300)),
+        signer: Signer::load(&files.hub_signer.cert, &files.hub_signer.key).expect("hub signer"),
+        reference: message_catalog::reference::ReferenceData::pilot(),
+        ledger: Default::default(),
+        metrics: std::sync::Arc::new(cats_hub::metrics::Metrics::new()),
+        limits: Limits::default(),
+    });
+    let transport = std::sync::Arc::new(FlakyTransport::default());
+    let pipeline = Pipeline::new(transport.clone(), services);
+    let kz = CountryCode::KZ;
+    let signer = files.signers.get(&kz).expect("KZ signer");
+    let signer = Signer::load(&signer.cert, &signer.key).expect("signer");
+    let office = CustomsOfficeRef::parse("KZ000101").expect("office");
+    let mrn = |n: u64| {
+        Mrn::generate(26, &office, n, ProcedureLetter::J)
+            .expect("MRN")
+            .as_str()
+            .to_owned()
+    };
+    let aar = |id: &str, mrn: &str, sender: &str| {
+        let b = body(CD001C, id, sender, mrn);
+        seal(&signer, kz, CountryCode::GE, id, "CD001C", mrn, &b)
+    };
+    let (m1, m2, m3) = (mrn(11), mrn(12), mrn(13));
+    let a = aar("KZ-B-1", &m1, "NTA.KZ");
+    let b = aar("KZ-B-2", &m2, "NTA.KZ");
+    let c = aar("KZ-B-3", &m3, "NTA.KZ");
+    // Same identification as a, another body (another MRN): CD906C code 26.
+    let other = aar("KZ-B-1", &m3, "NTA.KZ");
+    let settled = Settled::default();
+    let make = |settled: &Settled| {
+        vec![
+            delivery(kz, "KZ-B-1", a.clone(), settled),
+            delivery(kz, "KZ-B-2", b.clone(), settled),
+            delivery(kz, "KZ-B-1", a.clone(), settled),
+            delivery(
+                kz,
+                "KZ-B-GARBAGE",
+                Bytes::from_static(b"not an envelope"),
+                settled,
+            ),
+            delivery(kz, "KZ-B-3", c.clone(), settled),
+            delivery(kz, "KZ-B-1", other.clone(), settled),
+        ]
+    };
+    pipeline
+        .process_batch(make(&settled))
+        .await
+        .expect("batch processed");
+    // a, b; a again (duplicate: no entry); garbage; c; the other body (rejected + NACK).
+    let entries = journal::entries_after(&store, 0, 100).await.expect("read");
+    let summary: Vec<(i64, String, &str)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.sequence,
+                e.entry.message_id.clone(),
+                e.entry.status.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(summary.len(), 6, "{summary:?}");
+    assert_eq!(
+        summary[..4],
+        [
+            (1, "KZ-B-1".to_owned(), "accepted"),
+            (2, "KZ-B-2".to_owned(), "accepted"),
+            (3, "KZ-B-GARBAGE".to_owned(), "rejected"),
+            (4, "KZ-B-3".to_owned(), "accepted"),
+        ]
+    );
+    assert_eq!(
+        (summary[4].1.as_str(), summary[4].2),
+        ("KZ-B-1", "rejected")
+    );
+    assert!(
+        matches!(&entries[4].entry.status, journal::Status::Rejected { code, .. } if code == "26"),
+        "{:?}",
+        entries[4].entry.status
+    );
+    assert_eq!(summary[5].2, "emitted");
+    {
+        let settled = settled.lock().expect("lock");
+        assert_eq!(settled.len(), 6, "{settled:?}");
+        for (i, s) in settled.iter().enumerate() {
+            if i == 3 {
+                assert!(s.starts_with("reject: envelope.malformed"), "{s}");
+            } else {
+                assert_eq!(s, "ack", "delivery {i}");
+            }
+        }
+    }
+    {
+        let sent = transport.sent.lock().expect("lock");
+        let ids: Vec<(&str, Destination)> = sent
+            .iter()
+            .map(|o| (o.message_id.as_str(), o.destination))
+            .collect();
+        // The three clean envelopes to GE, in order; the NACK to KZ.
+        assert_eq!(ids.len(), 4, "{ids:?}");
+        assert_eq!(
+            ids[..3],
+            [
+                ("KZ-B-1", Destination::Node(CountryCode::GE)),
+                ("KZ-B-2", Destination::Node(CountryCode::GE)),
+                ("KZ-B-3", Destination::Node(CountryCode::GE)),
+            ]
+        );
+        assert_eq!(ids[3].1, Destination::Node(CountryCode::KZ));
+    }
+    // Reconciliation reads the recipient index: three movements were forwarded to GE, one
+    // NACK to KZ.
+    for (country, movements) in [(CountryCode::GE, 3), (CountryCode::KZ, 1)] {
+        let digests = cats_hub::reconcile::node_digests(&store, country, 6)
+            .await
+            .expect("digests");
+        assert_eq!(digests.len(), movements, "{country}: {digests:?}");
+    }
+    journal::verify(&store).await.expect("chain verifies");
+
+    // The same batch again: every delivery is a redelivery, acknowledged, nothing new.
+    let again = Settled::default();
+    pipeline
+        .process_batch(make(&again))
+        .await
+        .expect("batch processed");
+    assert_eq!(again.lock().expect("lock").len(), 6);
+    assert_eq!(journal::size(&store).await.expect("size"), 6);
+    assert_eq!(transport.sent.lock().expect("lock").len(), 4);
+
+    // Two new movements, the first forward failing after the commit: the batch stops and
+    // nothing is acknowledged; redelivered, both are forwarded and acknowledged, and nothing
+    // is journalled twice.
+    let (m4, m5) = (mrn(14), mrn(15));
+    let d = aar("KZ-B-4", &m4, "NTA.KZ");
+    let e = aar("KZ-B-5", &m5, "NTA.KZ");
+    let pair = |settled: &Settled| {
+        vec![
+            delivery(kz, "KZ-B-4", d.clone(), settled),
+            delivery(kz, "KZ-B-5", e.clone(), settled),
+        ]
+    };
+    transport
+        .fail_next_send
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = Settled::default();
+    assert!(pipeline.process_batch(pair(&failed)).await.is_err());
+    assert!(
+        failed.lock().expect("lock").is_empty(),
+        "nothing acknowledged"
+    );
+    assert_eq!(journal::size(&store).await.expect("size"), 8);
+    let retried = Settled::default();
+    pipeline
+        .process_batch(pair(&retried))
+        .await
+        .expect("batch processed");
+    assert_eq!(*retried.lock().expect("lock"), vec!["ack", "ack"]);
+    assert_eq!(journal::size(&store).await.expect("size"), 8);
+    {
+        let sent = transport.sent.lock().expect("lock");
+        for id in ["KZ-B-4", "KZ-B-5"] {
+            assert!(sent.iter().any(|o| o.message_id == id), "{id} forwarded");
+        }
+    }
+    journal::verify(&store).await.expect("chain verifies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_batch_journals_in_order_and_answers_each_delivery() {
+    batch(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batch_journals_in_order_and_answers_each_delivery() {
+    batch(Db::Postgres).await;
 }

@@ -15,30 +15,23 @@
 //! This binary's RabbitMQ node: ports 56716 / 15686 / 25686, node `cats-scale@localhost`, state
 //! `/tmp/cats-scale-test`. Under `CI=true` a missing RabbitMQ or PostgreSQL fails the test.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use cats_hub::{RawConfig, RunningHub, journal};
-use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
 use cats_transport::shutdown::{self, ShutdownTrigger};
 use cats_transport_amqp::lapin::options::QueuePurgeOptions;
-use cats_transport_amqp::{AmqpConfig, AmqpTransport, TlsIdentity, raw_connection};
+use cats_transport_amqp::{AmqpConfig, TlsIdentity, raw_connection};
 use cats_trust::pki::{DevPki, DevPkiFiles};
-use cats_trust::{EnvelopeHeaderFields, Signer};
-use futures::StreamExt;
-use message_catalog::ids::{CustomsOfficeRef, Mrn, ProcedureLetter};
 use sqlx::Connection;
 
-const CD001C: &str = include_str!("data/cd001c.xml");
-const CD050C: &str = include_str!("data/cd050c.xml");
-const CD118C: &str = include_str!("../../message-catalog/tests/data/cd118c/valid-minimal.xml");
-const CD006C: &str = include_str!("../../message-catalog/tests/data/cd006c/valid-minimal.xml");
-const TEMPLATE_MRN: &str = "26KZ000101000001J0";
-const COUNTRIES: [CountryCode; 3] = [CountryCode::KZ, CountryCode::AZ, CountryCode::GE];
+#[path = "support/movements.rs"]
+mod movements;
+
+use movements::{COUNTRIES, Senders};
+
 const PORT: u16 = 56716;
 const PARTITIONS: u16 = 4;
 const MOVEMENTS: usize = 120;
@@ -150,54 +143,6 @@ async fn stop(trigger: ShutdownTrigger, hub: RunningHub) {
         .expect("hub stops on shutdown");
 }
 
-/// One message of a movement: who sends it, to whom, and its body.
-struct Step {
-    from: CountryCode,
-    to: CountryCode,
-    message_type: &'static str,
-    id: String,
-    body: Vec<u8>,
-}
-
-/// The four messages of movement `mrn`, in life-cycle order.
-fn life_cycle(run: &str, mrn: &str) -> Vec<Step> {
-    let (kz, az, ge) = (CountryCode::KZ, CountryCode::AZ, CountryCode::GE);
-    [
-        (kz, ge, "CD001C", CD001C, "CD001C-MESS-0001"),
-        (kz, az, "CD050C", CD050C, "CD050C-MESS-0001"),
-        (az, kz, "CD118C", CD118C, "CD118C-MESS-0001"),
-        (ge, kz, "CD006C", CD006C, "CD006C-MESS-0001"),
-    ]
-    .into_iter()
-    .map(|(from, to, message_type, template, template_id)| {
-        let id = format!("{run}-{message_type}-{mrn}");
-        let body = template
-            .replace(template_id, &id)
-            .replace(TEMPLATE_MRN, mrn)
-            .replace(
-                "<messageSender>NTA.KZ</messageSender>",
-                &format!("<messageSender>NTA.{from}</messageSender>"),
-            )
-            .replace(
-                "<messageRecipient>NTA.GE</messageRecipient>",
-                &format!("<messageRecipient>NTA.{to}</messageRecipient>"),
-            )
-            .replace(
-                "<messageRecipient>NTA.AZ</messageRecipient>",
-                &format!("<messageRecipient>NTA.{to}</messageRecipient>"),
-            )
-            .into_bytes();
-        Step {
-            from,
-            to,
-            message_type,
-            id,
-            body,
-        }
-    })
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hubs_keep_each_movement_in_order_and_journal_each_message_once() {
     let _ = tracing_subscriber::fmt()
@@ -232,63 +177,12 @@ async fn two_hubs_keep_each_movement_in_order_and_journal_each_message_once() {
     .expect("hub B starts");
     assert_eq!(hub_a.direct_addr, None, "no direct link on AMQP");
 
-    let mut signers = BTreeMap::new();
-    let mut links = BTreeMap::new();
-    for c in COUNTRIES {
-        let s = files.signers.get(&c).expect("signer");
-        signers.insert(c, Signer::load(&s.cert, &s.key).expect("signer loads"));
-        let node = format!("node-{}", c.as_str().to_ascii_lowercase());
-        links.insert(
-            c,
-            AmqpTransport::node(amqp(&certs, &node), c)
-                .await
-                .expect("node connects"),
-        );
-    }
-    let (signers, links) = (Arc::new(signers), Arc::new(links));
-
-    let run = format!("S{:08x}", rand::random::<u32>());
-    let office = CustomsOfficeRef::parse("KZ000101").expect("office");
-    let mrns: Vec<String> = (0..MOVEMENTS)
-        .map(|i| {
-            Mrn::generate(26, &office, 10_000 + i as u64, ProcedureLetter::J)
-                .expect("MRN")
-                .as_str()
-                .to_owned()
-        })
-        .collect();
+    let senders = Arc::new(Senders::connect(&files, |party| amqp(&certs, party)).await);
+    let run = movements::run_id();
+    let mrns = movements::mrns(MOVEMENTS, 10_000);
     // Movements concurrently; within one movement, each message once the one before is
     // confirmed by the broker (so it is in its partition queue before the next).
-    futures::stream::iter(mrns.clone())
-        .map(|mrn| {
-            let (signers, links, run) = (signers.clone(), links.clone(), run.clone());
-            async move {
-                for step in life_cycle(&run, &mrn) {
-                    let fields = EnvelopeHeaderFields {
-                        message_id: step.id.clone(),
-                        message_type: step.message_type.into(),
-                        sender: PeerIdentity::Node(step.from),
-                        recipient: PeerIdentity::Node(step.to),
-                        correlation_id: None,
-                        mrn: Some(mrn.clone()),
-                        prepared_at: chrono::Utc::now(),
-                    };
-                    let wire = signers[&step.from].seal(&fields, &step.body).expect("seal");
-                    links[&step.from]
-                        .send(Outbound {
-                            message_id: step.id,
-                            destination: Destination::Hub,
-                            partition_key: Some(mrn.clone()),
-                            bytes: Bytes::from(wire),
-                        })
-                        .await
-                        .expect("the broker confirms");
-                }
-            }
-        })
-        .buffer_unordered(24)
-        .collect::<Vec<()>>()
-        .await;
+    senders.send_all(&run, &mrns, 24).await;
 
     let expected = i64::try_from(4 * MOVEMENTS).expect("small");
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -309,43 +203,7 @@ async fn two_hubs_keep_each_movement_in_order_and_journal_each_message_once() {
     let entries = journal::entries_after(&hub_a.services.store, 0, 10 * expected)
         .await
         .expect("journal");
-    assert_eq!(
-        entries.len(),
-        4 * MOVEMENTS,
-        "one entry per message, none twice"
-    );
-    let mut seen = std::collections::BTreeSet::new();
-    let mut per_mrn: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
-    for e in &entries {
-        assert_eq!(
-            e.entry.status,
-            journal::Status::Accepted,
-            "entry {} ({} {}) was not accepted",
-            e.sequence,
-            e.entry.message_type,
-            e.entry.message_id
-        );
-        assert!(
-            seen.insert((e.entry.sender.clone(), e.entry.message_id.clone())),
-            "{} from {} journalled twice",
-            e.entry.message_id,
-            e.entry.sender
-        );
-        let mrn = e.entry.mrn.clone().expect("every message has an MRN");
-        per_mrn
-            .entry(mrn)
-            .or_default()
-            .push((e.sequence, e.entry.message_type.clone()));
-    }
-    assert_eq!(per_mrn.len(), MOVEMENTS);
-    for (mrn, journalled) in &per_mrn {
-        let types: Vec<&str> = journalled.iter().map(|(_, t)| t.as_str()).collect();
-        assert_eq!(
-            types,
-            ["CD001C", "CD050C", "CD118C", "CD006C"],
-            "movement {mrn} was processed out of order: {journalled:?}"
-        );
-    }
+    movements::check_journal(&entries, &mrns);
 
     // Both hubs did work, and between them received each message once.
     let (a, b) = (
@@ -361,9 +219,7 @@ async fn two_hubs_keep_each_movement_in_order_and_journal_each_message_once() {
         .expect("the journal verifies");
     assert_eq!(verified.entries, expected);
 
-    for link in links.values() {
-        link.close().await;
-    }
+    senders.close().await;
     stop(trigger_a, hub_a).await;
     stop(trigger_b, hub_b).await;
 }

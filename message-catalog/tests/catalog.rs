@@ -17,9 +17,12 @@ mod common {
         crate_dir().join("tests/data")
     }
 
-    /// `../../shared/reference/ncts-p5` relative to the repository root.
+    /// The NCTS P5 reference: `$P5_REF` when set (as for `tools/schemagen`), else
+    /// `../shared/reference/ncts-p5` beside the repository.
     pub fn p5_dir() -> PathBuf {
-        crate_dir().join("../../shared/reference/ncts-p5")
+        std::env::var_os("P5_REF")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate_dir().join("../../shared/reference/ncts-p5"))
     }
 
     #[derive(Debug, Clone)]

@@ -679,3 +679,40 @@ fn the_amended_declaration_keeps_header_and_lrn_and_takes_the_amendments_data() 
     assert_eq!(amended.guarantee, original.guarantee);
     passes_the_rules(&Message::CC015C(Box::new(amended)));
 }
+
+#[test]
+fn status_request_and_response_pass_the_rules_and_round_trip() {
+    let d = pilot_declaration();
+    let (movement, _) = release(&d, None);
+    let mrn = movement.mrn.expect("released with an MRN");
+    let departure = office(KZ_DEPARTURE);
+    let dep = movement.departure.as_ref().expect("departure state");
+
+    let request = compose::status_request(
+        &header("NTA.GE"),
+        &mrn,
+        &departure,
+        compose::departure_code(dep.phase),
+    );
+    let back = passes_the_rules(&Message::CD094C(Box::new(request)));
+    let Message::CD094C(back) = back else {
+        panic!("not a CD094C")
+    };
+    assert_eq!(back.transit_operation.status, "REL");
+    assert_eq!(back.transit_operation.mrn, mrn.to_string());
+
+    let states = compose::office_states(&movement);
+    assert!(!states.is_empty());
+    let response = compose::status_response(&header("NTA.GE"), &mrn, &departure, &states)
+        .expect("states to carry");
+    let back = passes_the_rules(&Message::CD095C(Box::new(response)));
+    let Message::CD095C(back) = back else {
+        panic!("not a CD095C")
+    };
+    let read = compose::states_of(&back);
+    assert_eq!(read, states, "the states read back are the states sent");
+    assert_eq!(read.first().and_then(|s| s.rank()), Some(5), "released");
+
+    // Nothing to say: no CD095C (the node answers CD906C, code 90).
+    assert!(compose::status_response(&header("NTA.GE"), &mrn, &departure, &[]).is_none());
+}

@@ -39,8 +39,8 @@ use crate::webhook::Webhook;
 pub struct RawNode {
     /// The country this node serves (ISO 3166-1 alpha-2).
     pub country: String,
-    /// Seconds between reconciliations with the hub (the first runs on start); 0: only on
-    /// demand.
+    /// Seconds between reconciliations with the hub (the first one this long after start: a
+    /// starting node resumes as its link comes up); 0: only on demand.
     pub reconcile_interval_secs: u64,
 }
 
@@ -574,6 +574,14 @@ impl Link {
         }
     }
 
+    /// How many times the link has come up (first connection and reconnections).
+    pub fn connections(&self) -> u64 {
+        match self {
+            Link::Direct(d) => d.connections(),
+            Link::Amqp(a) => a.links_opened(),
+        }
+    }
+
     async fn close(&self) {
         match self {
             Link::Direct(d) => d.shutdown().await,
@@ -697,11 +705,26 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         let shutdown = shutdown.clone();
         tokio::spawn(async move { engine.run_inbound(link.as_ref(), shutdown).await })
     };
+    let resume = {
+        let engine = engine.clone();
+        let link = link.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            engine
+                .run_resume_on_connect(move || link.connections(), shutdown)
+                .await
+        })
+    };
     let reconciliation = config.reconcile_interval.map(|period| {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move { engine.run_reconciliation(period, shutdown).await })
     });
+    let status_requests = {
+        let engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { engine.run_status_requests(shutdown).await })
+    };
     let webhook = config.webhook.map(|w| {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
@@ -730,9 +753,11 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
         }
         let _ = relay.await;
         let _ = inbound.await;
+        let _ = resume.await;
         if let Some(r) = reconciliation {
             let _ = r.await;
         }
+        let _ = status_requests.await;
         if let Some(w) = webhook {
             let _ = w.await;
         }

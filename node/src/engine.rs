@@ -1230,7 +1230,7 @@ impl Engine {
         }
     }
 
-    fn cd906c(
+    pub(crate) fn cd906c(
         &self,
         r: &Rejection,
         original: &OriginalHeader,
@@ -1789,6 +1789,30 @@ impl Engine {
             drop(guard);
             d.ack().await?;
             return Ok(());
+        }
+        if let Message::CD917C(nack) = &message
+            && self.deliver_balance_refusal(&mut tx, nack).await?
+        {
+            // The hub refused a forwarded guarantee query: to the national system.
+            self.committed(tx, false).await?;
+            drop(guard);
+            d.ack().await?;
+            return Ok(());
+        }
+        if matches!(message, Message::CD094C(_) | Message::CD095C(_)) {
+            let then = self.status_message(&mut tx, &message, &fields).await?;
+            self.committed(tx, true).await?;
+            drop(guard);
+            d.ack().await?;
+            if then == crate::status::Then::Reconcile
+                && let Err(e) = self.reconcile().await
+            {
+                tracing::warn!(code = e.code(), error = %e, "reconciliation after a status message");
+            }
+            return Ok(());
+        }
+        if let Message::CD906C(_) = &message {
+            self.status_message(&mut tx, &message, &fields).await?;
         }
         let sent = if let Message::CC037C(answer) = &message {
             self.deliver_balance(&mut tx, answer).await?;

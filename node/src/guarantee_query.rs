@@ -14,6 +14,17 @@
 //! `GET /api/v1/guarantees/{grn}/balance?requester=TIN`): the node builds the CC034C, sends it
 //! the same way and waits for the CC037C.
 //!
+//! **A refused query.** The hub refuses a CC034C it cannot answer (an unknown GRN, a requester
+//! the contract does not cover) with a CD917C whose `correlationIdentifier` is the forwarded
+//! message's identification (the query has no MRN, so the refusal is a CD917C, not a CD906C).
+//! The node finds the CC034C it forwarded ([`store::sent_to_hub`]) and puts a CC917C on the
+//! national stream, the way the node's own refusals of national messages read: addressed to
+//! the requester, `correlationIdentifier` the national system's message identification, and
+//! the hub's errors (pointer, code, text with the stable label such as
+//! `guarantee.unknown-grn`). [`Engine::balance_of`] watches for that CC917C as well as for the
+//! CC037C, so the node API answers a refused query at once (400, the CC917C) rather than
+//! waiting out its time limit.
+//!
 //! This is a child module of `engine` (it uses the engine's store, signer and outbox).
 
 use super::*;
@@ -143,9 +154,91 @@ impl Engine {
         Ok(())
     }
 
+    /// The hub's CD917C, when it refuses a CC034C this node forwarded: a CC917C onto the
+    /// national stream (see the module documentation). `false`: the CD917C refuses something
+    /// else, and is recorded as any other.
+    pub(super) async fn deliver_balance_refusal(
+        &self,
+        tx: &mut Tx<'static>,
+        nack: &message_catalog::generated::cats::CD917CType,
+    ) -> Result<bool, EngineError> {
+        let Some(forwarded_id) = nack.correlation_identifier.as_deref() else {
+            return Ok(false);
+        };
+        let Some(body) = store::sent_to_hub(tx, "CC034C", forwarded_id).await? else {
+            return Ok(false);
+        };
+        let Ok(Message::CC034C(query)) = codec::decode(&body, &self.limits) else {
+            tracing::warn!(forwarded_id, "the forwarded CC034C no longer decodes");
+            return Ok(false);
+        };
+        let now = whole_seconds(Utc::now());
+        let national = ncts::CC917CType {
+            phase_id: Some(ncts::phaseIDtype::NCTS5_1),
+            message_sender: format!("NTA.{}", self.country),
+            message_recipient: query.requester.identification_number.clone(),
+            preparation_date_and_time: now.naive_utc(),
+            message_identification: self.new_message_id(),
+            message_type: ncts::MessageTypes::CC917C,
+            correlation_identifier: query.correlation_identifier.clone(),
+            header: None,
+            xml_error: nack
+                .xml_error
+                .iter()
+                .map(|e| ncts::XMLErrorType {
+                    error_line_number: e.error_line_number,
+                    error_column_number: e.error_column_number,
+                    error_pointer: e.error_pointer.clone(),
+                    error_code: ncts::XmlErrorCodes::from_lexical(e.error_code.as_str())
+                        .unwrap_or(ncts::XmlErrorCodes::V18),
+                    error_text: e.error_text.clone(),
+                    original_attribute_value: e.original_attribute_value.clone(),
+                })
+                .collect(),
+        };
+        let xml =
+            String::from_utf8_lossy(&codec::encode(&Message::CC917C(Box::new(national.clone()))))
+                .into_owned();
+        store::insert_message(
+            tx,
+            &MessageRow {
+                movement_id: None,
+                direction: "out",
+                message_type: "CC917C",
+                message_id: &national.message_identification,
+                party: "national-system",
+                body: xml.as_bytes(),
+                envelope: None,
+                at: now.timestamp_millis(),
+            },
+        )
+        .await?;
+        store::append_stream(
+            tx,
+            None,
+            "CC917C",
+            None,
+            None,
+            &national.message_identification,
+            "",
+            now.timestamp_millis(),
+            &xml,
+        )
+        .await?;
+        tracing::info!(
+            forwarded_id,
+            request = ?query.correlation_identifier,
+            code = nack.xml_error.first().map(|e| refusal_label(&e.error_text)),
+            "guarantee query refused by the hub"
+        );
+        Ok(true)
+    }
+
     /// Asks the hub for the balance of `grn` for `requester` (a CC034C built here, checked and
     /// forwarded as one from the national system) and waits up to `wait` for the CC037C.
-    /// `Err(answer)`: the CC034C was refused (its NACK); `Ok(None)`: no answer in time.
+    /// `Err(answer)`: the CC034C was refused, by this node (its NACK) or by the hub (the CC917C
+    /// of [`Engine::deliver_balance_refusal`], as [`Answer::Invalid`] with the label of its first
+    /// error, e.g. `guarantee.unknown-grn`); `Ok(None)`: no answer in time.
     pub async fn balance_of(
         &self,
         grn: &str,
@@ -200,6 +293,22 @@ impl Engine {
             {
                 return Ok(Ok(Some(found.xml.clone())));
             }
+            if let Some(refused) = items
+                .iter()
+                .find(|i| i.message_type == "CC917C" && i.xml.contains(&marker))
+            {
+                let code = match codec::decode(refused.xml.as_bytes(), &self.limits) {
+                    Ok(Message::CC917C(m)) => m
+                        .xml_error
+                        .first()
+                        .map(|e| refusal_label(&e.error_text).to_owned()),
+                    _ => None,
+                };
+                return Ok(Err(Answer::Invalid {
+                    xml: refused.xml.clone(),
+                    code: code.unwrap_or_else(|| "guarantee.refused".to_owned()),
+                }));
+            }
             cursor = items.last().map_or(cursor, |i| i.cursor);
             match tokio::time::timeout_at(deadline, head.changed()).await {
                 Ok(Ok(())) => {}
@@ -207,4 +316,10 @@ impl Engine {
             }
         }
     }
+}
+
+/// The stable label an error text starts with (`guarantee.unknown-grn: no insurance contract
+/// has GRN …` → `guarantee.unknown-grn`).
+fn refusal_label(text: &str) -> &str {
+    text.split_once(':').map_or(text, |(label, _)| label.trim())
 }

@@ -95,6 +95,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/api/v1/reconciliation"),
     ("post", "/api/v1/reconciliation"),
+    ("post", "/api/v1/movements/{mrn}/status-requests"),
+    ("get", "/api/v1/status-requests/{id}"),
 ];
 
 /// The router; `max_bytes` bounds message bodies (413 above it).
@@ -119,6 +121,11 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
             "/api/v1/reconciliation",
             get(reconciliation_runs).post(reconcile_now),
         )
+        .route(
+            "/api/v1/movements/{mrn}/status-requests",
+            post(status_request_new),
+        )
+        .route("/api/v1/status-requests/{id}", get(status_request_by_id))
         .layer(DefaultBodyLimit::max(max_bytes))
         .with_state(state)
 }
@@ -257,7 +264,9 @@ struct BalanceQuery {
 
 /// `GET /api/v1/guarantees/{grn}/balance?requester=TIN`: the CC037C from the hub's ledger
 /// (`crate::engine` forwards a CC034C and waits up to 10 s); 400 with the NACK when the query
-/// is refused, 504 `guarantee.no-answer` when the hub does not answer in time.
+/// is refused, by the node or by the hub (the CC917C, at once; the refusal's label, such as
+/// `guarantee.unknown-grn`, in `x-cats-error-code`), 504 `guarantee.no-answer` when the hub
+/// does not answer in time.
 async fn guarantee_balance(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -293,9 +302,24 @@ async fn guarantee_balance(
             "guarantee.no-answer",
             "the hub did not answer within 10 s",
         ),
-        Ok(Err(Answer::Invalid { xml: nack, .. } | Answer::Rejected { xml: nack, .. })) => (
+        Ok(Err(
+            Answer::Invalid { xml: nack, code }
+            | Answer::Rejected {
+                xml: nack, code, ..
+            },
+        )) => (
             StatusCode::BAD_REQUEST,
-            [(axum::http::header::CONTENT_TYPE, "application/xml")],
+            [
+                (
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/xml"),
+                ),
+                (
+                    axum::http::HeaderName::from_static("x-cats-error-code"),
+                    HeaderValue::from_str(&code)
+                        .unwrap_or_else(|_| HeaderValue::from_static("refused")),
+                ),
+            ],
             nack,
         )
             .into_response(),
@@ -691,6 +715,73 @@ async fn reconcile_now(State(state): State<ApiState>, headers: HeaderMap) -> Res
     }
     match state.engine.reconcile().await {
         Ok(started) => (StatusCode::ACCEPTED, Json(json!(started))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// The body of `POST /api/v1/movements/{mrn}/status-requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRequestBody {
+    /// The country to ask (ISO 3166-1 alpha-2).
+    country: String,
+    /// The time limit for each answer, in seconds.
+    timeout_secs: Option<u64>,
+}
+
+async fn status_request_new(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(mrn): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorise(&state, &headers, None) {
+        return r.into_response();
+    }
+    let body: StatusRequestBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "status.invalid_body",
+                format!("expected {{\"country\": \"GE\"}}: {e}"),
+            );
+        }
+    };
+    let timeout = body.timeout_secs.map(Duration::from_secs);
+    match state
+        .engine
+        .request_status(&mrn, &body.country, timeout)
+        .await
+    {
+        Ok(r) => (StatusCode::ACCEPTED, Json(json!(r))).into_response(),
+        Err(crate::status::StatusError::Engine(e)) => internal(e),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.code(), e.to_string()),
+    }
+}
+
+async fn status_request_by_id(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorise(&state, &headers, None) {
+        return r.into_response();
+    }
+    let found = async {
+        let mut tx = state.engine.store().begin().await?;
+        let r = crate::status::request(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(r)
+    }
+    .await;
+    match found {
+        Ok(Some(r)) => Json(json!(r)).into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "status.unknown_request",
+            format!("no status request {id}"),
+        ),
         Err(e) => internal(e),
     }
 }

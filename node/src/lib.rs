@@ -30,6 +30,8 @@
 //! - [`webhook`]: push of the stream with HMAC-SHA256 signatures.
 //! - [`reconcile`]: reconciliation with the hub (self-check against the event log, digest
 //!   comparison, resume point, repair by re-delivery).
+//! - [`status`]: status requests to another country's node (CD094C/CD095C), compared with
+//!   this node's copy, the side behind repaired by reconciliation.
 //! - [`metrics`]: counters rendered as Prometheus text.
 //! - [`time`]: UTC storage, local display in the office's time zone (chrono-tz).
 
@@ -40,6 +42,7 @@ pub mod metrics;
 pub mod reconcile;
 pub mod refdata;
 pub mod selection;
+pub mod status;
 pub mod store;
 pub mod time;
 pub mod webhook;

@@ -13,6 +13,12 @@
 //!   `CATS-RECONCILE-REQUEST` goes to the hub through the outbox with the resume point (the
 //!   journal sequence of the last completed comparison) and the bucket hashes. The outbox is
 //!   woken: the node's own messages the hub never saw are sent, not discarded.
+//! - [`Engine::resume`] (each time the link to the hub comes up:
+//!   [`Engine::run_resume_on_connect`]): a `CATS-RECONCILE-RESUME` with the resume point and
+//!   the fingerprints of the deliveries applied since the hub last confirmed one
+//!   (`node_resume_pending`, written in the transaction that applies each delivery). The hub
+//!   re-delivers the entries after the resume point the node does not hold, then answers with
+//!   differences without buckets; the answer confirms the deliveries the request named.
 //! - On the hub's `CATS-RECONCILE-DIFFERENCES` ([`Engine::reconciliation_answer`]), which
 //!   arrives after the entries the hub re-delivered for the resume, the node compares the
 //!   hub's digests with its own, asks for the movements that still differ
@@ -30,8 +36,8 @@ use chrono::{DateTime, Utc};
 use message_catalog::codec;
 use message_catalog::ids::CustomsOfficeRef;
 use message_catalog::lifecycle::reconcile::{
-    self as rc, Buckets, DIFFERENCES_TYPE, Differences, REPAIR_TYPE, REQUEST_TYPE, RepairRequest,
-    Request,
+    self as rc, Buckets, DIFFERENCES_TYPE, Differences, REPAIR_TYPE, REQUEST_TYPE, RESUME_TYPE,
+    RepairRequest, Request, Resume,
 };
 use message_catalog::lifecycle::{self, Actor, Decision, Event, Input, Movement, Role};
 use serde::Serialize;
@@ -68,6 +74,17 @@ pub async fn record_received(
     country: message_catalog::ids::CountryCode,
     fields: &EnvelopeHeaderFields,
 ) -> Result<(), StoreError> {
+    let sender = fields.sender.urn();
+    on_tx!(tx, |c| {
+        sqlx::query(
+            "INSERT INTO node_resume_pending (sender, message_id, request_id) \
+             VALUES ($1, $2, NULL) ON CONFLICT (sender, message_id) DO NOTHING",
+        )
+        .bind(&sender)
+        .bind(&fields.message_id)
+        .execute(&mut *c)
+        .await?;
+    });
     let Some(mrn) = &fields.mrn else {
         return Ok(());
     };
@@ -76,7 +93,6 @@ pub async fn record_received(
     {
         store::set_counter(tx, &counter, seq).await?;
     }
-    let sender = fields.sender.urn();
     on_tx!(tx, |c| {
         sqlx::query(
             "INSERT INTO node_reconcile_received (message_id, sender, mrn, at) \
@@ -105,6 +121,39 @@ fn mrn_sequence(mrn: &str, country: message_catalog::ids::CountryCode) -> Option
         seq = seq * 36 + i64::from(c.to_digit(36)?);
     }
     Some((format!("mrn:{office}:{year}"), seq))
+}
+
+/// The fingerprints of every applied delivery the hub has not confirmed yet, and marks them as
+/// named by `request_id` (the hub's answer to that request removes them).
+async fn claim_pending(
+    tx: &mut Tx<'_>,
+    request_id: &str,
+) -> Result<Vec<[u8; rc::FINGERPRINT_LEN]>, StoreError> {
+    let rows: Vec<(String, String)> = on_tx!(tx, |c| {
+        let rows = sqlx::query_as("SELECT sender, message_id FROM node_resume_pending")
+            .fetch_all(&mut *c)
+            .await?;
+        sqlx::query("UPDATE node_resume_pending SET request_id = $1")
+            .bind(request_id)
+            .execute(&mut *c)
+            .await?;
+        rows
+    });
+    Ok(rows
+        .iter()
+        .map(|(sender, id)| rc::delivery_fingerprint(sender, id))
+        .collect())
+}
+
+/// Removes the pending deliveries named by `request_id`, which the hub's answer confirmed.
+async fn confirm_pending(tx: &mut Tx<'_>, request_id: &str) -> Result<u64, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query("DELETE FROM node_resume_pending WHERE request_id = $1")
+            .bind(request_id)
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    }))
 }
 
 /// This node's digest of every movement it holds hub deliveries for.
@@ -140,6 +189,19 @@ pub struct Started {
     pub buckets: u32,
     /// Movements whose stored state differed from their re-folded event log, repaired.
     pub corrupt_repaired: Vec<String>,
+    /// Bytes of the signed request.
+    pub bytes_out: usize,
+}
+
+/// What [`Engine::resume`] sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resumed {
+    /// The resume request's message identification (the hub's answer correlates to it).
+    pub request_id: String,
+    /// The resume point sent.
+    pub resume_after: i64,
+    /// Deliveries applied since the hub last confirmed one, named in the request.
+    pub pending: usize,
     /// Bytes of the signed request.
     pub bytes_out: usize,
 }
@@ -362,6 +424,18 @@ impl Engine {
         body: &[u8],
     ) -> Result<(String, usize), EngineError> {
         let id = self.control_id();
+        self.send_control_as(tx, id, message_type, correlation, body)
+            .await
+    }
+
+    async fn send_control_as(
+        &self,
+        tx: &mut Tx<'static>,
+        id: String,
+        message_type: &str,
+        correlation: Option<String>,
+        body: &[u8],
+    ) -> Result<(String, usize), EngineError> {
         let fields = EnvelopeHeaderFields {
             message_id: id.clone(),
             message_type: message_type.to_owned(),
@@ -407,6 +481,9 @@ impl Engine {
         let (request_id, bytes_out) = self
             .send_control(&mut tx, REQUEST_TYPE, None, &request.encode())
             .await?;
+        // The hub re-delivers everything after the resume point before it answers: its answer
+        // confirms every delivery applied so far.
+        claim_pending(&mut tx, &request_id).await?;
         on_tx!(&mut tx, |c| {
             sqlx::query(
                 "INSERT INTO node_reconcile_runs (request_id, started_at, resume_after, \
@@ -472,8 +549,13 @@ impl Engine {
         };
         let guard = self.lock.lock().await;
         let mut tx = self.store.begin().await?;
-        let mine = Buckets::new(diff.bucket_count, digests(&mut tx).await?);
-        let mut repair = rc::to_repair(&mine, &diff);
+        // An answer to a resume has no buckets: nothing to compare.
+        let mut repair = if diff.buckets.is_empty() {
+            Vec::new()
+        } else {
+            let mine = Buckets::new(diff.bucket_count, digests(&mut tx).await?);
+            rc::to_repair(&mine, &diff)
+        };
         repair.sort();
         let bytes_in = d.bytes.len();
         let mut bytes_out = 0usize;
@@ -495,6 +577,10 @@ impl Engine {
         if diff.through > current {
             store::set_counter(&mut tx, RESUME_COUNTER, diff.through).await?;
         }
+        let confirmed = match fields.correlation_id.as_deref() {
+            Some(request) => confirm_pending(&mut tx, request).await?,
+            None => 0,
+        };
         on_tx!(&mut tx, |c| {
             sqlx::query(
                 "UPDATE node_reconcile_runs SET finished_at = $2, through = $3, \
@@ -520,10 +606,13 @@ impl Engine {
         self.metrics.reconciliation("bytes_out", bytes_out as u64);
         self.metrics
             .reconciliation("differences", repair.len() as u64);
+        self.metrics
+            .reconciliation("redelivered", u64::from(diff.resumed));
         if repair.is_empty() {
             tracing::info!(
                 through = diff.through,
                 resumed = diff.resumed,
+                confirmed,
                 "reconciliation: in step with the hub"
             );
         } else {
@@ -538,19 +627,76 @@ impl Engine {
         Ok(())
     }
 
-    /// Reconciles on start and then every `period` until `shutdown` fires.
+    /// Resumes with the hub (see the module documentation): sends, through the outbox, a
+    /// `CATS-RECONCILE-RESUME` with the resume point and the fingerprints of every delivery
+    /// applied since the hub last confirmed one. The hub re-delivers the entries after the
+    /// resume point that are not among them, then answers; the answer moves the resume point.
+    pub async fn resume(&self) -> Result<Resumed, EngineError> {
+        let _guard = self.lock.lock().await;
+        let mut tx = self.store.begin().await?;
+        let resume_after = store::counter(&mut tx, RESUME_COUNTER).await?;
+        let id = self.control_id();
+        let applied = claim_pending(&mut tx, &id).await?;
+        let body = Resume {
+            resume_after,
+            applied,
+        };
+        let pending = body.applied.len();
+        let (request_id, bytes_out) = self
+            .send_control_as(&mut tx, id, RESUME_TYPE, None, &body.encode())
+            .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        self.metrics.reconciliation("resumes", 1);
+        self.metrics.reconciliation("bytes_out", bytes_out as u64);
+        tracing::info!(request = %request_id, resume_after, pending, "resume requested");
+        Ok(Resumed {
+            request_id,
+            resume_after,
+            pending,
+            bytes_out,
+        })
+    }
+
+    /// Resumes after every connection of the link to the hub (the first one and each
+    /// reconnection), until `shutdown` fires. `connections` counts the link's connections so
+    /// far (`DirectNode::connections`, `AmqpTransport::links_opened`); it is read every
+    /// 200 ms, and a count that moved on by one or more gives one resume.
+    pub async fn run_resume_on_connect(
+        &self,
+        connections: impl Fn() -> u64 + Send,
+        mut shutdown: cats_transport::shutdown::Shutdown,
+    ) {
+        let mut seen = 0;
+        loop {
+            let now = connections();
+            if now > seen {
+                seen = now;
+                if let Err(e) = self.resume().await {
+                    tracing::warn!(code = e.code(), error = %e, "resume not requested");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Reconciles every `period` until `shutdown` fires, the first time one `period` after
+    /// start (a starting node resumes when its link comes up: [`Engine::run_resume_on_connect`]).
     pub async fn run_reconciliation(
         &self,
         period: std::time::Duration,
         mut shutdown: cats_transport::shutdown::Shutdown,
     ) {
         loop {
-            if let Err(e) = self.reconcile().await {
-                tracing::warn!(code = e.code(), error = %e, "reconciliation not started");
-            }
             tokio::select! {
                 _ = shutdown.wait() => return,
                 _ = tokio::time::sleep(period) => {}
+            }
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(code = e.code(), error = %e, "reconciliation not started");
             }
         }
     }

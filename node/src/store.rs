@@ -94,6 +94,24 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_reconciliation.sql"),
         postgres: include_str!("../migrations/postgres/0003_reconciliation.sql"),
     },
+    Migration {
+        version: 4,
+        name: "resume",
+        sqlite: include_str!("../migrations/sqlite/0004_resume.sql"),
+        postgres: include_str!("../migrations/postgres/0004_resume.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "messages_by_id",
+        sqlite: include_str!("../migrations/sqlite/0005_messages_by_id.sql"),
+        postgres: include_str!("../migrations/postgres/0005_messages_by_id.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "status_requests",
+        sqlite: include_str!("../migrations/sqlite/0006_status_requests.sql"),
+        postgres: include_str!("../migrations/postgres/0006_status_requests.sql"),
+    },
 ];
 
 /// Arbitrary constant for `pg_advisory_xact_lock` around migrations (`"CATSNODM"`).
@@ -456,6 +474,27 @@ pub async fn insert_message(tx: &mut Tx<'_>, m: &MessageRow<'_>) -> Result<i64, 
         .bind(m.envelope)
         .bind(m.at)
         .fetch_one(&mut *c)
+        .await?
+    }))
+}
+
+/// The body of the message of type `message_type` that this node sent to the hub with message
+/// identification `message_id` (a forwarded CC034C, which a hub NACK names in its
+/// `correlationIdentifier`).
+pub async fn sent_to_hub(
+    tx: &mut Tx<'_>,
+    message_type: &str,
+    message_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(on_tx!(tx, |c| {
+        sqlx::query_scalar(
+            "SELECT body FROM node_messages \
+             WHERE message_id = $1 AND direction = 'out' AND party = 'hub' AND message_type = $2 \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(message_id)
+        .bind(message_type)
+        .fetch_optional(&mut *c)
         .await?
     }))
 }

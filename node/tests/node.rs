@@ -1046,11 +1046,14 @@ async fn refusals(db: Db) {
                     b"{}",
                 )
                 .await;
-            assert!(
-                a.status != 404 && a.status != 405,
-                "{method} {path}: {}",
-                a.status
-            );
+            // A 404 of the route itself (unknown `{id}`) carries its JSON error code; the
+            // router's own 404 for a path it does not serve has an empty body.
+            let served = match a.status {
+                405 => false,
+                404 => !a.body.is_empty() && a.text().contains("\"code\""),
+                _ => true,
+            };
+            assert!(served, "{method} {path}: {} {}", a.status, a.text());
         }
     }
 }

@@ -125,6 +125,16 @@ async fn world(db: Db) -> Option<World> {
         raw.node.country = c.to_string();
         raw.store.url = database_url(db, dir.path(), &name).await?;
         raw.http.listen = "127.0.0.1:0".into();
+        // Plain HTTP and one national-system token, for the balance query over the node API.
+        raw.http.tls = false;
+        raw.http.tokens = vec![cats_node::config::RawToken {
+            name: format!("{c}-national-system"),
+            sha256: hex::encode(ring::digest::digest(
+                &ring::digest::SHA256,
+                NATIONAL_TOKEN.as_bytes(),
+            )),
+            role: "national-system".into(),
+        }];
         raw.transport.hub = hub
             .direct_addr
             .expect("the hub runs the direct link")
@@ -142,15 +152,46 @@ async fn world(db: Db) -> Option<World> {
     })
 }
 
-/// One plain HTTP/1.1 request to the hub's API: (status, JSON body).
+/// The national system's bearer token at every node of these tests.
+const NATIONAL_TOKEN: &str = "refdata-test-national-system";
+
+/// One plain HTTP/1.1 request to the hub's API as an administrator (`administrator:admin-test`
+/// in the audit): (status, JSON body).
 async fn hub_api(hub: &RunningHub, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let token = cats_hub::access::issue(
+        &hub.services.store,
+        cats_hub::access::Role::Administrator,
+        "admin-test",
+    )
+    .await
+    .expect("credential")
+    .token;
+    hub_api_as(hub, Some(&token), method, path, body).await
+}
+
+/// [`hub_api`] with the given bearer token (an insurer's, say), or none.
+async fn hub_api_as(
+    hub: &RunningHub,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut s = tokio::net::TcpStream::connect(hub.http_addr)
         .await
         .expect("connect to the hub API");
     let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let kind = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/json\r\n"
+    };
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n{auth}{kind}\
+         Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -205,7 +246,7 @@ async fn change(w: &World, change: Value) -> (u16, Value) {
         &w.hub,
         "POST",
         "/api/v1/refs/changes",
-        Some(json!({"actor": "admin-test", "reason": "test", "change": change})),
+        Some(json!({"reason": "test", "change": change})),
     )
     .await
 }
@@ -347,7 +388,7 @@ async fn scenario(db: Db) {
     assert_eq!(status, 200);
     let list = changes["changes"].as_array().expect("changes");
     assert_eq!(list.len(), 1, "{changes}");
-    assert_eq!(list[0]["actor"], "admin-test");
+    assert_eq!(list[0]["actor"], "administrator:admin-test");
     assert_eq!(list[0]["key"], "8703");
 
     // 3. Registration: applied, overlapping application refused, approved, suspended.
@@ -381,7 +422,7 @@ async fn scenario(db: Db) {
         &w.hub,
         "POST",
         &format!("/api/v1/registrations/{id}/decision"),
-        Some(json!({"action": "approve", "actor": "admin-kz"})),
+        Some(json!({"action": "approve"})),
     )
     .await;
     assert_eq!(
@@ -405,7 +446,7 @@ async fn scenario(db: Db) {
         &w.hub,
         "POST",
         &format!("/api/v1/registrations/{id}/decision"),
-        Some(json!({"action": "suspend", "actor": "admin-kz"})),
+        Some(json!({"action": "suspend"})),
     )
     .await;
     assert_eq!(
@@ -417,7 +458,7 @@ async fn scenario(db: Db) {
         &w.hub,
         "POST",
         &format!("/api/v1/registrations/{id}/decision"),
-        Some(json!({"action": "suspend", "actor": "admin-kz", "reason": "audit findings"})),
+        Some(json!({"action": "suspend", "reason": "audit findings"})),
     )
     .await;
     assert_eq!(
@@ -476,7 +517,7 @@ async fn scenario(db: Db) {
         &w.hub,
         "POST",
         &format!("/api/v1/registrations/{id}/decision"),
-        Some(json!({"action": "approve", "actor": "admin-kz"})),
+        Some(json!({"action": "approve"})),
     )
     .await;
     assert_eq!(status, 200, "{r}");
@@ -636,4 +677,524 @@ async fn reference_data_reaches_every_node_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reference_data_reaches_every_node_on_postgres() {
     scenario(Db::Postgres).await;
+}
+
+/// One plain HTTP/1.1 GET to `node`'s national API with the national-system token: (status,
+/// head, body).
+async fn node_get(node: &Node, path: &str) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(node.running.http_addr)
+        .await
+        .expect("connect to the node API");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: node\r\nConnection: close\r\n\
+         Authorization: Bearer {NATIONAL_TOKEN}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status: u16 = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+/// A trader's CC034C (guarantee balance query) as the national system sends it to its node.
+fn cc034c(id: &str, requester: &str, grn: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ncts:CC034C xmlns:ncts="http://ncts.dgtaxud.ec">
+  <messageSender>{requester}</messageSender>
+  <messageRecipient>NTA.KZ</messageRecipient>
+  <preparationDateAndTime>2026-11-21T09:30:00</preparationDateAndTime>
+  <messageIdentification>{id}</messageIdentification>
+  <messageType>CC034C</messageType>
+  <Requester><identificationNumber>{requester}</identificationNumber><role>1</role></Requester>
+  <GuaranteeReference>
+    <sequenceNumber>1</sequenceNumber>
+    <GRN>{grn}</GRN>
+    <GuaranteeQuery><queryIdentifier>1</queryIdentifier></GuaranteeQuery>
+    <AccessCode><accessCode>AC01</accessCode></AccessCode>
+  </GuaranteeReference>
+</ncts:CC034C>"#
+    )
+    .into_bytes()
+}
+
+/// Waits until every node holds version `version` and returns what `check` says of each copy.
+async fn on_every_node<T: std::fmt::Debug + PartialEq>(
+    w: &World,
+    version: u64,
+    check: impl Fn(&ReferenceData) -> T,
+) -> T {
+    let mut seen = Vec::new();
+    for c in [KZ, AZ, GE] {
+        wait_version(w, c, version).await;
+        seen.push(check(&w.nodes[&c].running.engine.refdata.current()));
+    }
+    let first = seen.remove(0);
+    assert!(seen.iter().all(|s| *s == first), "{first:?} / {seen:?}");
+    first
+}
+
+/// An insurer's registration, its contract and a refused balance query, end to end: the insurer
+/// applies over the hub API, an administrator approves, and every node's copy lists it as an
+/// approved insurer; with a credential it submits a contract, which on approval is in every
+/// node's copy, and then suspended there too. A suspended insurer, or one refused, may not
+/// submit. A balance query the hub refuses reaches the national system as a CC917C, and the
+/// node API answers it at once with the refusal's code.
+async fn insurers_contracts_and_refused_queries(db: Db) {
+    use cats_hub::insurer::{Principal, issue_credential};
+    use message_catalog::ids::{CustomsOfficeRef, Grn, Tin};
+    use message_catalog::reference::{ContractStatus, TraderStatus};
+    let Some(w) = world(db).await else {
+        return;
+    };
+    let pilot = ReferenceData::pilot().version();
+    let services = &w.hub.services;
+    let credential = |p: Principal| async move {
+        issue_credential(&services.store, &cats_hub::refdata::current(services), &p).await
+    };
+    let admin = credential(Principal::Administrator("ops".into()))
+        .await
+        .expect("administrator");
+
+    // The insurer applies; before the approval it is no insurer.
+    let tin = "KZ770011223344";
+    let (status, reg) = hub_api(
+        &w.hub,
+        "POST",
+        "/api/v1/registrations",
+        Some(
+            json!({"role": "insurer", "tin": tin, "name": "Steppe Mutual Insurance JSC",
+                    "country": "KZ", "valid_from": "2026-01-01"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{reg}");
+    let reg_id = reg["id"].as_i64().expect("id");
+    let e = credential(Principal::Insurer(tin.into()))
+        .await
+        .expect_err("not yet an insurer");
+    assert_eq!(e.code(), "contract.insurer");
+    let (status, r) = hub_api(
+        &w.hub,
+        "POST",
+        &format!("/api/v1/registrations/{reg_id}/decision"),
+        Some(json!({"action": "approve"})),
+    )
+    .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("approved")),
+        "{r}"
+    );
+    let insurer_tin = Tin::parse(tin).expect("TIN");
+    let standing = |r: &ReferenceData| r.insurer(&insurer_tin).map(|i| i.status);
+    assert_eq!(
+        on_every_node(&w, pilot + 1, standing).await,
+        Some(TraderStatus::Active)
+    );
+
+    // With a credential it submits a contract; approved, the contract is in every copy.
+    let token = credential(Principal::Insurer(tin.into()))
+        .await
+        .expect("an approved insurer gets a credential");
+    let office = CustomsOfficeRef::parse("KZ000101").expect("office");
+    let grn = Grn::generate(26, &office, 990_001)
+        .expect("GRN")
+        .to_string();
+    let contract = |id: &str| {
+        json!({"contract_id": id, "grn": grn, "holders": ["KZ555000111222"],
+               "valid_from": "2026-01-01", "valid_until": "2028-12-31",
+               "insured_amount": "50000.00", "currency": "USD",
+               "terms": "Comprehensive guarantee, KZ-AZ-GE."})
+    };
+    let (status, sub) = hub_api_as(
+        &w.hub,
+        Some(&token),
+        "POST",
+        "/api/v1/insurance-contracts",
+        Some(contract("KZ-SM-2026-0001")),
+    )
+    .await;
+    assert_eq!(status, 201, "{sub}");
+    let sub_id = sub["submission_id"].as_i64().expect("submission");
+    let (status, d) = hub_api_as(
+        &w.hub,
+        Some(&admin),
+        "POST",
+        &format!("/api/v1/insurance-contracts/submissions/{sub_id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{d}");
+    let held = |r: &ReferenceData| {
+        r.contract("KZ-SM-2026-0001")
+            .map(|c| (c.grn.to_string(), c.insurer.to_string(), c.status))
+    };
+    assert_eq!(
+        on_every_node(&w, pilot + 2, held).await,
+        Some((grn.clone(), tin.to_owned(), ContractStatus::Active))
+    );
+
+    // Suspended by the administrator: suspended in every copy.
+    let (status, step) = hub_api_as(
+        &w.hub,
+        Some(&admin),
+        "POST",
+        "/api/v1/insurance-contracts/KZ-SM-2026-0001/suspend",
+        Some(json!({"reason": "premium unpaid"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{step}");
+    assert_eq!(
+        on_every_node(&w, pilot + 3, held).await.map(|c| c.2),
+        Some(ContractStatus::Suspended)
+    );
+
+    // A suspended insurer may not submit, nor have a pending contract approved; nor may an
+    // applicant that was refused submit.
+    let pending_grn = Grn::generate(26, &office, 990_003)
+        .expect("GRN")
+        .to_string();
+    let (status, pending) = hub_api_as(
+        &w.hub,
+        Some(&token),
+        "POST",
+        "/api/v1/insurance-contracts",
+        Some(json!({"contract_id": "KZ-SM-2026-0003", "grn": pending_grn,
+                    "holders": ["KZ555000111222"], "valid_from": "2026-01-01",
+                    "valid_until": "2027-12-31", "insured_amount": "1000.00",
+                    "currency": "USD"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{pending}");
+    let (status, r) = hub_api(
+        &w.hub,
+        "POST",
+        &format!("/api/v1/registrations/{reg_id}/decision"),
+        Some(json!({"action": "suspend", "reason": "solvency review"})),
+    )
+    .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("suspended")),
+        "{r}"
+    );
+    assert_eq!(
+        on_every_node(&w, pilot + 4, standing).await,
+        Some(TraderStatus::Suspended)
+    );
+    let (status, e) = hub_api_as(
+        &w.hub,
+        Some(&token),
+        "POST",
+        "/api/v1/insurance-contracts",
+        Some(contract("KZ-SM-2026-0002")),
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("contract.insurer")),
+        "a suspended insurer submits nothing: {e}"
+    );
+    let (status, e) = hub_api_as(
+        &w.hub,
+        Some(&admin),
+        "POST",
+        &format!(
+            "/api/v1/insurance-contracts/submissions/{}/approve",
+            pending["submission_id"]
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (422, Some("contract.insurer")),
+        "a suspended insurer's contract is not approved: {e}"
+    );
+    let (status, reg) = hub_api(
+        &w.hub,
+        "POST",
+        "/api/v1/registrations",
+        Some(
+            json!({"role": "insurer", "tin": "GE405000111", "name": "Mtskheta Risk LLC",
+                    "country": "GE", "valid_from": "2026-01-01"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{reg}");
+    let (status, r) = hub_api(
+        &w.hub,
+        "POST",
+        &format!("/api/v1/registrations/{}/decision", reg["id"]),
+        Some(json!({"action": "refuse", "reason": "no licence"})),
+    )
+    .await;
+    assert_eq!(
+        (status, r["status"].as_str()),
+        (200, Some("refused")),
+        "{r}"
+    );
+    let e = credential(Principal::Insurer("GE405000111".into()))
+        .await
+        .expect_err("a refused applicant is no insurer");
+    assert_eq!(e.code(), "contract.insurer");
+    let (_, refs) = hub_api(&w.hub, "GET", "/api/v1/refs", None).await;
+    assert_eq!(refs["version"], pilot + 4, "a refusal makes no version");
+
+    // A balance query the hub refuses: a CC917C to the national system, at once over the API.
+    let kz = &w.nodes[&KZ];
+    let unknown = Grn::generate(26, &office, 990_002)
+        .expect("GRN")
+        .to_string();
+    let asked = Instant::now();
+    let (status, head, body) = node_get(
+        kz,
+        &format!("/api/v1/guarantees/{unknown}/balance?requester=KZ555000111222"),
+    )
+    .await;
+    assert_eq!(status, 400, "{head}\n{body}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the refusal came after {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        head.contains("x-cats-error-code: guarantee.unknown-grn"),
+        "{head}"
+    );
+    assert!(body.contains("<messageType>CC917C</messageType>"), "{body}");
+    assert!(body.contains("no insurance contract has GRN"), "{body}");
+    let engine = &kz.running.engine;
+    let sent = engine
+        .submit(&cc034c("KZ-BQ-1", "AZ1234567890", "26KZ000101CG00029"))
+        .await
+        .expect("submit");
+    assert_eq!(sent.answer, Answer::Accepted);
+    let refusals = wait_stream(engine, "CC917C", 2).await;
+    let refusal = refusals
+        .iter()
+        .find(|x| x.contains("<correlationIdentifier>KZ-BQ-1</correlationIdentifier>"))
+        .unwrap_or_else(|| panic!("no CC917C answers KZ-BQ-1: {refusals:?}"));
+    assert!(
+        refusal.contains("<messageRecipient>AZ1234567890</messageRecipient>"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("<messageSender>NTA.KZ</messageSender>"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("guarantee.holder-not-covered"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains("/CC034C/GuaranteeReference[1]/GRN"),
+        "{refusal}"
+    );
+    // A query the hub answers still gets its CC037C.
+    let (status, head, body) = node_get(
+        kz,
+        "/api/v1/guarantees/26KZ000101CG00029/balance?requester=KZ555000111222",
+    )
+    .await;
+    assert_eq!(status, 200, "{head}\n{body}");
+    assert!(body.contains("<messageType>CC037C</messageType>"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn insurers_contracts_and_refused_queries_on_sqlite() {
+    insurers_contracts_and_refused_queries(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn insurers_contracts_and_refused_queries_on_postgres() {
+    insurers_contracts_and_refused_queries(Db::Postgres).await;
+}
+
+// ------------------------------------------------ the same distribution over AMQP
+
+/// This binary's RabbitMQ node (ports 56715 / 15685 / 25685), started by
+/// `deploy/rabbitmq/start-node.sh` with a PKI of its own under `$TMPDIR/cats-refdata-test`;
+/// `None` outside CI when it cannot start (under `CI=true` that fails the test).
+fn broker() -> Option<std::path::PathBuf> {
+    const PORT: u16 = 56715;
+    let root = std::env::temp_dir().join("cats-refdata-test");
+    let certs = root.join("certs");
+    let started = DevPki::init(&certs, &[KZ, AZ, GE], false)
+        .map_err(|e| format!("cannot create the test PKI: {e}"))
+        .and_then(|_| {
+            std::process::Command::new(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../deploy/rabbitmq/start-node.sh"),
+            )
+            .env("CATS_RABBITMQ_NODE_NAME", "cats-refdata@localhost")
+            .env("CATS_RABBITMQ_AMQPS_PORT", PORT.to_string())
+            .env("CATS_RABBITMQ_MANAGEMENT_PORT", "15685")
+            .env("CATS_RABBITMQ_DIST_PORT", "25685")
+            .arg("--state")
+            .arg(root.join("rabbitmq"))
+            .arg("--certs")
+            .arg(&certs)
+            .output()
+            .map_err(|e| format!("cannot run start-node.sh: {e}"))
+        })
+        .and_then(|o| {
+            if o.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "start-node.sh failed: {}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ))
+            }
+        });
+    match started {
+        Ok(()) => Some(certs),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "RabbitMQ is required under CI=true: {e}"
+            );
+            eprintln!("\n!!!!! SKIPPED: no RabbitMQ for the AMQP case: {e}\n");
+            None
+        }
+    }
+}
+
+/// Empties the hub's and the nodes' queues left by an earlier run of this binary.
+async fn purge(certs: &std::path::Path) {
+    use cats_transport_amqp::lapin::options::QueuePurgeOptions;
+    use cats_transport_amqp::{AmqpConfig, TlsIdentity, raw_connection};
+    for (identity, queue) in [
+        ("hub-client", "cats.hub.in"),
+        ("node-kz", "cats.node.KZ"),
+        ("node-az", "cats.node.AZ"),
+        ("node-ge", "cats.node.GE"),
+    ] {
+        let tls = TlsIdentity::from_pki_dir(certs, identity).expect("the test PKI");
+        let Ok(connection) =
+            raw_connection(&AmqpConfig::new("localhost", 56715, tls), "test-purge").await
+        else {
+            continue;
+        };
+        if let Ok(channel) = connection.create_channel().await {
+            let _ = channel
+                .queue_purge(queue.into(), QueuePurgeOptions::default())
+                .await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+    }
+}
+
+/// The hub and the three nodes on the broker's AMQP, SQLite.
+async fn amqp_world() -> Option<World> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let certs = broker()?;
+    purge(&certs).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = DevPki::init(&certs, &[KZ, AZ, GE], false).expect("the broker's PKI");
+    let mut raw = cats_hub::RawConfig::default();
+    raw.store.url = format!("sqlite://{}", dir.path().join("hub.db").display());
+    raw.http.listen = "127.0.0.1:0".into();
+    raw.transport.kind = "amqp".into();
+    raw.transport.amqp.url = "amqps://localhost:56715/cats".into();
+    raw.transport.amqp.operation_timeout_ms = 5_000;
+    raw.transport.amqp.reconnect_max_ms = 1_000;
+    raw.certs.dir = files.dir.clone();
+    let (hub_trigger, shutdown) = shutdown::channel();
+    let hub = cats_hub::start(raw.resolve().expect("hub config"), shutdown)
+        .await
+        .expect("hub starts");
+    let mut nodes = BTreeMap::new();
+    for c in [KZ, AZ, GE] {
+        let mut raw = RawConfig::default();
+        raw.node.country = c.to_string();
+        raw.store.url = format!(
+            "sqlite://{}",
+            dir.path()
+                .join(format!("node_{}.db", c.as_str().to_ascii_lowercase()))
+                .display()
+        );
+        raw.http.listen = "127.0.0.1:0".into();
+        raw.transport.kind = "amqp".into();
+        raw.transport.amqp.host = "localhost".into();
+        raw.transport.amqp.port = 56715;
+        raw.transport.amqp.vhost = "cats".into();
+        raw.certs.dir = files.dir.clone();
+        nodes.insert(c, start_node(raw).await);
+    }
+    Some(World {
+        _dir: dir,
+        files,
+        hub,
+        _hub_trigger: hub_trigger,
+        nodes,
+    })
+}
+
+/// On AMQP: a change reaches all three nodes; GE offline misses two changes and catches up,
+/// in order, when it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn amqp_reference_data_reaches_every_node_and_an_offline_node_catches_up() {
+    let Some(mut w) = amqp_world().await else {
+        return;
+    };
+    let pilot = ReferenceData::pilot().version();
+    let (status, made) = change(
+        &w,
+        json!({"restricted_goods": [{"hs_prefix": "8703", "condition": "always-inspect"}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    for c in [KZ, AZ, GE] {
+        wait_version(&w, c, pilot + 1).await;
+        assert_eq!(
+            w.nodes[&c]
+                .running
+                .engine
+                .refdata
+                .current()
+                .restriction("870323")
+                .map(|g| g.condition),
+            Some(Restriction::AlwaysInspect),
+            "{c}"
+        );
+    }
+
+    let ge = w.nodes.remove(&GE).expect("GE");
+    ge.trigger.trigger();
+    ge.running.stopped().await;
+    for prefix in ["8704", "8705"] {
+        let (status, made) = change(
+            &w,
+            json!({"restricted_goods": [{"hs_prefix": prefix, "condition": "licence-required"}]}),
+        )
+        .await;
+        assert_eq!(status, 201, "{made}");
+    }
+    for c in [KZ, AZ] {
+        wait_version(&w, c, pilot + 3).await;
+    }
+    w.nodes.insert(GE, start_node(ge.config).await);
+    wait_version(&w, GE, pilot + 3).await;
+    let ge = &w.nodes[&GE].running.engine.refdata;
+    assert!(ge.behind().is_none());
+    for hs in ["870323", "870423", "870523"] {
+        assert!(ge.current().restriction(hs).is_some(), "GE lacks {hs}");
+    }
+    for (_, n) in std::mem::take(&mut w.nodes) {
+        n.trigger.trigger();
+        n.running.stopped().await;
+    }
 }

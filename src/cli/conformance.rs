@@ -50,6 +50,10 @@ pub enum Command {
         /// The hub's API (http://...), for the cases that check the hub's registry.
         #[arg(long)]
         hub: Option<String>,
+        /// An operator's (or administrator's) bearer token for the hub's API at --hub (with
+        /// --target self the kit issues its own at the hubs it starts).
+        #[arg(long, env = "CATS_HUB_TOKEN", hide_env_values = true)]
+        hub_token: Option<String>,
         /// The hub's link, for the cases that talk to the hub as a node.
         #[command(flatten)]
         link: Box<HubLinkArgs>,
@@ -138,6 +142,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
             target,
             as_country,
             hub,
+            hub_token,
             link,
             ca,
             national_token,
@@ -213,6 +218,7 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
                 TargetSpec::Remote {
                     nodes,
                     hub,
+                    hub_token,
                     ca,
                     link,
                 }
@@ -298,6 +304,7 @@ enum TargetSpec {
     Remote {
         nodes: Vec<RemoteNode>,
         hub: Option<String>,
+        hub_token: Option<String>,
         ca: PathBuf,
         link: Option<LinkOptions>,
     },
@@ -432,6 +439,8 @@ fn remote_nodes(
 struct HttpTarget {
     nodes: Nodes,
     hub: Option<String>,
+    /// The bearer token for `hub`'s API.
+    hub_token: Option<String>,
     http: reqwest::Client,
     world: Option<tokio::sync::Mutex<World>>,
     environment: Vec<(String, String)>,
@@ -439,6 +448,8 @@ struct HttpTarget {
     link: Option<HubLink>,
     /// The API of the hub the link talks to.
     link_hub: Option<String>,
+    /// The bearer token for `link_hub`'s API.
+    link_hub_token: Option<String>,
     /// That hub, when this command started it.
     link_hub_running: Option<LinkHub>,
 }
@@ -478,7 +489,7 @@ impl HttpTarget {
                 nodes: want_nodes,
                 link: want_link,
             } => {
-                let (link, link_hub, link_hub_running) = if want_link {
+                let (link, link_hub, link_hub_token, link_hub_running) = if want_link {
                     let running = LinkHub::start(&certs).await?;
                     let direct_addr = running
                         .hub
@@ -502,9 +513,17 @@ impl HttpTarget {
                             link.countries().join(", ")
                         ),
                     ));
-                    (Some(link), Some(api), Some(running))
+                    let token = cats_hub::access::issue(
+                        &running.hub.services.store,
+                        cats_hub::access::Role::Operator,
+                        "conformance",
+                    )
+                    .await
+                    .map(|i| i.token)
+                    .context("issuing the kit's credential at its hub")?;
+                    (Some(link), Some(api), Some(token), Some(running))
                 } else {
-                    (None, None, None)
+                    (None, None, None, None)
                 };
                 if !want_nodes {
                     let ca_pem = std::fs::read(certs.join("ca.pem"))
@@ -516,11 +535,13 @@ impl HttpTarget {
                     return Ok(HttpTarget {
                         nodes: Nodes::default(),
                         hub: None,
+                        hub_token: None,
                         http: http_client(&ca_pem)?,
                         world: None,
                         environment,
                         link,
                         link_hub,
+                        link_hub_token,
                         link_hub_running,
                     });
                 }
@@ -552,20 +573,24 @@ impl HttpTarget {
                 }
                 let hub = Some(format!("http://{}", world.hub_api()));
                 environment.push(("hub".into(), format!("http://{}", world.hub_api())));
+                let hub_token = Some(world.hub_operator_token.clone());
                 Ok(HttpTarget {
                     nodes: world.nodes.clone(),
                     hub,
+                    hub_token,
                     http,
                     world: Some(tokio::sync::Mutex::new(world)),
                     environment,
                     link,
                     link_hub,
+                    link_hub_token,
                     link_hub_running,
                 })
             }
             TargetSpec::Remote {
                 nodes: remote,
                 hub,
+                hub_token,
                 ca,
                 link,
             } => {
@@ -617,7 +642,9 @@ impl HttpTarget {
                 Ok(HttpTarget {
                     nodes,
                     link_hub: hub.clone(),
+                    link_hub_token: hub_token.clone(),
                     hub,
+                    hub_token,
                     http,
                     world: None,
                     environment,
@@ -758,7 +785,12 @@ impl Driver for HttpTarget {
             .hub
             .as_deref()
             .ok_or_else(|| DriverError("no hub API given (--hub)".into()))?;
-        get_json(&self.http, &format!("{hub}/api/v1/movements/{mrn}"), None).await
+        get_json(
+            &self.http,
+            &format!("{hub}/api/v1/movements/{mrn}"),
+            self.hub_token.as_deref(),
+        )
+        .await
     }
 
     fn link_countries(&self) -> Vec<String> {
@@ -800,7 +832,12 @@ impl Driver for HttpTarget {
             .link_hub
             .as_deref()
             .ok_or_else(|| DriverError("no hub API given (--hub)".into()))?;
-        get_json(&self.http, &format!("{hub}/api/v1/movements/{mrn}"), None).await
+        get_json(
+            &self.http,
+            &format!("{hub}/api/v1/movements/{mrn}"),
+            self.link_hub_token.as_deref(),
+        )
+        .await
     }
 
     async fn restart(&self, country: &str) -> Result<(), DriverError> {
@@ -842,6 +879,9 @@ async fn get_json(
         200 => serde_json::from_str(&body)
             .map(Some)
             .map_err(|e| DriverError(format!("GET {url}: not JSON: {e}"))),
+        401 if token.is_none() => Err(DriverError(format!(
+            "GET {url}: 401 {body}: pass the hub's token with --hub-token or CATS_HUB_TOKEN"
+        ))),
         s => Err(DriverError(format!("GET {url}: {s} {body}"))),
     }
 }

@@ -1,6 +1,7 @@
-//! `cats dead-letters [--hub URL] list|show ID|replay ID|discard ID`: the hub's dead-letter
-//! register over its API. Every replay and discard is recorded by the hub with the operator
-//! (`--operator`, default `$USER`), the time and the reason.
+//! `cats dead-letters [--hub URL] [--token T] list|show ID|replay ID|discard ID`: the hub's
+//! dead-letter register over its API. Every replay and discard is recorded by the hub with the
+//! holder of the token (an operator or administrator: `--token` or `CATS_HUB_TOKEN`), the time
+//! and the reason.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -28,8 +29,6 @@ pub enum Action {
         id: i64,
         /// Why.
         reason: Option<String>,
-        /// Who.
-        operator: Option<String>,
     },
     /// Discard one letter.
     Discard {
@@ -37,66 +36,50 @@ pub enum Action {
         id: i64,
         /// Why (required).
         reason: Option<String>,
-        /// Who.
-        operator: Option<String>,
     },
 }
 
-fn operator(given: Option<String>) -> anyhow::Result<String> {
-    given
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|o| !o.trim().is_empty())
-        .context("--operator: say who you are (it goes into the audit entry; $USER is not set)")
-}
-
-/// Runs `action` against the hub at `hub`.
-pub fn run(hub: &str, action: Action) -> anyhow::Result<ExitCode> {
-    let client = HubClient::new(hub).context("--hub")?;
+/// Runs `action` against the hub at `hub` with the credential `token`.
+pub fn run(hub: &str, token: Option<&str>, action: Action) -> anyhow::Result<ExitCode> {
+    let mut client = HubClient::new(hub).context("--hub")?;
+    if let Some(t) = token {
+        client = client.with_token(t);
+    }
     // Check the arguments before asking anything.
     let settlement = match &action {
-        Action::Replay {
-            reason,
-            operator: o,
-            ..
-        } => Some(Settlement {
-            operator: operator(o.clone())?,
+        Action::Replay { reason, .. } => Some(Settlement {
             reason: reason.clone().unwrap_or_default(),
         }),
-        Action::Discard {
-            reason,
-            operator: o,
-            ..
-        } => {
+        Action::Discard { reason, .. } => {
             let reason = reason
                 .clone()
                 .filter(|r| !r.trim().is_empty())
                 .context("discard needs --reason (it goes into the audit entry)")?;
-            Some(Settlement {
-                operator: operator(o.clone())?,
-                reason,
-            })
+            Some(Settlement { reason })
         }
         _ => None,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    let text = runtime.block_on(async move {
-        anyhow::Ok(match (action, settlement) {
-            (Action::List { state }, _) => list(&client.dead_letters(&state).await?),
-            (Action::Show { id }, _) => show(&client.dead_letter(id).await?),
-            (Action::Replay { id, .. }, Some(s)) => {
-                let done = client.replay(id, &s).await?;
-                format!(
-                    "dead letter {}: {} → {} ({})\n",
-                    done.id, done.action, done.state, done.outcome
-                )
-            }
-            (Action::Discard { id, .. }, Some(s)) => {
-                let done = client.discard(id, &s).await?;
-                format!("dead letter {}: {}\n", done.id, done.state)
-            }
-            (_, None) => anyhow::bail!("replay and discard need an operator"),
+    let text = runtime
+        .block_on(async move {
+            anyhow::Ok(match (action, settlement) {
+                (Action::List { state }, _) => list(&client.dead_letters(&state).await?),
+                (Action::Show { id }, _) => show(&client.dead_letter(id).await?),
+                (Action::Replay { id, .. }, Some(s)) => {
+                    let done = client.replay(id, &s).await?;
+                    format!(
+                        "dead letter {}: {} → {} ({})\n",
+                        done.id, done.action, done.state, done.outcome
+                    )
+                }
+                (Action::Discard { id, .. }, Some(s)) => {
+                    let done = client.discard(id, &s).await?;
+                    format!("dead letter {}: {}\n", done.id, done.state)
+                }
+                (_, None) => anyhow::bail!("replay and discard need a settlement"),
+            })
         })
-    })?;
+        .map_err(|e| super::hub::explain_refusal(e, hub, token))?;
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }
@@ -231,10 +214,10 @@ mod tests {
     fn discard_needs_a_reason_before_asking() {
         let e = run(
             "http://127.0.0.1:9",
+            Some("token"),
             Action::Discard {
                 id: 1,
                 reason: None,
-                operator: Some("alice".into()),
             },
         )
         .expect_err("refused");

@@ -1,4 +1,5 @@
-//! `cats queues [--hub URL] [--watch]`: the hub's `GET /api/v1/queues` as a table.
+//! `cats queues [--hub URL] [--token T] [--watch]`: the hub's `GET /api/v1/queues` as a table
+//! (an operator's or administrator's token, `--token` or `CATS_HUB_TOKEN`).
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -10,13 +11,16 @@ use cats_hub::operations::QueuesReport;
 use cats_hub::reconcile::NodeReconciliation;
 
 /// Prints the table once, or every `interval` seconds with `watch` until Ctrl-C.
-pub fn run(hub: &str, watch: bool, interval: u64) -> anyhow::Result<ExitCode> {
+pub fn run(hub: &str, token: Option<&str>, watch: bool, interval: u64) -> anyhow::Result<ExitCode> {
     if watch && interval == 0 {
         anyhow::bail!("--interval must be at least 1 second");
     }
-    let client = HubClient::new(hub).context("--hub")?;
+    let mut client = HubClient::new(hub).context("--hub")?;
+    if let Some(t) = token {
+        client = client.with_token(t);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async move {
+    let done = runtime.block_on(async move {
         if !watch {
             let report = client
                 .queues()
@@ -38,11 +42,20 @@ pub fn run(hub: &str, watch: bool, interval: u64) -> anyhow::Result<ExitCode> {
                 _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
             }
         }
-    })
+    });
+    done.map_err(|e| super::hub::explain_refusal(e, hub, token))
 }
 
 fn num(v: Option<i64>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "-",
+    }
 }
 
 fn per_second(v: Option<f64>) -> String {
@@ -123,13 +136,26 @@ pub fn table(report: &QueuesReport) -> String {
         .max()
         .unwrap_or(5)
         .max(5);
-    let _ = writeln!(
+    // The partition columns only when the hub's inbound queue is partitioned.
+    let partitioned = report
+        .queues
+        .iter()
+        .any(|q| q.partition.is_some_and(|p| p > 0));
+    let _ = write!(
         out,
         "\n{:<width$}  {:>7}  {:>9}  {:>8}  {:>8}  {:>6}",
         "QUEUE", "DEPTH", "CONSUMERS", "IN/s", "OUT/s", "DEAD"
     );
+    if partitioned {
+        let _ = write!(
+            out,
+            "  {:<4}  {:<9}  {:<6}  ACTIVE CONSUMER",
+            "PART", "PREFERRED", "ACTIVE"
+        );
+    }
+    let _ = writeln!(out);
     for q in &report.queues {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{:<width$}  {:>7}  {:>9}  {:>8}  {:>8}  {:>6}",
             q.name,
@@ -138,6 +164,29 @@ pub fn table(report: &QueuesReport) -> String {
             per_second(q.rate_in),
             per_second(q.rate_out),
             num(q.dead_letters)
+        );
+        if partitioned && let Some(p) = q.partition {
+            let _ = write!(
+                out,
+                "  {:<4}  {:<9}  {:<6}  {}",
+                p,
+                yes_no(q.preferred),
+                match q.active_here {
+                    Some(true) => "here",
+                    Some(false) => "other",
+                    None => "-",
+                },
+                q.active_consumer.as_deref().unwrap_or("-")
+            );
+        }
+        let _ = writeln!(out);
+    }
+    if partitioned {
+        let _ = writeln!(
+            out,
+            "(PREFERRED: this hub consumes the partition at once, else it stands by; ACTIVE: \
+             whether this hub's consumer is the one the broker delivers to. The partitions \
+             share cats.hub.in's dead letters.)"
         );
     }
     let _ = writeln!(
@@ -199,6 +248,113 @@ mod tests {
         assert!(reconciliation_table(&[]).contains("no node has reconciled yet"));
     }
 
+    fn partition(p: u16, preferred: bool, active_here: Option<bool>) -> QueueStatus {
+        QueueStatus {
+            name: if p == 0 {
+                "cats.hub.in".into()
+            } else {
+                format!("cats.hub.in.{p}")
+            },
+            depth: Some(i64::from(p)),
+            consumers: Some(2),
+            rate_in: Some(1.0),
+            rate_out: Some(1.0),
+            dead_letters: (p == 0).then_some(0),
+            partition: Some(p),
+            preferred: Some(preferred),
+            active_here,
+            active_consumer: active_here.map(|here| {
+                if here {
+                    "cats-hub-10-1-00aa"
+                } else {
+                    "cats-hub-20-1-00bb"
+                }
+                .to_owned()
+            }),
+        }
+    }
+
+    #[test]
+    fn renders_every_partition_with_its_active_consumer() {
+        let report = QueuesReport {
+            transport: "amqp".into(),
+            source: "management-api".into(),
+            sampled_at: chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time"),
+            interval_seconds: None,
+            queues: vec![
+                partition(0, true, Some(true)),
+                partition(1, true, Some(true)),
+                partition(2, false, Some(false)),
+                partition(3, false, None),
+            ],
+            nodes: Vec::new(),
+        };
+        let text = table(&report);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .filter(|l| l.starts_with("cats.hub.in"))
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                vec![
+                    "cats.hub.in",
+                    "0",
+                    "2",
+                    "1.0",
+                    "1.0",
+                    "0",
+                    "0",
+                    "yes",
+                    "here",
+                    "cats-hub-10-1-00aa"
+                ],
+                vec![
+                    "cats.hub.in.1",
+                    "1",
+                    "2",
+                    "1.0",
+                    "1.0",
+                    "-",
+                    "1",
+                    "yes",
+                    "here",
+                    "cats-hub-10-1-00aa"
+                ],
+                vec![
+                    "cats.hub.in.2",
+                    "2",
+                    "2",
+                    "1.0",
+                    "1.0",
+                    "-",
+                    "2",
+                    "no",
+                    "other",
+                    "cats-hub-20-1-00bb"
+                ],
+                vec![
+                    "cats.hub.in.3",
+                    "3",
+                    "2",
+                    "1.0",
+                    "1.0",
+                    "-",
+                    "3",
+                    "no",
+                    "-",
+                    "-"
+                ],
+            ],
+            "{text}"
+        );
+        assert!(
+            text.contains("PART  PREFERRED  ACTIVE  ACTIVE CONSUMER"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn renders_queues_and_nodes() {
         let at = chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("time");
@@ -215,6 +371,10 @@ mod tests {
                     rate_in: Some(2.5),
                     rate_out: Some(2.5),
                     dead_letters: Some(1),
+                    partition: None,
+                    preferred: None,
+                    active_here: None,
+                    active_consumer: None,
                 },
                 QueueStatus {
                     name: "cats.node.KZ".into(),
@@ -223,6 +383,10 @@ mod tests {
                     rate_in: Some(0.0),
                     rate_out: None,
                     dead_letters: None,
+                    partition: None,
+                    preferred: None,
+                    active_here: None,
+                    active_consumer: None,
                 },
             ],
             nodes: vec![NodeStatus {

@@ -6,8 +6,12 @@
 //! `message_catalog::reference::files` describes. `import` reads DIR, checks the set (a bad
 //! field is refused with its file, line and field, and nothing is sent), works out what differs
 //! from the hub's version in force and posts that as one change (`POST /api/v1/refs/changes`,
-//! with `--actor` and `--reason`): the hub checks it again, makes the next version, audits it
+//! with `--reason`; the hub records the administrator of the token as who made it): the hub
+//! checks it again, makes the next version, audits it
 //! record by record and distributes it to every node. An import that changes nothing says so.
+//!
+//! The token (`--token` or `CATS_HUB_TOKEN`) is an operator's or administrator's credential to
+//! export, an administrator's to import.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,8 +39,6 @@ pub enum Action {
     Export,
     /// Send what the directory holds to the hub as one change.
     Import {
-        /// Who.
-        actor: Option<String>,
         /// Why.
         reason: String,
     },
@@ -51,14 +53,33 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn current(base: &HttpBase) -> anyhow::Result<ReferenceSet> {
+/// What the hub's refusal of the credential means for the user (401, 403), if it was that.
+fn credential_refused(status: u16, token: Option<&str>) -> Option<&'static str> {
+    match (status, token) {
+        (401, None) => Some(
+            "the hub needs a credential: pass --token TOKEN or set CATS_HUB_TOKEN \
+             (an administrator makes one with `cats hub issue-credential`)",
+        ),
+        (401, Some(_)) => Some("the hub refused the token (unknown or revoked)"),
+        (403, _) => {
+            Some("this credential's role may not do that (importing needs an administrator)")
+        }
+        _ => None,
+    }
+}
+
+async fn current(base: &HttpBase, token: Option<&str>) -> anyhow::Result<ReferenceSet> {
+    let auth = token.map(|t| format!("Bearer {}", t.trim()));
     let (status, body) = base
-        .request("GET", "/api/v1/refs", None, None, TIMEOUT)
+        .request("GET", "/api/v1/refs", auth.as_deref(), None, TIMEOUT)
         .await
         .context("GET /api/v1/refs")?;
     if status != 200 {
+        let hint = credential_refused(status, token)
+            .map(|h| format!("{h}\n"))
+            .unwrap_or_default();
         bail!(
-            "GET /api/v1/refs: {status}: {}",
+            "{hint}GET /api/v1/refs: {status}: {}",
             String::from_utf8_lossy(&body)
         );
     }
@@ -113,22 +134,24 @@ pub fn write_dir(dir: &Path, format: Format, set: &ReferenceSet) -> anyhow::Resu
 }
 
 /// Runs `action` against the hub at `hub`.
-pub fn run(hub: &str, action: Action, format: Format, dir: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(
+    hub: &str,
+    token: Option<&str>,
+    action: Action,
+    format: Format,
+    dir: &Path,
+) -> anyhow::Result<ExitCode> {
     let base = HttpBase::parse(hub).map_err(|e| anyhow::anyhow!("--hub: {e}"))?;
     match action {
         Action::Export => {
-            let set = runtime()?.block_on(current(&base))?;
+            let set = runtime()?.block_on(current(&base, token))?;
             for f in write_dir(dir, format, &set)? {
                 println!("{f}");
             }
             println!("version {}", set.version);
             Ok(ExitCode::SUCCESS)
         }
-        Action::Import { actor, reason } => {
-            let actor = actor
-                .or_else(|| std::env::var("USER").ok())
-                .filter(|a| !a.trim().is_empty())
-                .context("--actor: say who you are (it goes into the audit; $USER is not set)")?;
+        Action::Import { reason } => {
             // Checked before anything is asked of the hub.
             let wanted = match read_dir(dir, format) {
                 Ok(s) => s,
@@ -138,7 +161,7 @@ pub fn run(hub: &str, action: Action, format: Format, dir: &Path) -> anyhow::Res
                 }
             };
             runtime()?.block_on(async {
-                let held = current(&base).await?;
+                let held = current(&base, token).await?;
                 let change = held
                     .diff(&ReferenceSet {
                         version: held.version,
@@ -153,14 +176,24 @@ pub fn run(hub: &str, action: Action, format: Format, dir: &Path) -> anyhow::Res
                     return Ok(ExitCode::SUCCESS);
                 }
                 let body = serde_json::to_vec(&serde_json::json!({
-                    "actor": actor, "reason": reason, "change": change,
+                    "reason": reason, "change": change,
                 }))?;
+                let auth = token.map(|t| format!("Bearer {}", t.trim()));
                 let (status, answer) = base
-                    .request("POST", "/api/v1/refs/changes", None, Some(body), TIMEOUT)
+                    .request(
+                        "POST",
+                        "/api/v1/refs/changes",
+                        auth.as_deref(),
+                        Some(body),
+                        TIMEOUT,
+                    )
                     .await
                     .context("POST /api/v1/refs/changes")?;
                 let v: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
                 if status != 201 {
+                    if let Some(hint) = credential_refused(status, token) {
+                        eprintln!("{hint}");
+                    }
                     eprintln!(
                         "refused by the hub: {} {}",
                         v["code"].as_str().unwrap_or("?"),

@@ -60,6 +60,8 @@ struct Shared {
     me: PeerIdentity,
     /// The broker user (the CN of our certificate), set as `user_id` on everything we publish.
     user: String,
+    /// The name of this transport's connections (see [`AmqpTransport::connection_name`]).
+    name: String,
     /// The queue we consume from, if we receive (for the hub, `cats.hub.in`, the base name of
     /// its partitions, which is also the dead-letter routing key of all of them).
     queue: Option<String>,
@@ -131,11 +133,13 @@ impl AmqpTransport {
         };
         let capacity = usize::from(config.prefetch).max(1);
         let (link_tx, _) = watch::channel(None);
+        let name = unique_connection_name(&user);
         let shared = Arc::new(Shared {
             in_flight: Semaphore::new(config.max_in_flight),
             config,
             me,
             user,
+            name,
             queue,
             consume_now,
             standby,
@@ -161,6 +165,15 @@ impl AmqpTransport {
     /// Who this transport speaks for.
     pub fn identity(&self) -> PeerIdentity {
         self.shared.me
+    }
+
+    /// The client-provided name of this transport's connections, `cats-<user>-<pid>-<n>-<t>`
+    /// (process id, transport number in the process, start-time bits): the same across its
+    /// reconnections, different for every transport, so that the broker's management API
+    /// tells apart two hub processes (both log in as `hub`). Its consumer tags start with it
+    /// followed by `-`.
+    pub fn connection_name(&self) -> &str {
+        &self.shared.name
     }
 
     /// How many links (connections) this transport has opened: 1 + the reconnections.
@@ -399,7 +412,17 @@ async fn open_link(shared: &Arc<Shared>) -> Result<(Arc<Link>, Vec<Consumer>), T
 }
 
 fn connection_name(shared: &Shared) -> String {
-    format!("cats-{}", shared.user)
+    shared.name.clone()
+}
+
+/// See [`AmqpTransport::connection_name`].
+fn unique_connection_name(user: &str) -> String {
+    static TRANSPORTS: AtomicU64 = AtomicU64::new(0);
+    let n = TRANSPORTS.fetch_add(1, Ordering::Relaxed) + 1;
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() & 0xffff);
+    format!("cats-{user}-{}-{n}-{t:04x}", std::process::id())
 }
 
 /// Keeps a link open for as long as the transport lives.

@@ -36,6 +36,12 @@
 //! [`amended_declaration`] gives the CC015C as amended by an accepted CC013C, for the service
 //! to store in place of the original.
 //!
+//! The status request and response are not outputs of the life cycle: the service composes
+//! them on demand. [`status_request`] (CD094C) carries the asking node's departure phase
+//! ([`departure_code`]); [`status_response`] (CD095C) carries [`office_states`], one
+//! three-letter phase code per office role ([`phase_rank`] ranks the codes), and
+//! [`states_of`] reads them back.
+//!
 //! [`message`] does the dispatch: given an output and a [`Context`], it returns the message,
 //! or `None` for what is not composed ([`Common::FunctionalNack`] is the transport's, from the
 //! codec's NACK; [`super::Output::ActionRefused`] is an answer to an API call, not a message)
@@ -84,7 +90,7 @@ use crate::ids::{CustomsOfficeRef, Grn, Mrn};
 use super::output::{FunctionalError, RefusedGuarantee, Rejection};
 use super::{
     Common, ControlOutcome, ControlResult, Declaration, DestinationReply, ExternalReply, Movement,
-    Output,
+    Output, Role,
 };
 
 /// The header fields the service allocates for each message it sends.
@@ -1799,3 +1805,266 @@ reshape!(cats::ConsignmentType10 => ncts::CUSTOM_ConsignmentType05 {
     gross_mass: s.gross_mass.reshape(),
     incident: Vec::new(),
 });
+
+// ---------------------------------------------------------------------------------------------
+// The status request (CD094C) and response (CD095C).
+// ---------------------------------------------------------------------------------------------
+
+/// The `status` of CD094C when the asking node holds no state at the office of departure
+/// (it is not the office of departure, or it does not hold the movement).
+pub const STATUS_NOT_HELD: &str = "NOH";
+
+/// One office role's state as a CD095C carries it (`CustomsOfficeState`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficeState {
+    /// The role the office plays.
+    pub role: Role,
+    /// The office.
+    pub office: CustomsOfficeRef,
+    /// The three-letter code of the phase ([`phase_code`]).
+    pub status: String,
+    /// When the office entered that phase (UTC).
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl OfficeState {
+    /// The rank of the phase ([`super::Movement::progress`]'s order), `None` for a code
+    /// that is not one of the role's ([`phase_rank`]).
+    pub fn rank(&self) -> Option<u8> {
+        phase_rank(self.role, &self.status)
+    }
+}
+
+/// The phase codes per role, with their ranks: CATS's entries of CL258 (and, for the office
+/// of departure, CL153). Each code is three letters, as `StatusContentType02` requires.
+const DEPARTURE_CODES: &[(super::DeparturePhase, &str)] = {
+    use super::DeparturePhase as P;
+    &[
+        (P::PreLodged, "PRL"),
+        (P::Submitted, "SUB"),
+        (P::Accepted, "ACC"),
+        (P::UnderControl, "UCT"),
+        (P::GuaranteeRequested, "GRQ"),
+        (P::GuaranteeRefused, "GRF"),
+        (P::Released, "REL"),
+        (P::Arrived, "ARR"),
+        (P::ControlResultsReceived, "CRR"),
+        (P::Discrepancies, "DIS"),
+        (P::WrittenOff, "WOF"),
+        (P::Rejected, "REJ"),
+        (P::NotReleased, "NRL"),
+        (P::Invalidated, "INV"),
+    ]
+};
+
+const BORDER_CODES: &[(super::BorderPhase, &str)] = {
+    use super::BorderPhase as P;
+    &[
+        (P::Anticipated, "ANT"),
+        (P::Presented, "PRS"),
+        (P::UnderControl, "UCT"),
+        (P::Cleared, "CLR"),
+        (P::Proceeded, "PRO"),
+        (P::Stopped, "STP"),
+        (P::Cancelled, "CAN"),
+    ]
+};
+
+const DESTINATION_CODES: &[(super::DestinationPhase, &str)] = {
+    use super::DestinationPhase as P;
+    &[
+        (P::Anticipated, "ANT"),
+        (P::Arrived, "ARR"),
+        (P::UnloadingPermitted, "UNL"),
+        (P::UnderControl, "UCT"),
+        (P::ReadyForRelease, "RFR"),
+        (P::GoodsReleased, "GRL"),
+        (P::Cancelled, "CAN"),
+    ]
+};
+
+fn code_of<P: PartialEq + Copy>(table: &[(P, &'static str)], phase: P) -> &'static str {
+    table
+        .iter()
+        .find(|(p, _)| *p == phase)
+        .map(|(_, c)| *c)
+        // Every phase is in its table (the unit tests go through them all).
+        .unwrap_or("???")
+}
+
+/// The three-letter code of the departure phase (the `status` of CD094C).
+pub fn departure_code(phase: super::DeparturePhase) -> &'static str {
+    code_of(DEPARTURE_CODES, phase)
+}
+
+/// The rank of the phase `code` names for `role`, or `None` when `code` is not one of the
+/// role's codes.
+pub fn phase_rank(role: Role, code: &str) -> Option<u8> {
+    match role {
+        Role::Departure => DEPARTURE_CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(p, _)| p.rank()),
+        Role::Exit | Role::Transit => BORDER_CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(p, _)| p.rank()),
+        Role::Destination => DESTINATION_CODES
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(p, _)| p.rank()),
+    }
+}
+
+/// Every office role's state in `movement`, in [`super::Movement::progress`]'s order.
+pub fn office_states(movement: &Movement) -> Vec<OfficeState> {
+    let mut all = Vec::new();
+    if let Some(d) = &movement.departure {
+        all.push(OfficeState {
+            role: Role::Departure,
+            office: d.office,
+            status: departure_code(d.phase).to_owned(),
+            since: Some(d.since),
+        });
+    }
+    for (role, offices) in [
+        (Role::Exit, &movement.exits),
+        (Role::Transit, &movement.transits),
+    ] {
+        for (office, b) in offices {
+            all.push(OfficeState {
+                role,
+                office: *office,
+                status: code_of(BORDER_CODES, b.phase).to_owned(),
+                since: Some(b.since),
+            });
+        }
+    }
+    if let Some(d) = &movement.destination {
+        all.push(OfficeState {
+            role: Role::Destination,
+            office: d.office,
+            status: code_of(DESTINATION_CODES, d.phase).to_owned(),
+            since: Some(d.since),
+        });
+    }
+    all
+}
+
+fn role_code(role: Role) -> cats::OfficeRoleCode {
+    match role {
+        Role::Departure => cats::OfficeRoleCode::DEP,
+        Role::Exit => cats::OfficeRoleCode::EXT,
+        Role::Transit => cats::OfficeRoleCode::TRA,
+        Role::Destination => cats::OfficeRoleCode::DES,
+    }
+}
+
+/// The role a CD095C's `role` names (`ENT`, entry, is CATS's office of transit).
+pub fn role_of(code: &cats::OfficeRoleCode) -> Role {
+    match code {
+        cats::OfficeRoleCode::DEP => Role::Departure,
+        cats::OfficeRoleCode::EXT => Role::Exit,
+        cats::OfficeRoleCode::TRA | cats::OfficeRoleCode::ENT => Role::Transit,
+        cats::OfficeRoleCode::DES => Role::Destination,
+    }
+}
+
+/// CD094C: the asking node's request for another country's state of `mrn`. `status` is the
+/// asking node's own state at the office of departure ([`departure_code`]) or
+/// [`STATUS_NOT_HELD`].
+pub fn status_request(
+    h: &Header,
+    mrn: &Mrn,
+    departure: &CustomsOfficeRef,
+    status: &str,
+) -> cats::CD094CType {
+    cats_message!(CD094CType, CD094C, h, {
+        transit_operation: cats::TransitOperationType37 {
+            mrn: mrn.to_string(),
+            status: status.to_owned(),
+        },
+        customs_office_of_departure: cats::CustomsOfficeOfDepartureType01 {
+            reference_number: departure.to_string(),
+        },
+        customs_office_of_destination: None,
+        customs_office_of_transit: Vec::new(),
+        customs_office_of_exit_for_transit: Vec::new(),
+    })
+}
+
+/// CD095C: the asked node's state of `mrn`, one `CustomsOfficeState` per office role it
+/// holds (`states` from [`office_states`]). `None` when `states` is empty (the schema requires
+/// at least one; a node that does not hold the movement answers with a CD906C, code 90) or
+/// longer than the schema's 99.
+pub fn status_response(
+    h: &Header,
+    mrn: &Mrn,
+    departure: &CustomsOfficeRef,
+    states: &[OfficeState],
+) -> Option<cats::CD095CType> {
+    if states.is_empty() || states.len() > 99 {
+        return None;
+    }
+    Some(cats_message!(CD095CType, CD095C, h, {
+        transit_operation: cats::TransitOperationType43 { mrn: mrn.to_string() },
+        customs_office_of_departure: cats::CustomsOfficeOfDepartureType01 {
+            reference_number: departure.to_string(),
+        },
+        customs_office_state: states
+            .iter()
+            .zip(1i64..)
+            .map(|(s, n)| cats::CustomsOfficeStateType {
+                sequence_number: n,
+                reference_number: s.office.to_string(),
+                role: role_code(s.role),
+                status: s.status.clone(),
+                status_date_and_time: s.since.map(|t| t.naive_utc()),
+            })
+            .collect(),
+    }))
+}
+
+/// The office states a CD095C carries; a `referenceNumber` that is not an office reference is
+/// left out (the rules checked it when the message came in).
+pub fn states_of(response: &cats::CD095CType) -> Vec<OfficeState> {
+    response
+        .customs_office_state
+        .iter()
+        .filter_map(|s| {
+            Some(OfficeState {
+                role: role_of(&s.role),
+                office: CustomsOfficeRef::parse(&s.reference_number).ok()?,
+                status: s.status.clone(),
+                since: s.status_date_and_time.map(|t| t.and_utc()),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod status_tests {
+    use super::*;
+
+    #[test]
+    fn every_phase_has_a_distinct_three_letter_code_per_role() {
+        for table in [
+            DEPARTURE_CODES.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
+            BORDER_CODES.iter().map(|(_, c)| *c).collect(),
+            DESTINATION_CODES.iter().map(|(_, c)| *c).collect(),
+        ] {
+            let mut seen = std::collections::BTreeSet::new();
+            for c in &table {
+                assert_eq!(c.len(), 3, "{c}");
+                assert!(seen.insert(*c), "{c} twice");
+            }
+        }
+        assert_eq!(DEPARTURE_CODES.len(), 14);
+        assert_eq!(BORDER_CODES.len(), 7);
+        assert_eq!(DESTINATION_CODES.len(), 7);
+        assert_eq!(phase_rank(Role::Departure, "WOF"), Some(8));
+        assert_eq!(phase_rank(Role::Destination, "GRL"), Some(5));
+        assert_eq!(phase_rank(Role::Exit, "PRO"), Some(4));
+        assert_eq!(phase_rank(Role::Exit, "WOF"), None);
+    }
+}

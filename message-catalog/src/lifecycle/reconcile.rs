@@ -31,9 +31,15 @@ pub const DIFFERENCES_TYPE: &str = "CATS-RECONCILE-DIFFERENCES";
 /// The envelope message type of a [`RepairRequest`].
 pub const REPAIR_TYPE: &str = "CATS-RECONCILE-REPAIR";
 
+/// The envelope message type of a [`Resume`].
+pub const RESUME_TYPE: &str = "CATS-RECONCILE-RESUME";
+
 /// Whether an envelope message type is one of the reconciliation control messages.
 pub fn is_control(message_type: &str) -> bool {
-    matches!(message_type, REQUEST_TYPE | DIFFERENCES_TYPE | REPAIR_TYPE)
+    matches!(
+        message_type,
+        REQUEST_TYPE | DIFFERENCES_TYPE | REPAIR_TYPE | RESUME_TYPE
+    )
 }
 
 /// The body format version (first byte of every body).
@@ -57,6 +63,19 @@ pub fn fingerprint(mrn: &str, digest: &[u8; DIGEST_LEN]) -> [u8; FINGERPRINT_LEN
     out.copy_from_slice(&full[..FINGERPRINT_LEN]);
     out
 }
+/// A hub delivery's fingerprint, as a [`Resume`] names what the node applied: SHA-256 of the
+/// envelope sender's URN, a zero byte and the message identification, truncated.
+pub fn delivery_fingerprint(sender: &str, message_id: &str) -> [u8; FINGERPRINT_LEN] {
+    let mut h = Sha256::new();
+    h.update(sender.as_bytes());
+    h.update([0u8]);
+    h.update(message_id.as_bytes());
+    let full: [u8; 32] = h.finalize().into();
+    let mut out = [0u8; FINGERPRINT_LEN];
+    out.copy_from_slice(&full[..FINGERPRINT_LEN]);
+    out
+}
+
 /// The largest number of buckets (2^16).
 pub const MAX_BUCKETS: u32 = 1 << 16;
 
@@ -195,6 +214,18 @@ pub struct Differences {
 pub struct RepairRequest {
     /// The fingerprints, from the hub's [`Differences`].
     pub fingerprints: Vec<[u8; FINGERPRINT_LEN]>,
+}
+
+/// Node → hub, on every (re)connection: the resume point and the deliveries the node applied
+/// that the hub has not yet confirmed. The hub re-delivers every entry for the node after the
+/// resume point that is not among them, then answers with a [`Differences`] without buckets
+/// whose `through` is the node's new resume point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The last hub journal sequence the node has confirmed (0: none).
+    pub resume_after: i64,
+    /// [`delivery_fingerprint`] of each delivery applied since that confirmation.
+    pub applied: Vec<[u8; FINGERPRINT_LEN]>,
 }
 
 /// A body could not be decoded.
@@ -404,6 +435,43 @@ impl RepairRequest {
     }
 }
 
+impl Resume {
+    /// `01 | i64 resume_after | u32 n | n × 8-byte delivery fingerprint`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(13 + self.applied.len() * FINGERPRINT_LEN);
+        out.push(VERSION);
+        out.extend_from_slice(&self.resume_after.to_be_bytes());
+        out.extend_from_slice(&(self.applied.len() as u32).to_be_bytes());
+        for f in &self.applied {
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// Decodes [`Resume::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Resume, BodyError> {
+        let mut r = Reader { bytes };
+        r.version()?;
+        let resume_after = r.i64("the resume point")?;
+        if resume_after < 0 {
+            return Err(BodyError::Invalid("a negative resume point".into()));
+        }
+        let n = r.u32("the applied count")?;
+        if n as usize > r.bytes.len() / FINGERPRINT_LEN {
+            return Err(BodyError::Truncated("the applied fingerprints"));
+        }
+        let mut applied = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            applied.push(r.array::<FINGERPRINT_LEN>("a delivery fingerprint")?);
+        }
+        r.end()?;
+        Ok(Resume {
+            resume_after,
+            applied,
+        })
+    }
+}
+
 /// The node's side of step 3: the fingerprints of the hub's movements, in the differing
 /// buckets, that the node does not hold with the same digest (including the ones it does not
 /// hold at all). Movements the node holds and the hub does not are left out: the hub cannot
@@ -421,6 +489,41 @@ pub fn to_repair(mine: &Buckets, theirs: &Differences) -> Vec<[u8; FINGERPRINT_L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resume_round_trips_and_bad_bodies_are_refused() {
+        let r = Resume {
+            resume_after: 42,
+            applied: vec![
+                delivery_fingerprint("urn:cats:node:KZ", "KZ1"),
+                delivery_fingerprint("urn:cats:hub", "KZ1"),
+            ],
+        };
+        assert_ne!(
+            r.applied[0], r.applied[1],
+            "the sender is part of the fingerprint"
+        );
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), 13 + 2 * FINGERPRINT_LEN);
+        assert_eq!(Resume::decode(&bytes), Ok(r));
+        assert_eq!(
+            Resume::decode(&bytes[..bytes.len() - 1]).map_err(|e| e.code()),
+            Err("reconcile.truncated")
+        );
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(
+            Resume::decode(&longer).map_err(|e| e.code()),
+            Err("reconcile.trailing")
+        );
+        let mut negative = bytes.clone();
+        negative[1] = 0x80;
+        assert_eq!(
+            Resume::decode(&negative).map_err(|e| e.code()),
+            Err("reconcile.invalid")
+        );
+        assert!(is_control(RESUME_TYPE));
+    }
 
     fn leaves(n: usize) -> Vec<(String, [u8; DIGEST_LEN])> {
         (0..n)

@@ -160,6 +160,11 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
+    /// The reference data version the node holds (`None` while it is stopped).
+    pub fn refdata_version(&self) -> Option<u64> {
+        self.node.as_ref().map(|n| n.engine.refdata.versions().held)
+    }
+
     /// Stops the node (gracefully: what it accepted is in its store).
     pub async fn stop(&mut self) {
         self.trigger.trigger();
@@ -194,6 +199,10 @@ pub struct World {
     pub running: Vec<RunningNode>,
     /// The CATS CA certificate (PEM) that the nodes' API certificates chain to.
     pub ca_pem: Vec<u8>,
+    /// An operator's bearer token for the hub's API, issued by the demo to itself.
+    pub hub_operator_token: String,
+    /// An administrator's bearer token for the hub's API, issued by the demo to itself.
+    pub hub_administrator_token: String,
     hub: cats_hub::RunningHub,
     hub_trigger: ShutdownTrigger,
     _dir: tempfile::TempDir,
@@ -303,6 +312,18 @@ impl World {
             ),
         }
 
+        let issue = |role| {
+            let store = hub.services.store.clone();
+            async move {
+                cats_hub::access::issue(&store, role, "demo")
+                    .await
+                    .map(|i| i.token)
+                    .context("issuing the demo's credential at the hub")
+            }
+        };
+        let hub_operator_token = issue(cats_hub::access::Role::Operator).await?;
+        let hub_administrator_token = issue(cats_hub::access::Role::Administrator).await?;
+
         let ca_pem = std::fs::read(&pki.ca.cert)
             .with_context(|| format!("reading {}", pki.ca.cert.display()))?;
         let http = http_client(&ca_pem)?;
@@ -332,6 +353,8 @@ impl World {
             nodes,
             running,
             ca_pem,
+            hub_operator_token,
+            hub_administrator_token,
             hub,
             hub_trigger,
             _dir: dir,
@@ -345,7 +368,10 @@ impl World {
 
     /// Prints each node's API address and tokens (`--keep-running`).
     pub fn print_endpoints(&self) {
-        println!("hub API http://{}", self.hub.http_addr);
+        println!(
+            "hub API http://{}  operator token {}  administrator token {}",
+            self.hub.http_addr, self.hub_operator_token, self.hub_administrator_token
+        );
         for n in &self.running {
             println!(
                 "node {} API https://localhost:{}  national-system token {}  officer token {}",

@@ -78,6 +78,7 @@ struct NodeInner {
     next_seq: AtomicU64,
     link: Mutex<LinkState>,
     connected: watch::Sender<bool>,
+    connections: AtomicU64,
     deliveries_tx: mpsc::Sender<Delivery>,
     deliveries_rx: tokio::sync::Mutex<mpsc::Receiver<Delivery>>,
     applied: Mutex<Applied>,
@@ -155,6 +156,7 @@ impl DirectNode {
             next_seq: AtomicU64::new(1),
             link: Mutex::new(LinkState::default()),
             connected: watch::channel(false).0,
+            connections: AtomicU64::new(0),
             deliveries_tx,
             deliveries_rx: tokio::sync::Mutex::new(deliveries_rx),
             applied: Mutex::new(Applied::default()),
@@ -176,6 +178,12 @@ impl DirectNode {
     /// Whether the link is up now.
     pub fn is_connected(&self) -> bool {
         *self.inner.connected.borrow()
+    }
+
+    /// How many times the link has come up: 1 after the first connection, + 1 per
+    /// reconnection (what a node watches to resume after each one).
+    pub fn connections(&self) -> u64 {
+        self.inner.connections.load(Ordering::SeqCst)
     }
 
     /// Waits until the link is up, at most `timeout`.
@@ -410,6 +418,7 @@ async fn run_connection(
         }
         link.writer = Some(frames_tx.clone());
     }
+    inner.connections.fetch_add(1, Ordering::SeqCst);
     inner.connected.send_replace(true);
     tracing::info!(last_applied, "direct node: connected to the hub");
 
