@@ -97,7 +97,13 @@ cargo build --workspace --all-targets --all-features
 # 5. Every test of the workspace, ignored ones included.
 # ---------------------------------------------------------------------------------------------
 log "cargo test"
+# Each test binary runs under scripts/test-binary.sh: a binary that hangs is stopped after
+# CATS_TEST_BINARY_LIMIT seconds and reported by name, and the others still run.
+host=$(rustc -vV | sed -n 's/^host: //p')
+runner_var="CARGO_TARGET_$(echo "$host" | tr '[:lower:]-' '[:upper:]_')_RUNNER"
+export "$runner_var=$root/scripts/test-binary.sh"
 cargo test --workspace --all-features --no-fail-fast -- --include-ignored
+unset "$runner_var"
 
 # ---------------------------------------------------------------------------------------------
 # 6. The schemas: regenerated output equals what is committed, and our external-domain XSDs

@@ -144,7 +144,11 @@ impl Broker {
     }
 
     fn ctl(&self, args: &[&str]) -> Option<String> {
-        let output = Command::new(rabbitmqctl()?)
+        // Under `timeout`: a node that does not answer (or a `stop` that waits for a process
+        // that never exits) fails the call instead of holding the test.
+        let output = Command::new("timeout")
+            .arg("120")
+            .arg(rabbitmqctl()?)
             .env("HOME", &self.state)
             .args(["-q", "-n", NODE_NAME])
             .args(args)
@@ -301,6 +305,7 @@ sample_interval_ms = 500
 impl HubProcess {
     /// Starts `cats hub --config config` and waits until it prints where its API listens.
     async fn start(name: &'static str, config: &Path, dir: &Path) -> HubProcess {
+        step(&format!("starting hub {name}"));
         let log = dir.join(format!("hub-{name}.log"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -401,6 +406,7 @@ impl HubProcess {
 
     /// The first queue report of this hub that satisfies `ok` (fails after a minute).
     async fn queues_until(&self, what: &str, ok: impl Fn(&QueuesReport) -> bool) -> QueuesReport {
+        step(&format!("hub {}: waiting until {what}", self.name));
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let report = self.queues().await;
@@ -438,6 +444,7 @@ impl HubProcess {
 
     /// SIGTERM, and the exit status (fails if it takes longer than 30 s).
     async fn terminate(mut self) -> ExitStatus {
+        step(&format!("stopping hub {} with SIGTERM", self.name));
         let pid = self.child.id().expect("the process is running");
         let sent = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -456,6 +463,7 @@ impl HubProcess {
 
     /// SIGKILL: gone at once, nothing cleaned up.
     async fn kill(mut self) {
+        step(&format!("killing hub {}", self.name));
         self.child.start_kill().expect("SIGKILL");
         let status = self.child.wait().await.expect("wait");
         assert!(!status.success(), "a killed process does not succeed");
@@ -526,6 +534,10 @@ async fn until_routed(routed: &Routed, run: &str, mrns: &[String]) -> usize {
         .flat_map(|mrn| movements::life_cycle(run, mrn))
         .map(|step| (step.to, step.id))
         .collect();
+    step(&format!(
+        "waiting until {} messages reach their recipients",
+        expected.len()
+    ));
     let deadline = Instant::now() + DEADLINE;
     loop {
         let (missing, twice) = {
@@ -554,6 +566,9 @@ async fn until_routed(routed: &Routed, run: &str, mrns: &[String]) -> usize {
 /// that a message journalled twice would show.
 async fn until_journalled(store: &HubStore, expected: usize) -> Vec<journal::Entry> {
     let expected = i64::try_from(expected).expect("small");
+    step(&format!(
+        "waiting until the journal holds {expected} entries"
+    ));
     let deadline = Instant::now() + DEADLINE;
     loop {
         let size = journal::size(store).await.expect("size");
@@ -574,6 +589,7 @@ async fn until_journalled(store: &HubStore, expected: usize) -> Vec<journal::Ent
 
 /// `cats hub verify-journal --database url`: exit 0 and the entry count.
 fn verify_journal(url: &str, entries: usize) {
+    step("cats hub verify-journal");
     let out = Command::new(env!("CARGO_BIN_EXE_cats"))
         .args(["hub", "verify-journal", "--database", url])
         .output()
@@ -599,8 +615,11 @@ struct Case {
 }
 
 async fn case() -> Option<Case> {
+    step("starting the broker");
     let broker = broker()?;
+    step("creating the database");
     let url = postgres_url().await?;
+    step("waiting for the other case and emptying the queues");
     let lock = exclusive(broker).await;
     Some(Case {
         broker,
@@ -616,14 +635,45 @@ impl Case {
     }
 
     async fn senders(&self) -> Arc<Senders> {
+        step("connecting the node identities");
         Arc::new(Senders::connect(&self.broker.files, |party| self.broker.amqp(party)).await)
     }
+}
+
+/// How long one case may take in all (it normally takes about a minute).
+const CASE_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs a case, failing it with what it was doing if it takes longer than [`CASE_LIMIT`]: a
+/// case that waits forever on the broker fails here, with its steps, rather than holding the
+/// run (`scripts/test-binary.sh` stops a whole binary that hangs, without its output).
+async fn within_time_limit(case: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(CASE_LIMIT, case).await.is_err() {
+        panic!(
+            "the case did not finish within {} s; its last step was: {}",
+            CASE_LIMIT.as_secs(),
+            LAST_STEP.lock().expect("not poisoned")
+        );
+    }
+}
+
+static LAST_STEP: Mutex<String> = Mutex::new(String::new());
+
+/// Notes what a case is doing (printed with the test's output if it fails).
+fn step(what: &str) {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let at = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("[{at:7.1} s] {what}");
+    *LAST_STEP.lock().expect("not poisoned") = format!("{what} (at {at:.1} s)");
 }
 
 // ------------------------------------------------------------------------------ cases
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hub_processes_share_the_partitions() {
+    within_time_limit(two_hub_processes_share_the_partitions_steps()).await;
+}
+
+async fn two_hub_processes_share_the_partitions_steps() {
     let Some(case) = case().await else { return };
     let (config_a, config_b) = (case.config("a", "0,1"), case.config("b", "2,3"));
     // Both at once, as an operator would start them (they migrate the one database together).
@@ -667,6 +717,7 @@ async fn two_hub_processes_share_the_partitions() {
     let routed = collect_routed(&senders);
     let run = movements::run_id();
     let mrns = movements::mrns(150, 20_000);
+    step("sending mrns");
     senders.send_all(&run, &mrns, 24).await;
 
     let store = HubStore::connect(&case.url).await.expect("the journal");
@@ -703,6 +754,10 @@ async fn two_hub_processes_share_the_partitions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_hub_process_is_replaced_by_the_other_and_rejoins() {
+    within_time_limit(a_killed_hub_process_is_replaced_by_the_other_and_rejoins_steps()).await;
+}
+
+async fn a_killed_hub_process_is_replaced_by_the_other_and_rejoins_steps() {
     let Some(case) = case().await else { return };
     let (config_a, config_b) = (case.config("a", "0,1"), case.config("b", "2,3"));
     let (a, b) = tokio::join!(
@@ -779,6 +834,7 @@ async fn a_killed_hub_process_is_replaced_by_the_other_and_rejoins() {
     })
     .await;
     let more = movements::mrns(20, 40_000);
+    step("sending more");
     senders.send_all(&run, &more, 8).await;
     let all: Vec<String> = mrns.iter().chain(&more).cloned().collect();
     let entries = until_journalled(&store, 4 * all.len()).await;

@@ -182,6 +182,13 @@ impl ManagementApi {
     }
 
     async fn get(&self, path: &str) -> Result<serde_json::Value, OperationsError> {
+        self.get_optional(path).await?.ok_or_else(|| {
+            OperationsError::Broker(format!("management API {path}: HTTP 404: not found"))
+        })
+    }
+
+    /// `GET path`; `None` when the API answers 404 (a queue that does not exist).
+    async fn get_optional(&self, path: &str) -> Result<Option<serde_json::Value>, OperationsError> {
         let (status, body) = self
             .base
             .request(
@@ -193,6 +200,9 @@ impl ManagementApi {
             )
             .await
             .map_err(|e| OperationsError::Broker(format!("management API: {e}")))?;
+        if status == 404 {
+            return Ok(None);
+        }
         if status != 200 {
             return Err(OperationsError::Broker(format!(
                 "management API {path}: HTTP {status}: {}",
@@ -200,6 +210,7 @@ impl ManagementApi {
             )));
         }
         serde_json::from_slice(&body)
+            .map(Some)
             .map_err(|e| OperationsError::Broker(format!("management API {path}: {e}")))
     }
 }
@@ -656,16 +667,27 @@ impl Operations {
         dead: &BTreeMap<String, i64>,
     ) -> Result<Sampled, OperationsError> {
         let vhost = escape_path(&config.vhost);
-        let listed = api
+        let by_name = match api
             .get(&format!(
                 "/api/queues/{vhost}?columns=name,messages,consumers,message_stats"
             ))
-            .await?;
-        let listed = listed.as_array().cloned().unwrap_or_default();
-        let by_name: BTreeMap<String, serde_json::Value> = listed
-            .into_iter()
-            .filter_map(|q| Some((q.get("name")?.as_str()?.to_owned(), q)))
-            .collect();
+            .await
+        {
+            Ok(listed) => listed
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|q| Some((q.get("name")?.as_str()?.to_owned(), q)))
+                .collect(),
+            // One queue the broker cannot describe fails the whole list (RabbitMQ 3.10 answers
+            // HTTP 500, `badkey` in `list_queue_stats`, for a quorum queue deleted and declared
+            // again): the report then asks queue by queue, and only that queue goes unknown.
+            Err(e) => {
+                tracing::warn!(error = %e, "the broker's queue list failed; asking queue by queue");
+                self.management_one_by_one(api, config, &vhost).await?
+            }
+        };
         let connections = api.get("/api/connections?columns=user,vhost").await?;
         let users: BTreeSet<String> = connections
             .as_array()
@@ -727,6 +749,49 @@ impl Operations {
             }
         }
         Ok(("management-api", queues, nodes, BTreeMap::new()))
+    }
+
+    /// `GET /api/queues/{vhost}/{name}` for each queue of the report and its dead-letter queue:
+    /// the ones the broker describes, by name. A queue that does not exist (HTTP 404) or that
+    /// the broker cannot describe is left out (its figures are unknown); only a broker that
+    /// answers none of them is an error.
+    async fn management_one_by_one(
+        &self,
+        api: &ManagementApi,
+        config: &AmqpConfig,
+        vhost: &str,
+    ) -> Result<BTreeMap<String, serde_json::Value>, OperationsError> {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in self.amqp_queues(config) {
+            names.push(topology::dead_letter_queue(&name));
+            names.push(name);
+        }
+        names.sort();
+        names.dedup();
+        let mut found = BTreeMap::new();
+        let mut last_error = None;
+        let mut answered = 0usize;
+        for name in names {
+            let path = format!(
+                "/api/queues/{vhost}/{}?columns=name,messages,consumers,message_stats",
+                escape_path(&name)
+            );
+            match api.get_optional(&path).await {
+                Ok(Some(q)) => {
+                    answered += 1;
+                    found.insert(name, q);
+                }
+                Ok(None) => answered += 1,
+                Err(e) => {
+                    tracing::warn!(queue = name, error = %e, "the broker cannot describe a queue");
+                    last_error = Some(e);
+                }
+            }
+        }
+        match last_error {
+            Some(e) if answered == 0 => Err(e),
+            _ => Ok(found),
+        }
     }
 }
 

@@ -174,7 +174,11 @@ impl Broker {
     }
 
     fn ctl(&self, args: &[&str]) -> Option<String> {
-        let output = Command::new(rabbitmqctl()?)
+        // Under `timeout`: a node that does not answer (or a `stop` that waits for a process
+        // that never exits) fails the call instead of holding the test.
+        let output = Command::new("timeout")
+            .arg("120")
+            .arg(rabbitmqctl()?)
             .env("HOME", &self.state)
             .args(["-q", "-n", &self.node_name])
             .args(args)
