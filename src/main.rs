@@ -34,7 +34,7 @@ enum Command {
         /// The transport between the nodes and the hub.
         #[arg(long, value_enum, default_value = "direct")]
         transport: cli::demo::TransportKind,
-        /// The broker for `--transport amqp` (e.g. amqps://localhost:56710).
+        /// The broker for `--transport amqp` (e.g. amqps://localhost:26710).
         #[arg(long)]
         amqp_url: Option<String>,
         /// The store of every service: SQLite files in a temporary directory, or one fresh

@@ -36,11 +36,11 @@ mod support;
 
 const STEP: Duration = Duration::from_secs(30);
 
-/// This binary's broker (ports 56718 / 15688 / 25688), kept for an AMQP case; the direct-link
+/// This binary's broker (ports 26718 / 15688 / 25688), kept for an AMQP case; the direct-link
 /// case starts none.
 const BROKER: support::amqp::Spec = support::amqp::Spec {
     name: "aeo",
-    port: 56718,
+    port: 26718,
     management_port: 15688,
     dist_port: 25688,
 };

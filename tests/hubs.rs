@@ -20,7 +20,7 @@
 //!   started again and rejoins behind A; once A is stopped, B becomes the active consumer of
 //!   every partition and processes new movements.
 //!
-//! This binary's RabbitMQ node: ports 56719 / 15689 / 25689, node `cats-hubs@localhost`, state
+//! This binary's RabbitMQ node: ports 26719 / 15689 / 25689, node `cats-hubs@localhost`, state
 //! under `$TMPDIR/cats-hubs-test`, a `monitoring` user for the management API. Each case has its
 //! own PostgreSQL database (`CATS_TEST_POSTGRES`). Under `CI=true` a missing RabbitMQ or
 //! PostgreSQL fails the test; otherwise it is skipped loudly.
@@ -47,7 +47,7 @@ mod movements;
 
 use movements::{COUNTRIES, Senders};
 
-const PORT: u16 = 56719;
+const PORT: u16 = 26719;
 const MANAGEMENT_PORT: u16 = 15689;
 const DIST_PORT: u16 = 25689;
 const NODE_NAME: &str = "cats-hubs@localhost";

@@ -34,10 +34,10 @@ mod support;
 
 use support::Setup;
 
-/// This binary's broker (ports 56712 / 15682 / 25682).
+/// This binary's broker (ports 26712 / 15682 / 25682).
 const BROKER: support::amqp::Spec = support::amqp::Spec {
     name: "journey",
-    port: 56712,
+    port: 26712,
     management_port: 15682,
     dist_port: 25682,
 };

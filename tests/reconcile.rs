@@ -32,10 +32,10 @@ mod support;
 
 use support::Setup;
 
-/// This binary's broker (ports 56714 / 15684 / 25684).
+/// This binary's broker (ports 26714 / 15684 / 25684).
 const BROKER: support::amqp::Spec = support::amqp::Spec {
     name: "reconcile",
-    port: 56714,
+    port: 26714,
     management_port: 15684,
     dist_port: 25684,
 };

@@ -39,10 +39,10 @@ mod support;
 
 use support::Setup;
 
-/// This binary's broker (ports 56720 / 15690 / 25690).
+/// This binary's broker (ports 26720 / 15690 / 25690).
 const BROKER: support::amqp::Spec = support::amqp::Spec {
     name: "status",
-    port: 56720,
+    port: 26720,
     management_port: 15690,
     dist_port: 25690,
 };

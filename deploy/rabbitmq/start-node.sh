@@ -16,7 +16,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CERTS=""
 STATE="${CATS_RABBITMQ_STATE:-/tmp/cats-rabbitmq}"
-AMQPS_PORT="${CATS_RABBITMQ_AMQPS_PORT:-56710}"
+AMQPS_PORT="${CATS_RABBITMQ_AMQPS_PORT:-26710}"
 MGMT_PORT="${CATS_RABBITMQ_MANAGEMENT_PORT:-15680}"
 DIST_PORT="${CATS_RABBITMQ_DIST_PORT:-25680}"
 NODE_NAME="${CATS_RABBITMQ_NODE_NAME:-cats-test@localhost}"
@@ -62,14 +62,20 @@ DEFS_SUM="$(sha256sum "$HERE/definitions.json" | cut -d' ' -f1)"
 if [ -d "$STATE/mnesia" ] && [ "$(cat "$STATE/definitions.sha256" 2>/dev/null || true)" != "$DEFS_SUM" ]; then
   echo "start-node.sh: $STATE was made with other definitions; clearing it"
   if "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" ping >/dev/null 2>&1; then
-    "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" stop "$RABBITMQ_PID_FILE" || true
+    timeout 120 "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" stop "$RABBITMQ_PID_FILE" || true
   fi
   rm -rf "$STATE/mnesia"
 fi
 
 if "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" ping >/dev/null 2>&1; then
-  echo "start-node.sh: $NODE_NAME is already running (amqps://127.0.0.1:$AMQPS_PORT, state $STATE)"
-  exit 0
+  if (exec 3<>"/dev/tcp/127.0.0.1/$AMQPS_PORT") 2>/dev/null; then
+    echo "start-node.sh: $NODE_NAME is already running (amqps://127.0.0.1:$AMQPS_PORT, state $STATE)"
+    exit 0
+  fi
+  # Running, but not listening where asked: started with other ports, or its listener failed
+  # (eaddrinuse when another socket held the port at boot). Stopped and started again.
+  echo "start-node.sh: $NODE_NAME runs but does not answer on $AMQPS_PORT; restarting it"
+  timeout 120 "$SBIN/rabbitmqctl" -q -n "$NODE_NAME" stop "$RABBITMQ_PID_FILE" || true
 fi
 echo "$DEFS_SUM" > "$STATE/definitions.sha256"
 

@@ -35,8 +35,8 @@ use sqlx::Connection;
 #[path = "../../transport-amqp/benches/support/baseline.rs"]
 mod baseline;
 use baseline::{
-    Figures, PAYLOAD, PORT, WINDOW, bare, certs_dir, config, purge, start_broker, started_put,
-    started_ref, started_take,
+    Figures, PAYLOAD, PORT, WINDOW, bare, bare_relay, certs_dir, config, purge, start_broker,
+    started_put, started_ref, started_take,
 };
 
 const CD001C: &str = include_str!("../tests/data/cd001c.xml");
@@ -296,6 +296,7 @@ fn main() {
         let _ = bare(&certs, 1_000.min(n), &format!("{run}w")).await;
         let _ = hub(&certs, 500.min(n), 0, lanes, &format!("{run}w"), "warm-up").await;
         let a = bare(&certs, n, &run).await;
+        let r = bare_relay(&certs, n, &format!("{run}r")).await;
         let mut rows = Vec::new();
         for (k, journal) in journals.iter().enumerate() {
             let name: &'static str = Box::leak(
@@ -327,6 +328,7 @@ fn main() {
             )
         };
         print(&a);
+        print(&r);
         for (_, h) in &rows {
             print(h);
         }
@@ -336,6 +338,17 @@ fn main() {
             println!(
                 "ratio hub (journal {journal}) / bare (mean of both bare runs): {:.0}% (target >= 50%)",
                 100.0 * h.rate() / bare_rate
+            );
+        }
+        println!(
+            "ratio bare relay (two hops, no work) / bare: {:.0}%: the most any hub could reach \
+             against the one-hop baseline on this broker",
+            100.0 * r.rate() / bare_rate
+        );
+        for (journal, h) in &rows {
+            println!(
+                "ratio hub (journal {journal}) / bare relay: {:.0}%",
+                100.0 * h.rate() / r.rate()
             );
         }
         if let (Some((_, first)), Some((_, last))) = (rows.first(), rows.last()) {

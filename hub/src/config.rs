@@ -889,7 +889,7 @@ mod tests {
             ("localhost".into(), 5671, "/".into())
         );
         assert_eq!(
-            parse_amqp_url("amqps://h:56710/%2F").expect("parses").2,
+            parse_amqp_url("amqps://h:26710/%2F").expect("parses").2,
             "/"
         );
         for bad in [
@@ -917,11 +917,11 @@ mod tests {
         let mut raw = RawConfig::default();
         raw.certs.dir = files.dir.clone();
         raw.transport.kind = "amqp".into();
-        raw.transport.amqp.url = "amqps://localhost:56710/cats".into();
+        raw.transport.amqp.url = "amqps://localhost:26710/cats".into();
         let resolved = raw.clone().resolve().expect("resolves");
         match resolved.transport {
             ResolvedTransport::Amqp { config, management } => {
-                assert_eq!((config.port, config.vhost.as_str()), (56710, "cats"));
+                assert_eq!((config.port, config.vhost.as_str()), (26710, "cats"));
                 assert!(management.is_none());
             }
             other => panic!("expected AMQP, got {other:?}"),

@@ -685,7 +685,12 @@ impl Operations {
             // again): the report then asks queue by queue, and only that queue goes unknown.
             Err(e) => {
                 tracing::warn!(error = %e, "the broker's queue list failed; asking queue by queue");
-                self.management_one_by_one(api, config, &vhost).await?
+                let mut names = Vec::new();
+                for (name, _) in self.amqp_queues(config) {
+                    names.push(topology::dead_letter_queue(&name));
+                    names.push(name);
+                }
+                describe_one_by_one(api, &vhost, names).await?
             }
         };
         let connections = api.get("/api/connections?columns=user,vhost").await?;
@@ -750,48 +755,41 @@ impl Operations {
         }
         Ok(("management-api", queues, nodes, BTreeMap::new()))
     }
+}
 
-    /// `GET /api/queues/{vhost}/{name}` for each queue of the report and its dead-letter queue:
-    /// the ones the broker describes, by name. A queue that does not exist (HTTP 404) or that
-    /// the broker cannot describe is left out (its figures are unknown); only a broker that
-    /// answers none of them is an error.
-    async fn management_one_by_one(
-        &self,
-        api: &ManagementApi,
-        config: &AmqpConfig,
-        vhost: &str,
-    ) -> Result<BTreeMap<String, serde_json::Value>, OperationsError> {
-        let mut names: Vec<String> = Vec::new();
-        for (name, _) in self.amqp_queues(config) {
-            names.push(topology::dead_letter_queue(&name));
-            names.push(name);
-        }
-        names.sort();
-        names.dedup();
-        let mut found = BTreeMap::new();
-        let mut last_error = None;
-        let mut answered = 0usize;
-        for name in names {
-            let path = format!(
-                "/api/queues/{vhost}/{}?columns=name,messages,consumers,message_stats",
-                escape_path(&name)
-            );
-            match api.get_optional(&path).await {
-                Ok(Some(q)) => {
-                    answered += 1;
-                    found.insert(name, q);
-                }
-                Ok(None) => answered += 1,
-                Err(e) => {
-                    tracing::warn!(queue = name, error = %e, "the broker cannot describe a queue");
-                    last_error = Some(e);
-                }
+/// `GET /api/queues/{vhost}/{name}` for each of `names`: the queues the broker describes, by
+/// name. A queue that does not exist (HTTP 404) or that the broker cannot describe is left out
+/// (its figures are unknown); only a broker that answers none of them is an error.
+async fn describe_one_by_one(
+    api: &ManagementApi,
+    vhost: &str,
+    mut names: Vec<String>,
+) -> Result<BTreeMap<String, serde_json::Value>, OperationsError> {
+    names.sort();
+    names.dedup();
+    let mut found = BTreeMap::new();
+    let mut last_error = None;
+    let mut answered = 0usize;
+    for name in names {
+        let path = format!(
+            "/api/queues/{vhost}/{}?columns=name,messages,consumers,message_stats",
+            escape_path(&name)
+        );
+        match api.get_optional(&path).await {
+            Ok(Some(q)) => {
+                answered += 1;
+                found.insert(name, q);
+            }
+            Ok(None) => answered += 1,
+            Err(e) => {
+                tracing::warn!(queue = name, error = %e, "the broker cannot describe a queue");
+                last_error = Some(e);
             }
         }
-        match last_error {
-            Some(e) if answered == 0 => Err(e),
-            _ => Ok(found),
-        }
+    }
+    match last_error {
+        Some(e) if answered == 0 => Err(e),
+        _ => Ok(found),
     }
 }
 
@@ -967,5 +965,93 @@ mod tests {
             OperationsError::Broker("x".into()).code(),
             "operations.broker"
         );
+    }
+
+    /// A management API on a local port: `answer(path)` gives the status and body of each
+    /// request; the paths asked are recorded.
+    async fn fake_api(
+        answer: fn(&str) -> (u16, &'static str),
+    ) -> (ManagementApi, Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let asked: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = asked.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or_default().to_owned();
+                log.lock().expect("not poisoned").push(path.clone());
+                let (status, body) = answer(&path);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (
+            ManagementApi::new(&url, "monitor", "secret").expect("api"),
+            asked,
+        )
+    }
+
+    #[tokio::test]
+    async fn queues_the_broker_cannot_list_are_asked_one_by_one() {
+        let (api, asked) = fake_api(|path| {
+            if path.starts_with("/api/queues/cats/cats.hub.in?") {
+                (200, r#"{"name":"cats.hub.in","messages":3,"consumers":1}"#)
+            } else if path.starts_with("/api/queues/cats/cats.node.GE?") {
+                (500, r#"{"error":"badkey"}"#)
+            } else {
+                (404, r#"{"error":"Object Not Found"}"#)
+            }
+        })
+        .await;
+        let names = vec![
+            "cats.hub.in".to_owned(),
+            "cats.node.GE".to_owned(),
+            "cats.hub.in.dlq".to_owned(),
+            "cats.hub.in".to_owned(),
+        ];
+        let found = describe_one_by_one(&api, "cats", names)
+            .await
+            .expect("some queues answer");
+        assert_eq!(found.keys().collect::<Vec<_>>(), ["cats.hub.in"]);
+        assert_eq!(found["cats.hub.in"]["messages"], 3);
+        // Each queue asked once, in name order.
+        let asked = asked.lock().expect("not poisoned").clone();
+        let queues: Vec<&str> = asked
+            .iter()
+            .map(|p| {
+                p.trim_start_matches("/api/queues/cats/")
+                    .split('?')
+                    .next()
+                    .unwrap_or("")
+            })
+            .collect();
+        assert_eq!(queues, ["cats.hub.in", "cats.hub.in.dlq", "cats.node.GE"]);
+    }
+
+    #[tokio::test]
+    async fn a_broker_that_describes_no_queue_is_an_error() {
+        let (api, _) = fake_api(|_| (500, r#"{"error":"badkey"}"#)).await;
+        let err = describe_one_by_one(&api, "cats", vec!["cats.hub.in".to_owned()])
+            .await
+            .expect_err("nothing answered");
+        assert_eq!(err.code(), "operations.broker");
+        assert!(err.to_string().contains("HTTP 500"), "{err}");
     }
 }

@@ -10,7 +10,7 @@
 //!   disconnected node's undelivered count and oldest age), the transport's dead letters in the
 //!   register, replay through the pipeline, discard, audit entries, and the API's errors.
 //!
-//! The RabbitMQ node is this binary's own (ports 56713 / 15683 / 25683, state under
+//! The RabbitMQ node is this binary's own (ports 26713 / 15683 / 25683, state under
 //! `$TMPDIR/cats-hub-ops-test`), so that it never shares queues with the transport's tests.
 //! When it cannot be started the AMQP tests fail under `CI=true` and are skipped loudly
 //! otherwise; likewise PostgreSQL (`CATS_TEST_POSTGRES`).
@@ -114,7 +114,7 @@ impl Broker {
             certs,
             state: root.join("rabbitmq"),
             node_name: "cats-hub-ops@localhost".into(),
-            port: 56713,
+            port: 26713,
             management_port: 15683,
             dist_port: 25683,
             files,

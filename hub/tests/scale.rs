@@ -12,7 +12,7 @@
 //! accepted, each movement's messages in the order they were sent, both hubs did work, and the
 //! hash chain verifies as one chain (`cats hub verify-journal`).
 //!
-//! This binary's RabbitMQ node: ports 56716 / 15686 / 25686, node `cats-scale@localhost`, state
+//! This binary's RabbitMQ node: ports 26716 / 15686 / 25686, node `cats-scale@localhost`, state
 //! `/tmp/cats-scale-test`. Under `CI=true` a missing RabbitMQ or PostgreSQL fails the test.
 
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ mod movements;
 
 use movements::{COUNTRIES, Senders};
 
-const PORT: u16 = 56716;
+const PORT: u16 = 26716;
 const PARTITIONS: u16 = 4;
 const MOVEMENTS: usize = 120;
 

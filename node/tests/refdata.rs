@@ -1020,11 +1020,11 @@ async fn insurers_contracts_and_refused_queries_on_postgres() {
 
 // ------------------------------------------------ the same distribution over AMQP
 
-/// This binary's RabbitMQ node (ports 56715 / 15685 / 25685), started by
+/// This binary's RabbitMQ node (ports 26715 / 15685 / 25685), started by
 /// `deploy/rabbitmq/start-node.sh` with a PKI of its own under `$TMPDIR/cats-refdata-test`;
 /// `None` outside CI when it cannot start (under `CI=true` that fails the test).
 fn broker() -> Option<std::path::PathBuf> {
-    const PORT: u16 = 56715;
+    const PORT: u16 = 26715;
     let root = std::env::temp_dir().join("cats-refdata-test");
     let certs = root.join("certs");
     let started = DevPki::init(&certs, &[KZ, AZ, GE], false)
@@ -1081,7 +1081,7 @@ async fn purge(certs: &std::path::Path) {
     ] {
         let tls = TlsIdentity::from_pki_dir(certs, identity).expect("the test PKI");
         let Ok(connection) =
-            raw_connection(&AmqpConfig::new("localhost", 56715, tls), "test-purge").await
+            raw_connection(&AmqpConfig::new("localhost", 26715, tls), "test-purge").await
         else {
             continue;
         };
@@ -1108,7 +1108,7 @@ async fn amqp_world() -> Option<World> {
     raw.store.url = format!("sqlite://{}", dir.path().join("hub.db").display());
     raw.http.listen = "127.0.0.1:0".into();
     raw.transport.kind = "amqp".into();
-    raw.transport.amqp.url = "amqps://localhost:56715/cats".into();
+    raw.transport.amqp.url = "amqps://localhost:26715/cats".into();
     raw.transport.amqp.operation_timeout_ms = 5_000;
     raw.transport.amqp.reconnect_max_ms = 1_000;
     raw.certs.dir = files.dir.clone();
@@ -1129,7 +1129,7 @@ async fn amqp_world() -> Option<World> {
         raw.http.listen = "127.0.0.1:0".into();
         raw.transport.kind = "amqp".into();
         raw.transport.amqp.host = "localhost".into();
-        raw.transport.amqp.port = 56715;
+        raw.transport.amqp.port = 26715;
         raw.transport.amqp.vhost = "cats".into();
         raw.certs.dir = files.dir.clone();
         nodes.insert(c, start_node(raw).await);

@@ -422,12 +422,12 @@ mod tests {
             cert_pem: Vec::new(),
             key_pem: Vec::new(),
         };
-        let mut config = AmqpConfig::new("localhost", 56710, tls);
+        let mut config = AmqpConfig::new("localhost", 26710, tls);
         assert_eq!(
             config.uri(),
-            "amqps://localhost:56710/cats?auth_mechanism=external&heartbeat=10&connection_timeout=10000"
+            "amqps://localhost:26710/cats?auth_mechanism=external&heartbeat=10&connection_timeout=10000"
         );
         config.vhost = "/".into();
-        assert!(config.uri().contains(":56710/%2F?"));
+        assert!(config.uri().contains(":26710/%2F?"));
     }
 }

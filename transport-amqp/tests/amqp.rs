@@ -166,7 +166,7 @@ fn shared_broker() -> Option<&'static Broker> {
     static BROKER: OnceLock<Option<Broker>> = OnceLock::new();
     BROKER
         .get_or_init(|| {
-            let broker = Broker::new("cats-test", 56710, 15680, 25680);
+            let broker = Broker::new("cats-test", 26710, 15680, 25680);
             match broker.start() {
                 Ok(()) => Some(broker),
                 Err(error) => unavailable(&error),
@@ -743,7 +743,7 @@ async fn broker_restart_in_the_middle_of_10000_messages_loses_nothing() {
         return;
     }
     // A node of its own, so that restarting it disturbs no other test.
-    let broker = Broker::new("cats-restart", 56711, 15681, 25681);
+    let broker = Broker::new("cats-restart", 26711, 15681, 25681);
     if let Err(error) = broker.start() {
         unavailable(&error);
         return;

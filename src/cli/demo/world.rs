@@ -89,7 +89,7 @@ impl Options {
     /// Checks the command line's options together.
     pub fn resolve(raw: &RawOptions) -> anyhow::Result<Options> {
         if raw.transport == TransportKind::Amqp && raw.amqp_url.is_none() {
-            bail!("--transport amqp needs --amqp-url (e.g. amqps://localhost:56710)");
+            bail!("--transport amqp needs --amqp-url (e.g. amqps://localhost:26710)");
         }
         if let Some(url) = &raw.amqp_url {
             amqp_url(url)?;
@@ -519,8 +519,8 @@ mod tests {
     #[test]
     fn amqp_urls_give_host_port_and_vhost() {
         assert_eq!(
-            amqp_url("amqps://localhost:56710/cats").expect("valid"),
-            ("localhost".into(), 56710, "cats".into())
+            amqp_url("amqps://localhost:26710/cats").expect("valid"),
+            ("localhost".into(), 26710, "cats".into())
         );
         assert_eq!(
             amqp_url("amqps://broker").expect("valid"),

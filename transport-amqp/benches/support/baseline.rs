@@ -1,5 +1,5 @@
 //! What the transport benchmark and the hub benchmark share: the test broker (started with
-//! `deploy/rabbitmq/start-node.sh` on 127.0.0.1:56710 if it is not running), the connection
+//! `deploy/rabbitmq/start-node.sh` on 127.0.0.1:26710 if it is not running), the connection
 //! settings, the figures, and (a) the bare lapin baseline: publish with confirms, consume,
 //! ack, nothing else, on the same broker with the same durability as the measured rows.
 //!
@@ -25,7 +25,7 @@ use futures::StreamExt;
 
 pub const PAYLOAD: usize = 5 * 1024;
 pub const WINDOW: usize = 256;
-pub const PORT: u16 = 56710;
+pub const PORT: u16 = 26710;
 
 pub type Started = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -179,6 +179,159 @@ pub async fn bare(certs: &Path, n: usize, run: &str) -> Figures {
     let _ = hub.close(200, "done".into()).await;
     Figures {
         name: "(a) bare lapin",
+        messages: n,
+        elapsed,
+        latencies,
+    }
+}
+
+/// (r) a bare relay, the most any hub could do on this broker: node KZ publishes to
+/// `cats.hub.in`; a relay (the hub's identity) consumes each message, publishes the same bytes to
+/// GE's queue (`cats.nodes`, routing key `GE`) with a confirm and then acks; node GE consumes
+/// and acks. The two hops of the hub's path with no work in between: same durability, same
+/// window. Latency: from KZ's send to GE's receipt.
+pub async fn bare_relay(certs: &Path, n: usize, run: &str) -> Figures {
+    purge(&config(certs, "node-ge"), "cats.node.GE").await;
+    let node = raw_connection(&config(certs, "node-kz"), "bench-relay-node")
+        .await
+        .expect("node");
+    let hub = raw_connection(&config(certs, "hub-client"), "bench-relay-hub")
+        .await
+        .expect("hub");
+    let ge = raw_connection(&config(certs, "node-ge"), "bench-relay-ge")
+        .await
+        .expect("GE");
+    let publisher = node.create_channel().await.expect("channel");
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let relay_in = hub.create_channel().await.expect("channel");
+    relay_in
+        .basic_qos(WINDOW as u16, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let relay_out = hub.create_channel().await.expect("channel");
+    relay_out
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let mut relay = relay_in
+        .basic_consume(
+            "cats.hub.in".into(),
+            "bench-relay".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let ge_channel = ge.create_channel().await.expect("channel");
+    ge_channel
+        .basic_qos(WINDOW as u16, BasicQosOptions::default())
+        .await
+        .expect("qos");
+    let mut ge_consumer = ge_channel
+        .basic_consume(
+            "cats.node.GE".into(),
+            "bench-relay-ge".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let payload = vec![b'x'; PAYLOAD];
+    let begin = Instant::now();
+    // The relay: each delivery forwarded (confirm awaited) then acked, up to WINDOW at once.
+    let relaying = tokio::spawn(async move {
+        let forwarded = relay.by_ref().take(n).map(|d| {
+            let relay_out = relay_out.clone();
+            async move {
+                let d = d.expect("delivery");
+                let id = d
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                let confirm = relay_out
+                    .basic_publish(
+                        "cats.nodes".into(),
+                        "GE".into(),
+                        BasicPublishOptions {
+                            mandatory: true,
+                            ..Default::default()
+                        },
+                        &d.data,
+                        BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_message_id(id.as_str().into())
+                            .with_user_id("hub".into()),
+                    )
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("confirm");
+                assert!(matches!(confirm, Confirmation::Ack(None)), "{confirm:?}");
+                d.ack(BasicAckOptions::default()).await.expect("ack");
+            }
+        });
+        forwarded
+            .buffer_unordered(WINDOW)
+            .collect::<Vec<()>>()
+            .await;
+    });
+    let receiver = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(n);
+        let mut received = 0;
+        while received < n {
+            let Some(Ok(d)) = ge_consumer.next().await else {
+                break;
+            };
+            received += 1;
+            let id = d.properties.message_id().as_ref().map(|m| m.to_string());
+            d.ack(BasicAckOptions::default()).await.expect("ack");
+            if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
+                latencies.push(start.elapsed());
+            }
+        }
+        latencies
+    });
+    let sends = futures::stream::iter(0..n).map(|i| {
+        let publisher = publisher.clone();
+        let payload = &payload;
+        async move {
+            let id = format!("{run}-r-{i}");
+            started_put(&id);
+            let confirm = publisher
+                .basic_publish(
+                    "cats.hub.in".into(),
+                    id.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
+                    payload,
+                    BasicProperties::default()
+                        .with_delivery_mode(2)
+                        .with_message_id(id.as_str().into())
+                        .with_user_id("node-kz".into()),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            assert!(matches!(confirm, Confirmation::Ack(None)));
+        }
+    });
+    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
+    relaying.await.expect("relay");
+    let latencies = receiver.await.expect("receiver");
+    let elapsed = begin.elapsed();
+    for c in [node, hub, ge] {
+        let _ = c.close(200, "done".into()).await;
+    }
+    Figures {
+        name: "(r) bare relay (two hops)",
         messages: n,
         elapsed,
         latencies,
