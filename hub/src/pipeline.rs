@@ -53,7 +53,7 @@ use crate::guarantee;
 use crate::journal::{self, NewEntry, Status, sha256};
 use crate::metrics::Metrics;
 use crate::registry;
-use crate::routing::{self, HUB_ADDRESS, Recipient};
+use crate::routing::{self, Facts, HUB_ADDRESS, Recipient};
 use crate::store::{HubStore, HubTx, StoreError, now_millis, on_tx};
 
 /// What became of one delivery.
@@ -525,11 +525,33 @@ impl<T: Transport> Pipeline<T> {
         let t2 = Instant::now();
         let mut ledgers = Vec::with_capacity(run.len());
         for ((_, c), entry) in run.iter().zip(&entries) {
-            let recipients = BTreeSet::from([c.seen.recipient]);
             ledgers.push(guarantee::apply(&mut tx, s, &c.message, entry, c.sender, now).await?);
-            registry::record(&mut tx, &c.facts, entry).await?;
-            registry::fold(&mut tx, &c.facts, &c.message, c.sender, &recipients, entry).await?;
         }
+        // The registry and the per-node fold for the whole run: a few statements, not a few
+        // per message.
+        let recorded: Vec<(&Facts, &journal::Entry)> = run
+            .iter()
+            .zip(&entries)
+            .map(|((_, c), e)| (&c.facts, e))
+            .collect();
+        registry::record_all(&mut tx, &recorded).await?;
+        let recipients: Vec<BTreeSet<Recipient>> = run
+            .iter()
+            .map(|(_, c)| BTreeSet::from([c.seen.recipient]))
+            .collect();
+        let folded: Vec<registry::Folded<'_>> = run
+            .iter()
+            .zip(&entries)
+            .zip(&recipients)
+            .map(|(((_, c), entry), recipients)| registry::Folded {
+                facts: &c.facts,
+                message: &c.message,
+                sender: c.sender,
+                recipients,
+                entry,
+            })
+            .collect();
+        registry::fold_all(&mut tx, &folded).await?;
         open_dispatch_all(
             &mut tx,
             entries

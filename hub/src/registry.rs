@@ -69,118 +69,200 @@ fn role_name(role: message_catalog::reference::Role) -> &'static str {
 
 /// Records an accepted message in the registry, inside the transaction of its journal entry.
 pub async fn record(tx: &mut HubTx<'_>, facts: &Facts, entry: &Entry) -> Result<(), StoreError> {
-    let Some(mrn) = facts.mrn.as_deref() else {
-        return Ok(());
-    };
-    let at = entry.entry.recorded_at.timestamp_millis();
-    let departure_country = mrn.get(2..4).unwrap_or("").to_owned();
-    let office_of = |role: message_catalog::reference::Role| {
-        facts
-            .offices
-            .iter()
-            .find(|o| o.role == role)
-            .map(|o| o.reference.clone())
-    };
+    record_all(tx, &[(facts, entry)]).await
+}
+
+/// A movement's registry row, as read and as it becomes.
+struct MovementRow {
+    state: String,
+    departure_country: String,
+    departure_office: Option<String>,
+    destination_office: Option<String>,
+    route: Vec<RouteOffice>,
+    last_message_type: String,
+    last_message_id: String,
+    last_sequence: i64,
+    first_seen: i64,
+    last_seen: i64,
+}
+
+/// Rows per multi-row statement (far below either driver's limit on bound values).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// [`record`] for a run of accepted messages, in journal order, inside their transaction: the
+/// movements they name are read in one statement, the messages applied to them in order in
+/// memory, and the results written back in one upsert per table, whatever the run's length.
+pub async fn record_all(tx: &mut HubTx<'_>, items: &[(&Facts, &Entry)]) -> Result<(), StoreError> {
     use message_catalog::reference::Role;
-    let existing: Option<(String, String)> = on_tx!(tx, |c| {
-        sqlx::query_as("SELECT state, route FROM hub_movements WHERE mrn = $1")
-            .bind(mrn)
-            .fetch_optional(&mut *c)
-            .await?
-    });
-    let new_state = state_of(facts.message_type);
-    // The route: every office named so far, with its role.
-    let mut route: Vec<RouteOffice> = existing
-        .as_ref()
-        .and_then(|(_, r)| serde_json::from_str(r).ok())
-        .unwrap_or_default();
-    for o in &facts.offices {
-        let role = role_name(o.role);
-        if !route
-            .iter()
-            .any(|r| r.office == o.reference && r.role == role)
+    use std::collections::{BTreeMap, BTreeSet};
+    let mrns: BTreeSet<&str> = items.iter().filter_map(|(f, _)| f.mrn.as_deref()).collect();
+    if mrns.is_empty() {
+        return Ok(());
+    }
+    let mrns: Vec<&str> = mrns.into_iter().collect();
+    let mut rows: BTreeMap<String, MovementRow> = BTreeMap::new();
+    for chunk in mrns.chunks(ROWS_PER_STATEMENT) {
+        type Read = (
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+            String,
+            i64,
+            i64,
+            i64,
+        );
+        let read: Vec<Read> = on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT mrn, state, departure_country, departure_office, destination_office, \
+                 route, last_message_type, last_message_id, last_sequence, first_seen, last_seen \
+                 FROM hub_movements WHERE mrn IN (",
+            );
+            let mut list = q.separated(", ");
+            for mrn in chunk {
+                list.push_bind(*mrn);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
+        for r in read {
+            rows.insert(
+                r.0,
+                MovementRow {
+                    state: r.1,
+                    departure_country: r.2,
+                    departure_office: r.3,
+                    destination_office: r.4,
+                    route: serde_json::from_str(&r.5).unwrap_or_default(),
+                    last_message_type: r.6,
+                    last_message_id: r.7,
+                    last_sequence: r.8,
+                    first_seen: r.9,
+                    last_seen: r.10,
+                },
+            );
+        }
+    }
+    // (mrn, office, role) → (event, at): the last message of the run wins.
+    let mut offices: BTreeMap<(String, String, &'static str), (&'static str, i64)> =
+        BTreeMap::new();
+    for (facts, entry) in items {
+        let Some(mrn) = facts.mrn.as_deref() else {
+            continue;
+        };
+        let at = entry.entry.recorded_at.timestamp_millis();
+        let office_of = |role: Role| {
+            facts
+                .offices
+                .iter()
+                .find(|o| o.role == role)
+                .map(|o| o.reference.clone())
+        };
+        let new_state = state_of(facts.message_type);
+        let row = rows.entry(mrn.to_owned()).or_insert_with(|| MovementRow {
+            state: new_state.map(|(s, _)| s).unwrap_or("known").to_owned(),
+            departure_country: mrn.get(2..4).unwrap_or("").to_owned(),
+            departure_office: None,
+            destination_office: None,
+            route: Vec::new(),
+            last_message_type: String::new(),
+            last_message_id: String::new(),
+            last_sequence: entry.sequence,
+            first_seen: at,
+            last_seen: at,
+        });
+        if let Some((s, r)) = new_state
+            && r >= rank(&row.state)
         {
-            route.push(RouteOffice {
-                office: o.reference.clone(),
-                role: role.to_owned(),
-                country: o.reference.get(..2).unwrap_or("").to_owned(),
-            });
+            s.clone_into(&mut row.state);
+        }
+        // The route: every office named so far, with its role.
+        for o in &facts.offices {
+            let role = role_name(o.role);
+            if !row
+                .route
+                .iter()
+                .any(|r| r.office == o.reference && r.role == role)
+            {
+                row.route.push(RouteOffice {
+                    office: o.reference.clone(),
+                    role: role.to_owned(),
+                    country: o.reference.get(..2).unwrap_or("").to_owned(),
+                });
+            }
+        }
+        facts.message_type.clone_into(&mut row.last_message_type);
+        row.last_message_id.clone_from(&facts.message_id);
+        row.last_sequence = entry.sequence;
+        row.last_seen = at;
+        if row.departure_office.is_none() {
+            row.departure_office = office_of(Role::Departure);
+        }
+        if row.destination_office.is_none() {
+            row.destination_office = office_of(Role::Destination);
+        }
+        // The office that acted: the sending office, or every office the message names when it
+        // says who sends it (the departure office for anticipated records).
+        if let Some(o) = facts.sending_office.and_then(|i| facts.offices.get(i)) {
+            offices.insert(
+                (mrn.to_owned(), o.reference.clone(), role_name(o.role)),
+                (facts.message_type, at),
+            );
         }
     }
-    let route_json = serde_json::to_string(&route).unwrap_or_else(|_| "[]".into());
-    match existing {
-        None => {
-            let state = new_state.map(|(s, _)| s).unwrap_or("known");
-            on_tx!(tx, |c| {
-                sqlx::query(
-                    "INSERT INTO hub_movements (mrn, state, departure_country, departure_office, \
-                     destination_office, route, last_message_type, last_message_id, last_sequence, \
-                     first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)",
-                )
-                .bind(mrn)
-                .bind(state)
-                .bind(&departure_country)
-                .bind(office_of(Role::Departure))
-                .bind(office_of(Role::Destination))
-                .bind(&route_json)
-                .bind(facts.message_type)
-                .bind(&facts.message_id)
-                .bind(entry.sequence)
-                .bind(at)
-                .execute(&mut *c)
-                .await?;
+    let rows: Vec<(String, MovementRow)> = rows.into_iter().collect();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_movements (mrn, state, departure_country, departure_office, \
+                 destination_office, route, last_message_type, last_message_id, last_sequence, \
+                 first_seen, last_seen) ",
+            );
+            q.push_values(chunk, |mut b, (mrn, row)| {
+                b.push_bind(mrn.as_str())
+                    .push_bind(row.state.as_str())
+                    .push_bind(row.departure_country.as_str())
+                    .push_bind(row.departure_office.as_deref())
+                    .push_bind(row.destination_office.as_deref())
+                    .push_bind(serde_json::to_string(&row.route).unwrap_or_else(|_| "[]".into()))
+                    .push_bind(row.last_message_type.as_str())
+                    .push_bind(row.last_message_id.as_str())
+                    .push_bind(row.last_sequence)
+                    .push_bind(row.first_seen)
+                    .push_bind(row.last_seen);
             });
-        }
-        Some((old_state, _)) => {
-            let state = match new_state {
-                Some((s, r)) if r >= rank(&old_state) => s.to_owned(),
-                _ => old_state,
-            };
-            on_tx!(tx, |c| {
-                sqlx::query(
-                    "UPDATE hub_movements SET state = $2, route = $3, last_message_type = $4, \
-                     last_message_id = $5, last_sequence = $6, last_seen = $7, \
-                     departure_office = COALESCE(departure_office, $8), \
-                     destination_office = COALESCE(destination_office, $9) WHERE mrn = $1",
-                )
-                .bind(mrn)
-                .bind(&state)
-                .bind(&route_json)
-                .bind(facts.message_type)
-                .bind(&facts.message_id)
-                .bind(entry.sequence)
-                .bind(at)
-                .bind(office_of(Role::Departure))
-                .bind(office_of(Role::Destination))
-                .execute(&mut *c)
-                .await?;
-            });
-        }
+            q.push(
+                " ON CONFLICT (mrn) DO UPDATE SET state = excluded.state, route = excluded.route, \
+                 last_message_type = excluded.last_message_type, \
+                 last_message_id = excluded.last_message_id, \
+                 last_sequence = excluded.last_sequence, last_seen = excluded.last_seen, \
+                 departure_office = excluded.departure_office, \
+                 destination_office = excluded.destination_office",
+            );
+            q.build().execute(&mut *c).await?;
+        });
     }
-    // The office that acted: the sending office, or every office the message names when it
-    // says who sends it (the departure office for anticipated records).
-    if let Some(o) = facts.sending_office.and_then(|i| facts.offices.get(i)) {
-        let role = role_name(o.role);
-        on_tx!(tx, |c| {
-            sqlx::query(
-                "DELETE FROM hub_movement_offices WHERE mrn = $1 AND office = $2 AND role = $3",
-            )
-            .bind(mrn)
-            .bind(&o.reference)
-            .bind(role)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query(
-                "INSERT INTO hub_movement_offices (mrn, office, role, last_event, last_event_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(mrn)
-            .bind(&o.reference)
-            .bind(role)
-            .bind(facts.message_type)
-            .bind(at)
-            .execute(&mut *c)
-            .await?;
+    let offices: Vec<_> = offices.into_iter().collect();
+    for chunk in offices.chunks(ROWS_PER_STATEMENT) {
+        on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_movement_offices (mrn, office, role, last_event, last_event_at) ",
+            );
+            q.push_values(chunk, |mut b, ((mrn, office, role), (event, at))| {
+                b.push_bind(mrn.as_str())
+                    .push_bind(office.as_str())
+                    .push_bind(*role)
+                    .push_bind(*event)
+                    .push_bind(*at);
+            });
+            q.push(
+                " ON CONFLICT (mrn, office, role) DO UPDATE SET last_event = excluded.last_event, \
+                 last_event_at = excluded.last_event_at",
+            );
+            q.build().execute(&mut *c).await?;
         });
     }
     Ok(())
@@ -220,77 +302,134 @@ pub async fn fold(
     recipients: &std::collections::BTreeSet<crate::routing::Recipient>,
     entry: &Entry,
 ) -> Result<(), StoreError> {
+    fold_all(
+        tx,
+        &[Folded {
+            facts,
+            message,
+            sender,
+            recipients,
+            entry,
+        }],
+    )
+    .await
+}
+
+/// One accepted message for [`fold_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Folded<'a> {
+    /// What routing read from it.
+    pub facts: &'a Facts,
+    /// The message.
+    pub message: &'a message_catalog::Message,
+    /// The country that sent it.
+    pub sender: message_catalog::ids::CountryCode,
+    /// Where it goes.
+    pub recipients: &'a std::collections::BTreeSet<crate::routing::Recipient>,
+    /// Its journal entry.
+    pub entry: &'a Entry,
+}
+
+/// [`fold`] for a run of accepted messages, in journal order, inside their transaction: the
+/// node movements they touch are read in one statement, folded in order in memory, and the
+/// changed ones written back in one upsert.
+pub async fn fold_all(tx: &mut HubTx<'_>, items: &[Folded<'_>]) -> Result<(), StoreError> {
     use message_catalog::ids::CustomsOfficeRef;
     use message_catalog::lifecycle::{self, Actor, Event, Input, Movement};
-    let Some(mrn) = facts.mrn.as_deref() else {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mrns: BTreeSet<&str> = items
+        .iter()
+        .filter_map(|f| f.facts.mrn.as_deref())
+        .collect();
+    if mrns.is_empty() {
         return Ok(());
-    };
-    for r in recipients {
-        let crate::routing::Recipient::Node(country) = r else {
+    }
+    let mrns: Vec<&str> = mrns.into_iter().collect();
+    // (mrn, country) → (movement, changed by this run).
+    let mut held: BTreeMap<(String, String), (Movement, bool)> = BTreeMap::new();
+    for chunk in mrns.chunks(ROWS_PER_STATEMENT) {
+        let read: Vec<(String, String, String)> = on_tx!(&mut *tx, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT mrn, country, movement FROM hub_node_movements WHERE mrn IN (",
+            );
+            let mut list = q.separated(", ");
+            for mrn in chunk {
+                list.push_bind(*mrn);
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
+        for (mrn, country, json) in read {
+            let movement: Movement = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}")))?;
+            held.insert((mrn, country), (movement, false));
+        }
+    }
+    for f in items {
+        let Some(mrn) = f.facts.mrn.as_deref() else {
             continue;
         };
-        let offices = facts.offices.iter().filter(|o| {
-            receiving_roles(facts.message_type).contains(&o.role)
-                && o.reference.get(..2) == Some(country.as_str())
-        });
-        let stored: Option<String> = on_tx!(&mut *tx, |c| {
-            sqlx::query_scalar(
-                "SELECT movement FROM hub_node_movements WHERE mrn = $1 AND country = $2",
-            )
-            .bind(mrn)
-            .bind(country.as_str())
-            .fetch_optional(&mut *c)
-            .await?
-        });
-        let mut state: Option<Movement> =
-            match stored {
-                Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
-                    StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}"))
-                })?),
-                None => None,
-            };
-        let mut changed = false;
-        for o in offices {
-            let Ok(office) = CustomsOfficeRef::parse(&o.reference) else {
+        for r in f.recipients {
+            let crate::routing::Recipient::Node(country) = r else {
                 continue;
             };
-            let event = Event {
-                at: entry.entry.recorded_at,
-                by: Actor::Node {
-                    country: sender.to_string(),
-                },
-                office,
-                role: lifecycle_role(o.role),
-                input: Input::Message(message.clone()),
-            };
-            let before = state.clone();
-            let step = lifecycle::apply(state, &event);
-            changed |= step.movement != before;
-            state = step.movement;
+            let key = (mrn.to_owned(), country.as_str().to_owned());
+            let mut state: Option<Movement> = held.get(&key).map(|(m, _)| m.clone());
+            let mut changed = false;
+            let offices = f.facts.offices.iter().filter(|o| {
+                receiving_roles(f.facts.message_type).contains(&o.role)
+                    && o.reference.get(..2) == Some(country.as_str())
+            });
+            for o in offices {
+                let Ok(office) = CustomsOfficeRef::parse(&o.reference) else {
+                    continue;
+                };
+                let event = Event {
+                    at: f.entry.entry.recorded_at,
+                    by: Actor::Node {
+                        country: f.sender.to_string(),
+                    },
+                    office,
+                    role: lifecycle_role(o.role),
+                    input: Input::Message(f.message.clone()),
+                };
+                let before = state.clone();
+                let step = lifecycle::apply(state, &event);
+                changed |= step.movement != before;
+                state = step.movement;
+            }
+            if let Some(movement) = state.filter(|_| changed) {
+                held.insert(key, (movement, true));
+            }
         }
-        let Some(movement) = state.filter(|_| changed) else {
-            continue;
-        };
-        let json = serde_json::to_string(&movement)
-            .map_err(|e| StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}")))?;
-        let applied = i64::try_from(movement.applied).unwrap_or(i64::MAX);
+    }
+    let changed: Vec<((String, String), String, String, i64)> = held
+        .into_iter()
+        .filter(|(_, (_, changed))| *changed)
+        .map(|((mrn, country), (movement, _))| {
+            let json = serde_json::to_string(&movement)
+                .map_err(|e| StoreError::Corrupt(format!("node movement {mrn}/{country}: {e}")))?;
+            let applied = i64::try_from(movement.applied).unwrap_or(i64::MAX);
+            Ok(((mrn, country), json, movement.digest_hex(), applied))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for chunk in changed.chunks(ROWS_PER_STATEMENT) {
         on_tx!(&mut *tx, |c| {
-            sqlx::query("DELETE FROM hub_node_movements WHERE mrn = $1 AND country = $2")
-                .bind(mrn)
-                .bind(country.as_str())
-                .execute(&mut *c)
-                .await?;
-            sqlx::query(
-                "INSERT INTO hub_node_movements (mrn, country, movement, digest, applied) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(mrn)
-            .bind(country.as_str())
-            .bind(&json)
-            .bind(movement.digest_hex())
-            .bind(applied)
-            .execute(&mut *c)
-            .await?;
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO hub_node_movements (mrn, country, movement, digest, applied) ",
+            );
+            q.push_values(chunk, |mut b, ((mrn, country), json, digest, applied)| {
+                b.push_bind(mrn.as_str())
+                    .push_bind(country.as_str())
+                    .push_bind(json.as_str())
+                    .push_bind(digest.as_str())
+                    .push_bind(*applied);
+            });
+            q.push(
+                " ON CONFLICT (mrn, country) DO UPDATE SET movement = excluded.movement, \
+                 digest = excluded.digest, applied = excluded.applied",
+            );
+            q.build().execute(&mut *c).await?;
         });
     }
     Ok(())
