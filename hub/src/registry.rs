@@ -732,3 +732,143 @@ pub async fn movement(store: &HubStore, mrn: &str) -> Result<Option<MovementDeta
         history,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{NewEntry, Status};
+    use crate::routing::NamedOffice;
+    use message_catalog::reference::Role;
+
+    fn facts(message_type: &'static str, id: &str, mrn: &str, offices: &[(&str, Role)]) -> Facts {
+        Facts {
+            message_type,
+            message_id: id.into(),
+            sender: "NTA.KZ".into(),
+            recipient: "NTA.GE".into(),
+            mrn: Some(mrn.into()),
+            offices: offices
+                .iter()
+                .map(|(reference, role)| NamedOffice {
+                    reference: (*reference).into(),
+                    role: *role,
+                    pointer: String::new(),
+                })
+                .collect(),
+            sending_office: Some(0),
+        }
+    }
+
+    fn entry(sequence: i64, f: &Facts) -> Entry {
+        Entry {
+            sequence,
+            entry: NewEntry {
+                message_id: f.message_id.clone(),
+                message_type: f.message_type.into(),
+                sender: "urn:cats:node:KZ".into(),
+                recipients: vec!["node:GE".into()],
+                mrn: f.mrn.clone(),
+                correlation_id: None,
+                prepared_at: None,
+                recorded_at: chrono::DateTime::from_timestamp(1_790_000_000 + sequence, 0)
+                    .expect("a time"),
+                body_sha256: [0; 32],
+                envelope: Vec::new(),
+                signer: None,
+                status: Status::Accepted,
+            },
+            prev_hash: [0; 32],
+            hash: [0; 32],
+        }
+    }
+
+    async fn tables(store: &HubStore) -> (Vec<String>, Vec<String>) {
+        let movements: Vec<(
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+        )> = on_pool!(store, |p| sqlx::query_as(
+            "SELECT mrn, state, last_message_id, departure_office, destination_office, route \
+                 FROM hub_movements ORDER BY mrn"
+        )
+        .fetch_all(p)
+        .await
+        .expect("movements"));
+        let offices: Vec<(String, String, String, Option<String>, Option<i64>)> =
+            on_pool!(store, |p| sqlx::query_as(
+                "SELECT mrn, office, role, last_event, last_event_at FROM hub_movement_offices \
+                 ORDER BY mrn, office, role"
+            )
+            .fetch_all(p)
+            .await
+            .expect("offices"));
+        (
+            movements.iter().map(|r| format!("{r:?}")).collect(),
+            offices.iter().map(|r| format!("{r:?}")).collect(),
+        )
+    }
+
+    /// A run recorded at once leaves exactly what recording its messages one by one leaves:
+    /// several messages of one movement in the run, a state that must not move backwards, an
+    /// office that acts twice, and a movement already registered before the run.
+    #[tokio::test]
+    async fn a_run_recorded_at_once_equals_its_messages_one_by_one() {
+        let (a, b) = ("26KZ000101000001J0", "26KZ000101000002J0");
+        let dep = ("KZ000101", Role::Departure);
+        let dest = ("GE000101", Role::Destination);
+        let transit = ("AZ000201", Role::Transit);
+        let before = facts("CD001C", "M0", b, &[dep, dest]);
+        let run = [
+            facts("CD001C", "M1", a, &[dep, dest]),
+            facts("CD050C", "M2", a, &[dep, transit]),
+            facts("CD118C", "M3", b, &[transit]),
+            facts("CD006C", "M4", a, &[dest, dep]),
+            // Late: the state stays `arrived`; the route and the last message still move on.
+            facts("CD160C", "M5", a, &[dep, ("AZ000301", Role::Exit)]),
+            facts("CD118C", "M6", b, &[transit]),
+        ];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut results = Vec::new();
+        for (name, at_once) in [("one", false), ("all", true)] {
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join(format!("{name}.db")).display()
+            );
+            let store = HubStore::connect(&url).await.expect("store");
+            let mut tx = store.begin().await.expect("tx");
+            record(&mut tx, &before, &entry(1, &before))
+                .await
+                .expect("record");
+            let entries: Vec<Entry> = run
+                .iter()
+                .enumerate()
+                .map(|(i, f)| entry(i64::try_from(i).expect("small") + 2, f))
+                .collect();
+            if at_once {
+                let items: Vec<(&Facts, &Entry)> = run.iter().zip(&entries).collect();
+                record_all(&mut tx, &items).await.expect("record_all");
+            } else {
+                for (f, e) in run.iter().zip(&entries) {
+                    record(&mut tx, f, e).await.expect("record");
+                }
+            }
+            tx.commit().await.expect("commit");
+            results.push(tables(&store).await);
+        }
+        assert_eq!(results[0], results[1]);
+        let (movements, offices) = &results[1];
+        assert_eq!(movements.len(), 2);
+        assert!(
+            movements[0].contains("\"arrived\", \"M5\""),
+            "{movements:?}"
+        );
+        assert!(
+            movements[1].contains("\"in_transit\", \"M6\""),
+            "{movements:?}"
+        );
+        assert_eq!(offices.len(), 4, "{offices:?}");
+    }
+}
