@@ -782,29 +782,31 @@ mod tests {
         }
     }
 
+    type MovementColumns = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+    );
+    type OfficeColumns = (String, String, String, Option<String>, Option<i64>);
+
     async fn tables(store: &HubStore) -> (Vec<String>, Vec<String>) {
-        let movements: Vec<(
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            String,
-        )> = on_pool!(store, |p| sqlx::query_as(
+        let movements: Vec<MovementColumns> = on_pool!(store, |p| sqlx::query_as(
             "SELECT mrn, state, last_message_id, departure_office, destination_office, route \
-                 FROM hub_movements ORDER BY mrn"
+             FROM hub_movements ORDER BY mrn"
         )
         .fetch_all(p)
         .await
         .expect("movements"));
-        let offices: Vec<(String, String, String, Option<String>, Option<i64>)> =
-            on_pool!(store, |p| sqlx::query_as(
-                "SELECT mrn, office, role, last_event, last_event_at FROM hub_movement_offices \
-                 ORDER BY mrn, office, role"
-            )
-            .fetch_all(p)
-            .await
-            .expect("offices"));
+        let offices: Vec<OfficeColumns> = on_pool!(store, |p| sqlx::query_as(
+            "SELECT mrn, office, role, last_event, last_event_at FROM hub_movement_offices \
+             ORDER BY mrn, office, role"
+        )
+        .fetch_all(p)
+        .await
+        .expect("offices"));
         (
             movements.iter().map(|r| format!("{r:?}")).collect(),
             offices.iter().map(|r| format!("{r:?}")).collect(),
