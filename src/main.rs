@@ -277,6 +277,19 @@ enum HubCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum NodeRefsCommand {
+    /// Ask the running node to ask the hub for the whole reference data set, although no
+    /// version gap shows (a copy restored from a backup older than a record): the answer
+    /// replaces the copy. Deliveries refused for a reference-data gap can then be replayed
+    /// (`cats dead-letters replay ID`).
+    Resync {
+        /// An officer token of the node.
+        #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
+        token: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum NodeCommand {
     /// Ask the running node (its national API at http.listen of --config) to reconcile with
     /// the hub now: self-check of its movements, digest comparison, repair. Prints what it
@@ -285,6 +298,11 @@ enum NodeCommand {
         /// An officer token of the node.
         #[arg(long, env = "CATS_NODE_TOKEN", hide_env_values = true)]
         token: String,
+    },
+    /// The node's reference data.
+    Refs {
+        #[command(subcommand)]
+        action: NodeRefsCommand,
     },
     /// Ask another country's node, through the hub, for its state of one MRN (CD094C), and
     /// wait for the outcome: the answer compared with this node's copy, what differed and
@@ -469,6 +487,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: Some(NodeCommand::Reconcile { token }),
             ..
         } => cli::node::reconcile(config.as_deref(), &token),
+        Command::Node {
+            config,
+            command:
+                Some(NodeCommand::Refs {
+                    action: NodeRefsCommand::Resync { token },
+                }),
+            ..
+        } => cli::node::refs_resync(config.as_deref(), &token),
         Command::Node {
             config,
             command:

@@ -23,7 +23,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
 use cats_transport::direct::{DirectNode, LinkConfig, NodeTls};
-use cats_transport::store::Store;
 use cats_trust::{Envelope, EnvelopeHeaderFields, Signer, TrustStore, Verifier};
 use chrono::Utc;
 use tokio::sync::Notify;
@@ -78,7 +77,6 @@ pub struct HubLink {
     identities: BTreeMap<String, Identity>,
     signers: BTreeMap<String, Signer>,
     addr: String,
-    _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -143,10 +141,6 @@ impl HubLink {
         let allow = allow.is_file().then_some(allow);
         let trust = TrustStore::load(&ca, allow.as_deref())
             .map_err(|e| failed(format!("{}: {e}", ca.display())))?;
-        let dir = tempfile::Builder::new()
-            .prefix("cats-conformance-link-")
-            .tempdir()
-            .map_err(|e| failed(format!("a temporary directory: {e}")))?;
         let mut identities = BTreeMap::new();
         let mut signers = BTreeMap::new();
         for cc in &countries {
@@ -164,16 +158,9 @@ impl HubLink {
             )
             .map_err(|e| failed(format!("the {cc} node certificate: {e}")))?;
             tls.server_name = options.server_name.clone();
-            let store = Store::connect(&format!(
-                "sqlite://{}",
-                dir.path().join(format!("link-{lower}.db")).display()
-            ))
-            .await
-            .map_err(|e| failed(format!("the {cc} link's store: {e}")))?;
             let link = DirectNode::connect(
                 options.addr.clone(),
                 tls,
-                store,
                 LinkConfig {
                     send_timeout: Duration::from_secs(30),
                     max_backoff: Duration::from_millis(500),
@@ -207,7 +194,6 @@ impl HubLink {
             identities,
             signers,
             addr: options.addr.clone(),
-            _dir: dir,
         })
     }
 

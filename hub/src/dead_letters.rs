@@ -6,8 +6,10 @@
 //! settles it:
 //!
 //! - **direct link**: the transport writes the hub's inbound dead letters to
-//!   `transport_dead_letters` in the same database; [`DeadLetters::collect`] copies new rows
-//!   into the register (idempotent: keyed by the transport row id);
+//!   `transport_dead_letters` in the same database, and so does it for a delivery a node
+//!   refused (the node's `Reject` frame), with the node's queue (`cats.node.XX`);
+//!   [`DeadLetters::collect`] copies new rows into the register under their queue (no queue:
+//!   the hub's inbound queue), idempotent: keyed by the transport row id;
 //! - **AMQP**: [`drain_amqp`] consumes the broker's dead-letter queues (`cats.hub.in.dlq`,
 //!   `cats.node.XX.dlq`) and records each message before acknowledging it, so the register is
 //!   the one place to look, whatever the transport.
@@ -339,7 +341,8 @@ impl DeadLetters {
         }
     }
 
-    /// Copies the transport's new dead letters into the register (direct link; a no-op on
+    /// Copies the transport's new dead letters into the register, each under its queue: the
+    /// hub's inbound queue, or the queue of the node that refused it (direct link; a no-op on
     /// AMQP, where [`drain_amqp`] records them).
     pub async fn collect(&self) -> Result<u64, StoreError> {
         if !self.from_transport_table {
@@ -350,8 +353,8 @@ impl DeadLetters {
                 "INSERT INTO hub_dead_letters \
                  (queue, sender, message_id, partition_key, reason, body, dead_at, state, \
                   transport_id) \
-                 SELECT $1, t.sender, t.message_id, t.partition_key, t.reason, t.body, \
-                        t.dead_at, 'dead', t.id \
+                 SELECT COALESCE(t.queue, $1), t.sender, t.message_id, t.partition_key, \
+                        t.reason, t.body, t.dead_at, 'dead', t.id \
                  FROM transport_dead_letters t \
                  WHERE NOT EXISTS \
                    (SELECT 1 FROM hub_dead_letters h WHERE h.transport_id = t.id) \
@@ -938,5 +941,9 @@ mod tests {
     fn queue_names() {
         assert_eq!(HUB_INBOUND, "cats.hub.in");
         assert_eq!(node_queue(CountryCode::KZ), "cats.node.KZ");
+        // The direct link names a node's letters as the AMQP topology names its queue.
+        for c in [CountryCode::KZ, CountryCode::AZ, CountryCode::GE] {
+            assert_eq!(cats_transport::store::node_queue_name(c), node_queue(c));
+        }
     }
 }

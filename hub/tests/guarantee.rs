@@ -24,7 +24,6 @@ use cats_hub::{RawConfig, RunningHub};
 use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
 use cats_transport::direct::{DirectNode, LinkConfig, NodeTls};
 use cats_transport::shutdown::{self, ShutdownTrigger};
-use cats_transport::store::Store;
 use cats_trust::pki::{DevPki, DevPkiFiles};
 use cats_trust::{EnvelopeHeaderFields, Signer, TrustStore, Verifier};
 use message_catalog::Message;
@@ -220,24 +219,17 @@ async fn start_hub(files: &DevPkiFiles, url: &str) -> (RunningHub, ShutdownTrigg
     (hub, trigger)
 }
 
-async fn connect_nodes(
-    dir: &std::path::Path,
-    files: &DevPkiFiles,
-    hub: &RunningHub,
-) -> BTreeMap<CountryCode, Arc<Node>> {
+async fn connect_nodes(files: &DevPkiFiles, hub: &RunningHub) -> BTreeMap<CountryCode, Arc<Node>> {
     let mut nodes = BTreeMap::new();
     for c in COUNTRIES {
         let node = files.nodes.get(&c).expect("node certificate");
         let mut tls = NodeTls::from_files(&files.ca.cert, &node.cert, &node.key).expect("node TLS");
         tls.server_name = "localhost".into();
-        let node_db = format!("sqlite://{}", dir.join(format!("node-{c}.db")).display());
-        let store = Store::connect(&node_db).await.expect("node store");
         let link = DirectNode::connect(
             hub.direct_addr
                 .expect("the hub runs the direct link")
                 .to_string(),
             tls,
-            store,
             link_config(),
         )
         .expect("node link");
@@ -269,7 +261,7 @@ async fn world(db: Db) -> Option<World> {
     let files = DevPki::init(&dir.path().join("pki"), &COUNTRIES, false).expect("dev PKI");
     let url = database_url(db, dir.path()).await?;
     let (hub, trigger) = start_hub(&files, &url).await;
-    let nodes = connect_nodes(dir.path(), &files, &hub).await;
+    let nodes = connect_nodes(&files, &hub).await;
     Some(World {
         dir,
         files,
@@ -571,7 +563,7 @@ impl World {
             .await
             .expect("hub stops on shutdown");
         let (hub, trigger) = start_hub(&files, &url).await;
-        let nodes = connect_nodes(dir.path(), &files, &hub).await;
+        let nodes = connect_nodes(&files, &hub).await;
         World {
             dir,
             files,

@@ -16,7 +16,6 @@ use cats_hub::{RawConfig, RunningHub};
 use cats_transport::contract::{CountryCode, Destination, Outbound, PeerIdentity, Transport};
 use cats_transport::direct::{DirectNode, LinkConfig, NodeTls};
 use cats_transport::shutdown::{self, ShutdownTrigger};
-use cats_transport::store::Store;
 use cats_trust::pki::{DevPki, DevPkiFiles};
 use cats_trust::{EnvelopeHeaderFields, Signer, TrustStore, Verifier};
 use message_catalog::Message;
@@ -118,17 +117,11 @@ async fn world(db: Db) -> Option<World> {
         let node = files.nodes.get(&c).expect("node certificate");
         let mut tls = NodeTls::from_files(&files.ca.cert, &node.cert, &node.key).expect("node TLS");
         tls.server_name = "localhost".into();
-        let node_db = format!(
-            "sqlite://{}",
-            dir.path().join(format!("node-{c}.db")).display()
-        );
-        let store = Store::connect(&node_db).await.expect("node store");
         let link = DirectNode::connect(
             hub.direct_addr
                 .expect("the hub runs the direct link")
                 .to_string(),
             tls,
-            store,
             link_config(),
         )
         .expect("node link");

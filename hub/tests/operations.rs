@@ -846,16 +846,12 @@ async fn direct_scenario(db: Db) {
         let node = files.nodes.get(&c).expect("node certificate");
         let mut tls = NodeTls::from_files(&files.ca.cert, &node.cert, &node.key).expect("TLS");
         tls.server_name = "localhost".into();
-        let path = dir.path().join(format!("node-{c}.db"));
         let addr = hub
             .direct_addr
             .expect("the hub runs the direct link")
             .to_string();
         async move {
-            let store = Store::connect(&format!("sqlite://{}", path.display()))
-                .await
-                .expect("node store");
-            let link = DirectNode::connect(addr, tls, store, link_config()).expect("link");
+            let link = DirectNode::connect(addr, tls, link_config()).expect("link");
             link.wait_connected(Duration::from_secs(10))
                 .await
                 .expect("connects");
@@ -938,6 +934,7 @@ async fn direct_scenario(db: Db) {
             reason: "hub-store.database: connection refused".into(),
             body: wire2.to_vec(),
             dead_at: chrono::Utc::now().timestamp_millis(),
+            queue: None,
         },
     )
     .await

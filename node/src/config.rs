@@ -643,7 +643,7 @@ pub async fn start(config: ResolvedConfig, shutdown: Shutdown) -> Result<Running
     let outbox = Outbox::new(store.clone());
     let link = Arc::new(match config.transport {
         TransportConfig::Direct { hub, tls } => Link::Direct(
-            DirectNode::connect(hub, tls, store.clone(), LinkConfig::default())
+            DirectNode::connect(hub, tls, LinkConfig::default())
                 .map_err(|e| NodeError::Transport(e.to_string()))?,
         ),
         TransportConfig::Amqp(amqp) => Link::Amqp(

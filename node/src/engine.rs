@@ -1643,6 +1643,20 @@ impl Engine {
         Ok(ActionDone { movement, sent })
     }
 
+    /// Asks the hub for the whole reference data set although no version gap shows
+    /// ([`crate::refdata::Live::resync`]): the CA006C's identification and the version held.
+    pub async fn resync_refdata(&self) -> Result<(String, u64), EngineError> {
+        let _guard = self.lock.lock().await;
+        let mut tx = self.store.begin().await?;
+        let held = self.refdata.versions().held;
+        let id = self
+            .refdata
+            .resync(&mut tx, &self.outbox, &self.signer, self.country)
+            .await?;
+        self.committed(tx, true).await?;
+        Ok((id, held))
+    }
+
     /// Receives deliveries from the hub until `shutdown` fires or the transport closes.
     pub async fn run_inbound<T: cats_transport::contract::Transport>(
         &self,
@@ -1713,6 +1727,20 @@ impl Engine {
             .await?
         {
             Accepted::New => {
+                // An office of this country the message makes the node act at, missing from
+                // its reference data: refused before anything is written (the inbox entry
+                // rolls back with `tx`), so that a replay once the gap is fixed is new.
+                let data = self.refdata.current();
+                if let Some(office) = crate::refdata::missing_office(&data, self.country, &message)
+                {
+                    drop(tx);
+                    drop(guard);
+                    let reason = crate::refdata::gap_reason(&office, data.version());
+                    self.metrics.rejected("refdata_gap");
+                    tracing::warn!(%office, version = data.version(), "reference-data gap: dead-lettered");
+                    d.reject(&reason).await?;
+                    return Ok(());
+                }
                 crate::reconcile::record_received(&mut tx, self.country, &fields).await?
             }
             Accepted::Duplicate => {

@@ -97,6 +97,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/reconciliation"),
     ("post", "/api/v1/movements/{mrn}/status-requests"),
     ("get", "/api/v1/status-requests/{id}"),
+    ("post", "/api/v1/refdata/resync"),
 ];
 
 /// The router; `max_bytes` bounds message bodies (413 above it).
@@ -126,6 +127,7 @@ pub fn router(state: ApiState, max_bytes: usize) -> Router {
             post(status_request_new),
         )
         .route("/api/v1/status-requests/{id}", get(status_request_by_id))
+        .route("/api/v1/refdata/resync", post(refdata_resync))
         .layer(DefaultBodyLimit::max(max_bytes))
         .with_state(state)
 }
@@ -715,6 +717,21 @@ async fn reconcile_now(State(state): State<ApiState>, headers: HeaderMap) -> Res
     }
     match state.engine.reconcile().await {
         Ok(started) => (StatusCode::ACCEPTED, Json(json!(started))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/v1/refdata/resync`: asks the hub for the whole reference data set.
+async fn refdata_resync(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorise(&state, &headers, Some(TokenRole::Officer)) {
+        return r.into_response();
+    }
+    match state.engine.resync_refdata().await {
+        Ok((request, held)) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"request": request, "held": held})),
+        )
+            .into_response(),
         Err(e) => internal(e),
     }
 }

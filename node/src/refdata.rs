@@ -17,6 +17,17 @@
 //! ([`Live::behind`]) and refuses declarations (CC015C) with a CC906C that says so.
 //! The engine reads offices, the AEO register and the restricted goods list from
 //! [`Live::current`].
+//!
+//! A delivery that names an office of this node's country where the node would act (the
+//! destination of a CD001C, a transit office of a CD050C, an exit office of a CD160C) that the
+//! copy does not hold is a **reference-data gap** ([`missing_office`]): the engine refuses it
+//! before writing anything, with a reason starting `refdata-gap:`, and it becomes a dead
+//! letter an operator replays once the gap is fixed.
+//!
+//! A copy that lost records without a version to show for it (restored from a backup older
+//! than an office, edited by hand) sees no gap in the versions. [`Live::resync`] (the node's
+//! `POST /api/v1/refdata/resync`) asks the hub for the whole set all the same, and the whole
+//! set at the version held replaces the copy like a later one.
 
 use std::sync::{Arc, RwLock};
 
@@ -29,7 +40,7 @@ use message_catalog::codec::encode;
 use message_catalog::generated::admin::{
     CA005CType, CA006CType, CatsAdminMessageTypes, ReferenceDataRequestType,
 };
-use message_catalog::ids::CountryCode;
+use message_catalog::ids::{CountryCode, CustomsOfficeRef};
 use message_catalog::reference::update::read_update;
 use message_catalog::reference::{ReferenceData, ReferenceSet};
 
@@ -94,6 +105,46 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 
 fn as_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The first office of `country` that `message` names where the node would act (destination
+/// of a CD001C, transit of a CD050C, exit of a CD160C) and that `data` does not hold. Offices
+/// of other countries are not this node's to check (the hub checks every office against the
+/// master copy); other messages name no office the node acts at from the message itself.
+pub fn missing_office(
+    data: &ReferenceData,
+    country: CountryCode,
+    message: &Message,
+) -> Option<CustomsOfficeRef> {
+    let named: Vec<&str> = match message {
+        Message::CD001C(m) => vec![
+            m.customs_office_of_destination_declared
+                .reference_number
+                .as_str(),
+        ],
+        Message::CD050C(m) => m
+            .customs_office_of_transit_declared
+            .iter()
+            .map(|o| o.reference_number.as_str())
+            .collect(),
+        Message::CD160C(m) => m
+            .customs_office_of_exit_for_transit_declared
+            .iter()
+            .map(|o| o.reference_number.as_str())
+            .collect(),
+        _ => Vec::new(),
+    };
+    named
+        .into_iter()
+        .filter_map(|o| CustomsOfficeRef::parse(o).ok())
+        .filter(|o| o.country() == country)
+        .find(|o| data.office(o).is_none())
+}
+
+/// The reason a delivery with a reference-data gap is refused with (its dead letter's reason):
+/// stable prefix `refdata-gap:`.
+pub fn gap_reason(office: &CustomsOfficeRef, version: u64) -> String {
+    format!("refdata-gap: office {office} is not in this node's reference data (version {version})")
 }
 
 impl Live {
@@ -176,6 +227,24 @@ impl Live {
         }
     }
 
+    /// Asks the hub for the whole set even though no gap shows (a copy that lost records):
+    /// a CA006C in the outbox, inside `tx`; the answer replaces the copy when it arrives
+    /// ([`Live::receive`]). Returns the request's message identification.
+    pub async fn resync(
+        &self,
+        tx: &mut Tx<'static>,
+        outbox: &Outbox,
+        signer: &Signer,
+        country: CountryCode,
+    ) -> Result<String, StoreError> {
+        let held = self.versions().held;
+        let now = now_millis();
+        let id = request_whole_set(tx, outbox, signer, country, held, "resync").await?;
+        log(tx, held, None, "resync requested", &id, now).await?;
+        tracing::info!(held, request = %id, "reference data: whole set asked of the hub");
+        Ok(id)
+    }
+
     /// Takes a CA005C inside `tx` (see the module documentation).
     #[allow(clippy::too_many_arguments)]
     pub async fn receive(
@@ -197,7 +266,10 @@ impl Live {
                 return Ok(Received::Refused(e.to_string()));
             }
         };
-        if update.version <= v.held {
+        // The whole set at the version held replaces the copy too: it is the hub's answer to
+        // a resync, and the master copy of that version is what the node should hold.
+        let whole = update.previous.is_none();
+        if update.version < v.held || (update.version == v.held && !whole) {
             return Ok(Received::Old);
         }
         let held = self.current().to_set();
@@ -365,9 +437,9 @@ async fn request_whole_set(
     country: CountryCode,
     held: u64,
     correlation: &str,
-) -> Result<(), StoreError> {
+) -> Result<String, StoreError> {
     let now = whole_seconds(Utc::now());
-    let id = format!("{country}-REF-{}", now.timestamp_millis());
+    let id = format!("{country}-REF-{}", now_millis());
     let message = Message::CA006C(Box::new(CA006CType {
         message_sender: format!("NTA.{country}"),
         message_recipient: "CATS.HUB".into(),
@@ -396,12 +468,90 @@ async fn request_whole_set(
         .enqueue(
             tx,
             &Outbound {
-                message_id: id,
+                message_id: id.clone(),
                 destination: Destination::Hub,
                 partition_key: None,
                 bytes: bytes::Bytes::from(sealed),
             },
         )
         .await?;
-    Ok(())
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use message_catalog::codec::Limits;
+    use message_catalog::rules::{Level, validate};
+
+    fn message(path: &str) -> Message {
+        let bytes = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../message-catalog/tests/data")
+                .join(path),
+        )
+        .expect("a catalogue sample");
+        validate(&bytes, &Limits::default(), Level::Xml).expect("a valid sample")
+    }
+
+    fn without(office: &str) -> ReferenceData {
+        let mut set = ReferenceData::pilot().to_set();
+        set.offices
+            .retain(|o| o.reference_number.to_string() != office);
+        ReferenceData::from_set(set).expect("still a valid set")
+    }
+
+    fn cc(c: &str) -> CountryCode {
+        CountryCode::parse(c).expect("a country")
+    }
+
+    #[test]
+    fn the_pilot_set_has_every_office_the_samples_name() {
+        let pilot = ReferenceData::pilot();
+        for sample in ["cd001c", "cd050c", "cd160c"] {
+            let m = message(&format!("{sample}/valid-full.xml"));
+            for c in ["KZ", "AZ", "GE"] {
+                assert_eq!(missing_office(&pilot, cc(c), &m), None, "{sample} at {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_own_office_missing_where_the_node_acts_is_a_gap() {
+        // The AAR's destination (GE000201) at the destination country.
+        let aar = message("cd001c/valid-full.xml");
+        let gap = missing_office(&without("GE000201"), cc("GE"), &aar).expect("a gap");
+        assert_eq!(gap.to_string(), "GE000201");
+        // The ATR's and AXR's own offices (AZ000101 in the samples).
+        for sample in ["cd050c", "cd160c"] {
+            let m = message(&format!("{sample}/valid-full.xml"));
+            let gap = missing_office(&without("AZ000101"), cc("AZ"), &m).expect("a gap");
+            assert_eq!(gap.to_string(), "AZ000101", "{sample}");
+        }
+    }
+
+    #[test]
+    fn other_countries_and_other_roles_are_not_checked() {
+        let aar = message("cd001c/valid-full.xml");
+        // Another country's destination is the hub's to check, not this node's.
+        assert_eq!(missing_office(&without("GE000201"), cc("AZ"), &aar), None);
+        // The AAR makes the node act at its destination only (the sample's transit offices
+        // are AZ's, the AAR is not AZ's to act on).
+        assert_eq!(missing_office(&without("AZ000101"), cc("AZ"), &aar), None);
+        // Departure-side messages name no office the node acts at from the message itself.
+        let arrival = message("cd006c/valid-full.xml");
+        assert_eq!(
+            missing_office(&without("KZ000101"), cc("KZ"), &arrival),
+            None
+        );
+    }
+
+    #[test]
+    fn the_reason_has_a_stable_prefix() {
+        let office = CustomsOfficeRef::parse("GE000201").expect("office");
+        assert_eq!(
+            gap_reason(&office, 3),
+            "refdata-gap: office GE000201 is not in this node's reference data (version 3)"
+        );
+    }
 }

@@ -31,6 +31,19 @@ pub fn run(config: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// `cats node --config FILE reconcile --token TOKEN`: asks the running node, through its
 /// national API, to reconcile with the hub now, and prints what it started.
 pub fn reconcile(config: Option<&Path>, token: &str) -> anyhow::Result<ExitCode> {
+    post(config, "reconciliation", token)
+}
+
+/// `cats node --config FILE refs resync --token TOKEN`: asks the running node, through its
+/// national API, to ask the hub for the whole reference data set (a copy that lost records
+/// without a version gap to show for it), and prints the request.
+pub fn refs_resync(config: Option<&Path>, token: &str) -> anyhow::Result<ExitCode> {
+    post(config, "refdata/resync", token)
+}
+
+/// POSTs nothing to `/api/v1/{path}` of the running node of `config` and prints the JSON
+/// answer.
+fn post(config: Option<&Path>, path: &str, token: &str) -> anyhow::Result<ExitCode> {
     let raw = RawConfig::load(config).context("reading the node configuration")?;
     let addr: std::net::SocketAddr = raw
         .http
@@ -43,7 +56,7 @@ pub fn reconcile(config: Option<&Path>, token: &str) -> anyhow::Result<ExitCode>
         addr.ip().to_string()
     };
     let scheme = if raw.http.tls { "https" } else { "http" };
-    let url = format!("{scheme}://{host}:{}/api/v1/reconciliation", addr.port());
+    let url = format!("{scheme}://{host}:{}/api/v1/{path}", addr.port());
     let ca = raw.certs.dir.join(&raw.certs.ca);
     let ca_pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
     let client = crate::cli::demo::client::http_client(&ca_pem)?;

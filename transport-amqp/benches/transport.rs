@@ -91,7 +91,6 @@ async fn direct(certs: &Path, n: usize, run: &str) -> Figures {
         DirectNode::connect(
             hub.local_addr().to_string(),
             NodeTls::from_files(&files.ca.cert, &kz_files.cert, &kz_files.key).expect("node TLS"),
-            Store::connect(&url("node.db")).await.expect("node store"),
             link,
         )
         .expect("node"),

@@ -85,11 +85,6 @@ async fn bench(mode: Mode, concurrency: usize, n: usize) -> Result<(f64, f64, f6
         Err(_) => format!("sqlite://{}", dir.path().join("hub.db").display()),
     };
     let hub_store = Store::connect(&url).await?;
-    let node_store = Store::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("node.db").display()
-    ))
-    .await?;
     let config = LinkConfig {
         window: 256,
         receive_buffer: 512,
@@ -113,7 +108,6 @@ async fn bench(mode: Mode, concurrency: usize, n: usize) -> Result<(f64, f64, f6
     let node = Arc::new(DirectNode::connect(
         hub.local_addr().to_string(),
         NodeTls::from_files(&files.ca.cert, &kz.cert, &kz.key)?,
-        node_store,
         config,
     )?);
     node.wait_connected(Duration::from_secs(10)).await?;

@@ -153,13 +153,11 @@ impl NodeToHub {
     async fn new(db: Db) -> Option<NodeToHub> {
         let pki = pki();
         let (hub_store, _) = fresh_store(db, pki.dir(), "hub").await?;
-        let (node_store, _) = fresh_store(db, pki.dir(), "node").await?;
         let hub = bind_hub(loopback(), &pki, hub_store.clone()).await;
         let addr = hub.local_addr();
         let node = DirectNode::connect(
             addr.to_string(),
             pki.node_tls(CountryCode::KZ),
-            node_store,
             link_config(),
         )
         .expect("node");
@@ -206,6 +204,7 @@ impl Harness for NodeToHub {
 /// The hub sends to node KZ.
 struct HubToNode {
     pki: Pki,
+    hub_store: Store,
     node_store: Store,
     addr: SocketAddr,
     hub: Arc<DirectHub>,
@@ -217,11 +216,12 @@ impl HubToNode {
         let pki = pki();
         let (hub_store, _) = fresh_store(db, pki.dir(), "hub").await?;
         let (node_store, _) = fresh_store(db, pki.dir(), "node").await?;
-        let hub = bind_hub(loopback(), &pki, hub_store).await;
+        let hub = bind_hub(loopback(), &pki, hub_store.clone()).await;
         let addr = hub.local_addr();
-        let node = connect_node(&pki, addr, node_store.clone()).await;
+        let node = connect_node(&pki, addr).await;
         Some(HubToNode {
             pki,
+            hub_store,
             node_store,
             addr,
             hub: Arc::new(hub),
@@ -230,11 +230,10 @@ impl HubToNode {
     }
 }
 
-async fn connect_node(pki: &Pki, addr: SocketAddr, store: Store) -> DirectNode {
+async fn connect_node(pki: &Pki, addr: SocketAddr) -> DirectNode {
     let node = DirectNode::connect(
         addr.to_string(),
         pki.node_tls(CountryCode::KZ),
-        store,
         link_config(),
     )
     .expect("node");
@@ -264,10 +263,11 @@ impl Harness for HubToNode {
     }
     async fn restart_receiver(&mut self) {
         self.node.abort();
-        self.node = Arc::new(connect_node(&self.pki, self.addr, self.node_store.clone()).await);
+        self.node = Arc::new(connect_node(&self.pki, self.addr).await);
     }
+    /// A node's refusal is recorded at the hub (the `Reject` frame), not at the node.
     async fn dead_letters(&self) -> Vec<(String, String)> {
-        dead_letters(&self.node_store).await
+        dead_letters(&self.hub_store).await
     }
 }
 
@@ -455,7 +455,6 @@ async fn receiver_process_killed_before_ack(db: Db) {
     let Some((hub_store, hub_url)) = fresh_store(db, pki.dir(), "hub").await else {
         return;
     };
-    let (node_store, _) = fresh_store(db, pki.dir(), "node").await.expect("store");
     let addr = {
         let l = std::net::TcpListener::bind(loopback()).expect("reserve a port");
         l.local_addr().expect("addr")
@@ -489,7 +488,6 @@ async fn receiver_process_killed_before_ack(db: Db) {
         DirectNode::connect(
             addr.to_string(),
             pki.node_tls(CountryCode::KZ),
-            node_store,
             link_config(),
         )
         .expect("node"),
@@ -570,7 +568,6 @@ async fn hub_restarted_in_the_middle_of_10000(db: Db) {
         DirectNode::connect(
             addr.to_string(),
             pki.node_tls(CountryCode::KZ),
-            node_store.clone(),
             link_config(),
         )
         .expect("node"),
@@ -708,11 +705,8 @@ async fn revoking_a_connected_node_cuts_it_off() {
     let (hub_store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
         .await
         .expect("store");
-    let (node_store, _) = fresh_store(Db::Sqlite, pki.dir(), "node")
-        .await
-        .expect("store");
     let hub = bind_hub(loopback(), &pki, hub_store).await;
-    let node = connect_node(&pki, hub.local_addr(), node_store).await;
+    let node = connect_node(&pki, hub.local_addr()).await;
     for _ in 0..100 {
         if !hub.connected_nodes().is_empty() {
             break;
@@ -758,12 +752,9 @@ async fn graceful_shutdown_closes_receive_and_the_node_waits_for_the_hub() {
     let (hub_store, _) = fresh_store(Db::Sqlite, pki.dir(), "hub")
         .await
         .expect("store");
-    let (node_store, _) = fresh_store(Db::Sqlite, pki.dir(), "node")
-        .await
-        .expect("store");
     let hub = Arc::new(bind_hub(loopback(), &pki, hub_store.clone()).await);
     let addr = hub.local_addr();
-    let node = connect_node(&pki, addr, node_store).await;
+    let node = connect_node(&pki, addr).await;
     let receiving = {
         let hub = hub.clone();
         tokio::spawn(async move { hub.receive().await.map(|_| ()) })
@@ -822,7 +813,6 @@ async fn both_ways_with_small_windows_and_cut_connections_every_send_is_acked() 
         DirectNode::connect(
             hub.local_addr().to_string(),
             pki.node_tls(CountryCode::KZ),
-            node_store.clone(),
             config,
         )
         .expect("node"),
@@ -917,4 +907,103 @@ async fn both_ways_with_small_windows_and_cut_connections_every_send_is_acked() 
     node_consumer.abort();
     node.shutdown().await;
     hub.shutdown().await;
+}
+
+// ---------------------------------------------------------------- a node's refusal
+
+/// A node refuses a hub delivery: the `Reject` frame settles it at the hub (out of the node's
+/// queue, never delivered again) and the hub records the dead letter under the node's queue,
+/// sent by the hub, with the node's reason and the exact bytes. The hub sending the same
+/// message id again (what a replay does) is delivered: nothing in the hub's queue drops it as a
+/// duplicate.
+async fn refused_delivery_is_a_hub_dead_letter_of_the_node_queue(db: Db) {
+    let Some(h) = HubToNode::new(db).await else {
+        return;
+    };
+    let id = testkit::unique_id("refused");
+    let reason = "refdata-gap: office KZ000102 is not in this node's reference data (version 1)";
+    let sent = testkit::message(
+        Destination::Node(CountryCode::KZ),
+        &id,
+        Some("26KZ000101T0000015"),
+        300,
+    );
+    h.hub.send(sent.clone()).await.expect("queued");
+    let delivery = tokio::time::timeout(Duration::from_secs(10), h.node.receive())
+        .await
+        .expect("delivered in time")
+        .expect("delivered");
+    assert_eq!(delivery.message_id, id);
+    delivery
+        .reject(reason)
+        .await
+        .expect("the Reject frame goes");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let letter = loop {
+        let letters = h.hub_store.dead_letters(100).await.expect("dead letters");
+        if let Some(l) = letters.into_iter().find(|l| l.message_id == id) {
+            break l;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub recorded no dead letter for {id}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letter.queue.as_deref(), Some("cats.node.KZ"));
+    assert_eq!(letter.sender, PeerIdentity::Hub.urn());
+    assert_eq!(letter.reason, reason);
+    assert_eq!(letter.partition_key.as_deref(), Some("26KZ000101T0000015"));
+    assert_eq!(letter.body, sent.bytes.to_vec());
+    assert_eq!(
+        h.hub
+            .queue()
+            .depth(CountryCode::KZ)
+            .await
+            .expect("queue depth"),
+        0,
+        "a refused delivery is settled"
+    );
+    assert!(
+        h.node_store
+            .dead_letters(100)
+            .await
+            .expect("node dead letters")
+            .is_empty(),
+        "the node keeps no dead letter of its own"
+    );
+    // Not delivered again, even across a reconnection.
+    h.node.abort();
+    let node = connect_node(&h.pki, h.addr).await;
+    let nothing = tokio::time::timeout(Duration::from_millis(1500), node.receive()).await;
+    assert!(nothing.is_err(), "a refused delivery came again");
+
+    // The same message sent again (a replay) is delivered, to be accepted this time.
+    h.hub.send(sent).await.expect("queued again");
+    let again = tokio::time::timeout(Duration::from_secs(10), node.receive())
+        .await
+        .expect("delivered again in time")
+        .expect("delivered again");
+    assert_eq!(again.message_id, id);
+    again.ack().await.expect("ack");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while h.hub.queue().depth(CountryCode::KZ).await.expect("depth") > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the ack settled nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_refused_delivery_is_a_hub_dead_letter_of_the_node_queue() {
+    refused_delivery_is_a_hub_dead_letter_of_the_node_queue(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_refused_delivery_is_a_hub_dead_letter_of_the_node_queue() {
+    refused_delivery_is_a_hub_dead_letter_of_the_node_queue(Db::Postgres).await;
 }

@@ -180,7 +180,17 @@ impl RunningNode {
 
     /// Starts it again with the same configuration, store and API address.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Starts it again with its configuration changed by `change` (kept for later restarts),
+    /// the same store and API address.
+    pub async fn restart_with(
+        &mut self,
+        change: impl FnOnce(&mut cats_node::RawConfig),
+    ) -> anyhow::Result<()> {
         self.stop().await;
+        change(&mut self.config);
         let mut raw = self.config.clone();
         raw.http.listen = self.api.to_string();
         let (node, trigger) = launch(raw, &self.country).await?;

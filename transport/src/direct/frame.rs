@@ -8,9 +8,17 @@
 //! | 2 | `Message` (both ways) | `seq: u64`, `flags: u8` (bit 0: redelivered), `id_len: u16`, id, `key_len: u16` (`0xFFFF` = no key), key, body (the rest) |
 //! | 3 | `Ack` (both ways) | `seq: u64` |
 //! | 4 | `Heartbeat` (both ways, when idle) | none |
+//! | 5 | `Reject` (node → hub) | `seq: u64`, reason (UTF-8, the rest) |
 //!
 //! `seq` of a node → hub message is the node's own counter (the hub acks it back); `seq` of a
 //! hub → node message is the node's delivery sequence in the hub's queue.
+//!
+//! `Reject` settles hub → node message `seq` as refused for good: the hub removes it from the
+//! node's queue (it is never redelivered) and records it, with the reason, in its dead letters
+//! under the node's queue (`cats.node.XX`), where an operator can replay it. It is a frame
+//! kind added without a new protocol version: a hub of this version accepts it from every node
+//! (a version-1 node simply never sends it), and only a hub older than it would refuse it, so
+//! the hub is upgraded before the nodes (`docs/decisions.md`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -21,6 +29,7 @@ const KIND_HELLO: u8 = 1;
 const KIND_MESSAGE: u8 = 2;
 const KIND_ACK: u8 = 3;
 const KIND_HEARTBEAT: u8 = 4;
+const KIND_REJECT: u8 = 5;
 const NO_KEY: u16 = u16::MAX;
 const FLAG_REDELIVERED: u8 = 1;
 
@@ -54,6 +63,13 @@ pub enum Frame {
     },
     /// Keeps an idle link alive.
     Heartbeat,
+    /// The node refused hub message `seq` for good (node → hub only).
+    Reject {
+        /// The sequence refused.
+        seq: u64,
+        /// Why, in words an operator reads (`refdata-gap: office … is not …`).
+        reason: String,
+    },
 }
 
 /// The bytes are not a valid frame.
@@ -129,6 +145,11 @@ impl Frame {
                 out.put_u64(*seq);
             }
             Frame::Heartbeat => out.put_u8(KIND_HEARTBEAT),
+            Frame::Reject { seq, reason } => {
+                out.put_u8(KIND_REJECT);
+                out.put_u64(*seq);
+                out.put_slice(reason.as_bytes());
+            }
         }
         let len = u32::try_from(out.len() - start - 4).map_err(|_| FrameError::TooLarge {
             size: out.len() - start - 4,
@@ -199,6 +220,12 @@ impl Frame {
                 }
             }
             KIND_HEARTBEAT => Frame::Heartbeat,
+            KIND_REJECT => {
+                need(&payload, 8, "reject")?;
+                let seq = payload.get_u64();
+                let reason = text(payload.split_off(0), "reject reason")?;
+                Frame::Reject { seq, reason }
+            }
             other => return Err(FrameError::UnknownKind(other)),
         };
         if payload.has_remaining() {
@@ -264,6 +291,30 @@ mod tests {
         });
         round_trip(Frame::Ack { seq: u64::MAX });
         round_trip(Frame::Heartbeat);
+        round_trip(Frame::Reject {
+            seq: 9,
+            reason: "refdata-gap: office AZ000101 is not in this node's reference data (version 1)"
+                .into(),
+        });
+        round_trip(Frame::Reject {
+            seq: 0,
+            reason: String::new(),
+        });
+    }
+
+    #[test]
+    fn reject_frame_layout() {
+        let mut buf = BytesMut::new();
+        Frame::Reject {
+            seq: 2,
+            reason: "no".into(),
+        }
+        .encode(&mut buf)
+        .expect("encodable");
+        assert_eq!(
+            &buf[..],
+            &[0, 0, 0, 11, KIND_REJECT, 0, 0, 0, 0, 0, 0, 0, 2, b'n', b'o']
+        );
     }
 
     #[test]
@@ -304,6 +355,9 @@ mod tests {
                 0xfe,
             ],
             &[0, 0, 0, 2, KIND_HEARTBEAT, 0],
+            // A reject shorter than its sequence, and one whose reason is not UTF-8.
+            &[0, 0, 0, 5, KIND_REJECT, 0, 0, 0, 1],
+            &[0, 0, 0, 10, KIND_REJECT, 0, 0, 0, 0, 0, 0, 0, 1, 0xff],
             &[
                 0,
                 0,

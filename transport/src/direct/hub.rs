@@ -500,6 +500,32 @@ async fn serve_connection(
                         window.add_permits(1);
                     }
                 }
+                Ok(Some(Frame::Reject { seq, reason })) => {
+                    // Settled like an ack (never redelivered), and recorded as a dead letter
+                    // of the node's queue, where an operator can replay it.
+                    let was_in_flight = in_flight.lock().map(|mut s| s.remove(&seq)).unwrap_or(false);
+                    let seq = match i64::try_from(seq) {
+                        Ok(seq) => seq,
+                        Err(_) => break Err(TransportError::Protocol("sequence out of range".into())),
+                    };
+                    match inner.queue.reject(country, seq, &reason).await? {
+                        Some(letter) => tracing::warn!(
+                            node = %country,
+                            seq,
+                            message_id = %letter.message_id,
+                            reason = %letter.reason,
+                            "direct hub: the node refused a delivery: dead letter recorded"
+                        ),
+                        None => tracing::info!(
+                            node = %country,
+                            seq,
+                            "direct hub: the node refused a delivery no longer queued"
+                        ),
+                    }
+                    if was_in_flight {
+                        window.add_permits(1);
+                    }
+                }
                 Ok(Some(Frame::Heartbeat)) => {}
                 Ok(Some(Frame::Hello { .. })) => {
                     break Err(TransportError::Protocol("a second Hello".into()));
@@ -623,6 +649,7 @@ impl Acknowledger for HubAcker {
                     reason,
                     body: self.body.to_vec(),
                     dead_at: now_millis(),
+                    queue: None,
                 },
             )
             .await?;

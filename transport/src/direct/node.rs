@@ -23,7 +23,6 @@ use crate::contract::{
     Acknowledger, Delivery, Destination, Outbound, PeerIdentity, Transport, TransportError,
 };
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
-use crate::store::{DeadLetter, Store, now_millis};
 use cats_trust::identity::TrustStore;
 
 /// A node's certificates: the CATS CA to check the hub against, and the node's client
@@ -72,7 +71,6 @@ pub struct DirectNode {
 struct NodeInner {
     config: LinkConfig,
     identity: PeerIdentity,
-    store: Store,
     hub_addr: Mutex<String>,
     window: Semaphore,
     next_seq: AtomicU64,
@@ -119,12 +117,12 @@ impl Applied {
 
 impl DirectNode {
     /// Starts the link to the hub at `hub_addr` (`host:port`). Returns at once; the first
-    /// connection is made in the background (see [`DirectNode::wait_connected`]). `store`
-    /// keeps the node's dead letters.
+    /// connection is made in the background (see [`DirectNode::wait_connected`]). The link
+    /// keeps nothing on disk: a delivery the node refuses goes back to the hub as a `Reject`
+    /// frame, and the hub keeps the dead letter.
     pub fn connect(
         hub_addr: impl Into<String>,
         tls: NodeTls,
-        store: Store,
         config: LinkConfig,
     ) -> Result<DirectNode, TransportError> {
         let own = tls
@@ -151,7 +149,6 @@ impl DirectNode {
             window: Semaphore::new(config.window.max(1)),
             config,
             identity,
-            store,
             hub_addr: Mutex::new(hub_addr.into()),
             next_seq: AtomicU64::new(1),
             link: Mutex::new(LinkState::default()),
@@ -473,6 +470,9 @@ async fn run_connection(
                 Ok(Some(Frame::Hello { .. })) => {
                     break Err(TransportError::Protocol("the hub sent Hello".into()));
                 }
+                Ok(Some(Frame::Reject { .. })) => {
+                    break Err(TransportError::Protocol("the hub sent Reject".into()));
+                }
             }
         }
     };
@@ -489,9 +489,14 @@ async fn run_connection(
     result
 }
 
-/// Settles a hub → node message: records it as applied and sends `Ack`; reject = dead letter
-/// in the node's store, then `Ack`. Dropped unsettled, it hands the message to the receiver
-/// again (redelivered).
+/// Settles a hub → node message: records it as applied and sends `Ack`; reject = a `Reject`
+/// frame with the reason, which the hub settles like an ack and records as a dead letter of
+/// the node's queue. Dropped unsettled, it hands the message to the receiver again
+/// (redelivered).
+///
+/// Either frame needs the link: when it is down, the settlement fails and the message stays
+/// owed; the hub delivers it again on the next connection (the `Hello` names the node as not
+/// having applied it), and the receiver settles it again. Nothing is written at the node.
 #[derive(Debug)]
 struct NodeAcker {
     inner: Weak<NodeInner>,
@@ -517,6 +522,30 @@ impl NodeAcker {
             )),
         }
     }
+
+    /// Sends `Reject`. Settled only once the frame is handed to the connection's writer:
+    /// otherwise the sequence stays pending, so the next `Hello` does not claim it and the hub
+    /// delivers it again.
+    fn send_reject(&self, inner: &NodeInner, reason: String) -> Result<(), TransportError> {
+        let writer = inner.link.lock().ok().and_then(|link| link.writer.clone());
+        let frame = Frame::Reject {
+            seq: self.seq,
+            reason,
+        };
+        match writer {
+            Some(writer) if writer.send(frame).is_ok() => {
+                if let Ok(mut applied) = inner.applied.lock() {
+                    applied.pending.remove(&self.seq);
+                    applied.max_acked = applied.max_acked.max(self.seq);
+                }
+                Ok(())
+            }
+            _ => Err(TransportError::Disconnected(
+                "not connected: the refusal is not recorded; the hub delivers the message again"
+                    .into(),
+            )),
+        }
+    }
 }
 
 impl Acknowledger for NodeAcker {
@@ -535,21 +564,7 @@ impl Acknowledger for NodeAcker {
         self.settled = true;
         Box::pin(async move {
             let inner = self.inner.upgrade().ok_or(TransportError::Closed)?;
-            let mut tx = inner.store.begin().await?;
-            Store::dead_letter(
-                &mut tx,
-                &DeadLetter {
-                    sender: PeerIdentity::Hub.urn(),
-                    message_id: self.message_id.clone(),
-                    partition_key: self.partition_key.clone(),
-                    reason,
-                    body: self.body.to_vec(),
-                    dead_at: now_millis(),
-                },
-            )
-            .await?;
-            tx.commit().await?;
-            self.send_ack(&inner)
+            self.send_reject(&inner, reason)
         })
     }
 }

@@ -8,7 +8,8 @@
 //!   same message id until the transport confirms;
 //! - the [`Inbox`]: the (sender, message id) pairs that have had their effect, checked inside the
 //!   receiver's transaction, so a redelivered message has its effect once;
-//! - dead letters ([`DeadLetter`]): messages a receiver rejected, with the reason;
+//! - dead letters ([`DeadLetter`]): messages a receiver rejected, with the reason and, for a
+//!   node's refusal recorded at the hub, the node's queue;
 //! - the hub's per-node delivery queue ([`NodeQueue`]) used by the direct link.
 //!
 //! SQL is written once for both drivers (`$n` placeholders, types both accept); the
@@ -144,6 +145,17 @@ pub struct DeadLetter {
     pub body: Vec<u8>,
     /// When (Unix milliseconds).
     pub dead_at: i64,
+    /// The queue it was refused from: `None` for the receiver's own inbound queue (the hub's,
+    /// `cats.hub.in`); a node's queue (`cats.node.KZ`, [`node_queue_name`]) when a node refused
+    /// a hub delivery on the direct link and the hub recorded it.
+    pub queue: Option<String>,
+}
+
+/// The name of `country`'s queue in the dead letters (`cats.node.KZ`): the AMQP queue name
+/// (`cats_transport_amqp::topology::consumer_queue`), used for the direct link too, so that
+/// the hub's register names a node's letters the same way whatever the transport.
+pub fn node_queue_name(country: crate::contract::CountryCode) -> String {
+    format!("cats.node.{country}")
 }
 
 /// A store operation failed.
@@ -253,8 +265,8 @@ impl Store {
         on_tx!(tx, |c| {
             sqlx::query(
                 "INSERT INTO transport_dead_letters \
-                 (sender, message_id, partition_key, reason, body, dead_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 (sender, message_id, partition_key, reason, body, dead_at, queue) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&letter.sender)
             .bind(&letter.message_id)
@@ -262,6 +274,7 @@ impl Store {
             .bind(&letter.reason)
             .bind(&letter.body)
             .bind(letter.dead_at)
+            .bind(&letter.queue)
             .execute(c)
             .await?;
         });
@@ -272,7 +285,7 @@ impl Store {
     pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, StoreError> {
         let letters = on_pool!(self, |p| {
             sqlx::query(
-                "SELECT sender, message_id, partition_key, reason, body, dead_at \
+                "SELECT sender, message_id, partition_key, reason, body, dead_at, queue \
                  FROM transport_dead_letters ORDER BY id LIMIT $1",
             )
             .bind(limit)
@@ -287,6 +300,7 @@ impl Store {
                     reason: row.try_get("reason")?,
                     body: row.try_get("body")?,
                     dead_at: row.try_get("dead_at")?,
+                    queue: row.try_get("queue")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?

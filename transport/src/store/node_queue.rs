@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, now_millis, on_pool};
-use crate::contract::CountryCode;
+use super::{DeadLetter, Store, StoreError, now_millis, on_pool};
+use crate::contract::{CountryCode, PeerIdentity};
 
 /// One message the hub owes a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +134,46 @@ impl NodeQueue {
                 .await?;
         });
         Ok(())
+    }
+
+    /// The node refused `seq` for good: in one transaction, the message leaves the node's
+    /// queue (it is never redelivered) and becomes a dead letter of the node's queue
+    /// (`cats.node.XX`), sent by the hub, with `reason`. Returns the letter, or `None` when
+    /// the queue no longer holds `seq` (settled already: nothing to record).
+    pub async fn reject(
+        &self,
+        node: CountryCode,
+        seq: i64,
+        reason: &str,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let mut tx = self.store.begin().await?;
+        let letter = super::on_tx!(&mut tx, |c| {
+            let row = sqlx::query(
+                "DELETE FROM transport_node_queue WHERE node = $1 AND seq = $2 \
+                 RETURNING message_id, partition_key, body",
+            )
+            .bind(node.as_str())
+            .bind(seq)
+            .fetch_optional(&mut *c)
+            .await?;
+            match row {
+                None => None,
+                Some(row) => Some(DeadLetter {
+                    sender: PeerIdentity::Hub.urn(),
+                    message_id: row.try_get("message_id")?,
+                    partition_key: row.try_get("partition_key")?,
+                    reason: reason.to_owned(),
+                    body: row.try_get("body")?,
+                    dead_at: now_millis(),
+                    queue: Some(super::node_queue_name(node)),
+                }),
+            }
+        });
+        if let Some(letter) = &letter {
+            Store::dead_letter(&mut tx, letter).await?;
+        }
+        tx.commit().await?;
+        Ok(letter)
     }
 
     /// The node says it applied everything up to `seq`: none of it is owed any more.
