@@ -120,7 +120,7 @@ pub async fn bare(certs: &Path, n: usize, run: &str) -> Figures {
         .basic_qos(WINDOW as u16, BasicQosOptions::default())
         .await
         .expect("qos");
-    let mut consumer = consumer_channel
+    let consumer = consumer_channel
         .basic_consume(
             "cats.hub.in".into(),
             "bench-bare".into(),
@@ -131,48 +131,8 @@ pub async fn bare(certs: &Path, n: usize, run: &str) -> Figures {
         .expect("consume");
     let payload = vec![b'x'; PAYLOAD];
     let begin = Instant::now();
-    let receiver = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(n);
-        while latencies.len() < n {
-            let Some(Ok(d)) = consumer.next().await else {
-                break;
-            };
-            let id = d.properties.message_id().as_ref().map(|m| m.to_string());
-            d.ack(BasicAckOptions::default()).await.expect("ack");
-            if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
-                latencies.push(start.elapsed());
-            }
-        }
-        latencies
-    });
-    let sends = futures::stream::iter(0..n).map(|i| {
-        let publisher = publisher.clone();
-        let payload = &payload;
-        async move {
-            let id = format!("{run}-a-{i}");
-            started_put(&id);
-            let confirm = publisher
-                .basic_publish(
-                    "cats.hub.in".into(),
-                    id.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    payload,
-                    BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_message_id(id.as_str().into())
-                        .with_user_id("node-kz".into()),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-            assert!(matches!(confirm, Confirmation::Ack(None)));
-        }
-    });
-    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
+    let receiver = tokio::spawn(receive_and_ack(consumer, n));
+    send_from_kz(&publisher, &format!("{run}-a"), n, &payload).await;
     let latencies = receiver.await.expect("receiver");
     let elapsed = begin.elapsed();
     let _ = node.close(200, "done".into()).await;
@@ -230,7 +190,7 @@ pub async fn bare_relay(certs: &Path, n: usize, run: &str) -> Figures {
         .basic_qos(WINDOW as u16, BasicQosOptions::default())
         .await
         .expect("qos");
-    let mut ge_consumer = ge_channel
+    let ge_consumer = ge_channel
         .basic_consume(
             "cats.node.GE".into(),
             "bench-relay-ge".into(),
@@ -280,50 +240,8 @@ pub async fn bare_relay(certs: &Path, n: usize, run: &str) -> Figures {
             .collect::<Vec<()>>()
             .await;
     });
-    let receiver = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(n);
-        let mut received = 0;
-        while received < n {
-            let Some(Ok(d)) = ge_consumer.next().await else {
-                break;
-            };
-            received += 1;
-            let id = d.properties.message_id().as_ref().map(|m| m.to_string());
-            d.ack(BasicAckOptions::default()).await.expect("ack");
-            if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
-                latencies.push(start.elapsed());
-            }
-        }
-        latencies
-    });
-    let sends = futures::stream::iter(0..n).map(|i| {
-        let publisher = publisher.clone();
-        let payload = &payload;
-        async move {
-            let id = format!("{run}-r-{i}");
-            started_put(&id);
-            let confirm = publisher
-                .basic_publish(
-                    "cats.hub.in".into(),
-                    id.as_str().into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    payload,
-                    BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_message_id(id.as_str().into())
-                        .with_user_id("node-kz".into()),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
-            assert!(matches!(confirm, Confirmation::Ack(None)));
-        }
-    });
-    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
+    let receiver = tokio::spawn(receive_and_ack(ge_consumer, n));
+    send_from_kz(&publisher, &format!("{run}-r"), n, &payload).await;
     relaying.await.expect("relay");
     let latencies = receiver.await.expect("receiver");
     let elapsed = begin.elapsed();
@@ -336,6 +254,62 @@ pub async fn bare_relay(certs: &Path, n: usize, run: &str) -> Figures {
         elapsed,
         latencies,
     }
+}
+
+/// Publishes `n` messages of `payload` as node KZ to `cats.hub.in` (ids `{prefix}-{i}`, start
+/// times recorded), up to `WINDOW` awaiting their confirms at once.
+async fn send_from_kz(
+    publisher: &cats_transport_amqp::lapin::Channel,
+    prefix: &str,
+    n: usize,
+    payload: &[u8],
+) {
+    let sends = futures::stream::iter(0..n).map(|i| async move {
+        let id = format!("{prefix}-{i}");
+        started_put(&id);
+        let confirm = publisher
+            .basic_publish(
+                "cats.hub.in".into(),
+                id.as_str().into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                payload,
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_message_id(id.as_str().into())
+                    .with_user_id("node-kz".into()),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+        assert!(matches!(confirm, Confirmation::Ack(None)));
+    });
+    sends.buffer_unordered(WINDOW).collect::<Vec<()>>().await;
+}
+
+/// Takes `n` deliveries from `consumer`, acks each, and gives the latency of each one whose
+/// start time was recorded.
+async fn receive_and_ack(
+    mut consumer: cats_transport_amqp::lapin::Consumer,
+    n: usize,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(n);
+    let mut received = 0;
+    while received < n {
+        let Some(Ok(d)) = consumer.next().await else {
+            break;
+        };
+        received += 1;
+        let id = d.properties.message_id().as_ref().map(|m| m.to_string());
+        d.ack(BasicAckOptions::default()).await.expect("ack");
+        if let Some(start) = id.and_then(|id| started_take(&started_ref(), &id)) {
+            latencies.push(start.elapsed());
+        }
+    }
+    latencies
 }
 
 // The start times of the bare run are kept in one global map so that the consumer task can
